@@ -1,0 +1,457 @@
+import CLibPQ
+import Foundation
+import Logging
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One libpq connection. A connection is used by one caller at a time (the pool hands it out as a
+/// lease); every blocking libpq call runs on the pool's thread pool, never on an event-loop thread or
+/// the Swift concurrency pool.
+public final class PGConnection: @unchecked Sendable {
+    let handle: OpaquePointer
+    private let cancelHandle: OpaquePointer?
+    private let threads: NIOThreadPool
+    private let cacheLimit: Int
+    /// Prepared statements of this connection: (SQL, parameter types) -> statement name.
+    private var statements: [StatementKey: String] = [:]
+    private var statementCounter = 0
+    /// Which operation is running, for cancellation; guarded so that `PQcancel` never targets the
+    /// next caller's statement.
+    private let operation = Mutex(OperationState())
+    /// The server process serving this connection.
+    public let backendPID: Int32
+
+    struct StatementKey: Hashable {
+        let sql: String
+        let types: [UInt32]
+    }
+
+    struct OperationState {
+        var running: UInt64?
+        var cancelledBeforeStart: Set<UInt64> = []
+        var nextID: UInt64 = 0
+        var closed = false
+    }
+
+    private init(handle: OpaquePointer, threads: NIOThreadPool, cacheLimit: Int) {
+        self.handle = handle
+        self.threads = threads
+        self.cacheLimit = cacheLimit
+        self.cancelHandle = PQgetCancel(handle)
+        self.backendPID = PQbackendPID(handle)
+    }
+
+    deinit {
+        if let cancelHandle { PQfreeCancel(cancelHandle) }
+        PQfinish(handle)
+    }
+
+    // MARK: Opening
+
+    /// Opens a connection (blocking; call on a thread-pool thread).
+    static func openBlocking(_ configuration: PGConfiguration, threads: NIOThreadPool) throws -> PGConnection {
+        let parameters = try configuration.connectionParameters()
+        let keywords = parameters.map { strdup($0.0) } + [nil]
+        let values = parameters.map { strdup($0.1) } + [nil]
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let handle: OpaquePointer? = keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
+            }
+        }
+        guard let handle else {
+            throw PGError(.connection, message: "out of memory while connecting")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = Self.errorMessage(handle)
+            PQfinish(handle)
+            throw Self.classifyConnectError(message, configuration: configuration)
+        }
+        PQsetNoticeReceiver(handle, pgNoticeReceiver, nil)
+        return PGConnection(handle: handle, threads: threads, cacheLimit: configuration.preparedStatementCacheSize)
+    }
+
+    /// Opens a connection on `threads`.
+    static func open(_ configuration: PGConfiguration, threads: NIOThreadPool) async throws -> PGConnection {
+        do {
+            return try await threads.runIfActive { try openBlocking(configuration, threads: threads) }
+        } catch is NIOThreadPoolError.ThreadPoolInactive {
+            throw PGError(.poolClosed, message: "the connection pool is shut down")
+        } catch is CancellationError {
+            throw PGError(.cancelled, message: "cancelled while connecting")
+        }
+    }
+
+    static func classifyConnectError(_ message: String, configuration: PGConfiguration) -> PGError {
+        let target = configuration.redactedURL
+        var error = PGError(.connection, message: "cannot connect to \(target): \(message)")
+        if message.contains("password authentication failed") || message.contains("no password supplied") {
+            error.sqlState = PGError.Code.invalidPassword
+            error.message = "cannot connect to \(target): password authentication failed"
+        } else if message.contains("does not exist") && message.contains("database") {
+            error.sqlState = PGError.Code.invalidCatalogName
+        } else if message.contains("no pg_hba.conf entry") || (message.contains("role") && message.contains("does not exist")) {
+            error.sqlState = PGError.Code.invalidAuthorization
+        }
+        return error
+    }
+
+    static func errorMessage(_ handle: OpaquePointer) -> String {
+        guard let raw = PQerrorMessage(handle) else { return "unknown error" }
+        let message = String(cString: raw).trimmingWhitespace()
+        // libpq may repeat one line per address tried; the last line is the most specific.
+        return message.split(separator: "\n").map { String($0).trimmingWhitespace() }
+            .filter { !$0.isEmpty }.last ?? "unknown error"
+    }
+
+    // MARK: State
+
+    /// Whether libpq still considers the connection usable.
+    var isUsable: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// Whether the connection is idle outside a transaction.
+    var isIdle: Bool { PQtransactionStatus(handle) == PQTRANS_IDLE }
+
+    /// Non-blocking check for an idle connection whose server went away (terminated backend,
+    /// restart): reads whatever arrived and reports whether the connection is still good.
+    func checkAlive() -> Bool {
+        guard isUsable else { return false }
+        // A terminated backend first sends its FATAL message, then closes: read until the socket
+        // has nothing more, so that the close is seen too.
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { break }
+            if PQconsumeInput(handle) == 0 { return false }
+            while let notification = PQnotifies(handle) { PQfreemem(notification) }
+            guard isUsable else { return false }
+        }
+        return isUsable
+    }
+
+    // MARK: Running blocking work
+
+    /// Runs `body` on the thread pool; cancelling the task cancels the statement on the server.
+    func run<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
+        let id = operation.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        do {
+            return try await withTaskCancellationHandler {
+                try await threads.runIfActive {
+                    try self.begin(id)
+                    defer { self.end(id) }
+                    return try body(self)
+                }
+            } onCancel: {
+                self.cancel(id)
+            }
+        } catch is NIOThreadPoolError.ThreadPoolInactive {
+            throw PGError(.poolClosed, message: "the connection pool is shut down")
+        } catch is CancellationError {
+            throw PGError(.cancelled, message: "the task was cancelled")
+        } catch var error as PGError where error.sqlState == PGError.Code.queryCanceled && Task.isCancelled {
+            error.kind = .cancelled
+            throw error
+        }
+    }
+
+    private func begin(_ id: UInt64) throws {
+        try operation.withLock { state in
+            if state.cancelledBeforeStart.remove(id) != nil {
+                throw PGError(.cancelled, message: "the task was cancelled")
+            }
+            state.running = id
+        }
+    }
+
+    private func end(_ id: UInt64) {
+        operation.withLock { state in
+            if state.running == id { state.running = nil }
+        }
+    }
+
+    private func cancel(_ id: UInt64) {
+        operation.withLock { state in
+            guard !state.closed else { return }
+            if state.running == id {
+                guard let cancelHandle else { return }
+                var buffer = [CChar](repeating: 0, count: 256)
+                _ = PQcancel(cancelHandle, &buffer, 256)
+            } else if state.running == nil || state.running! < id {
+                state.cancelledBeforeStart.insert(id)
+            }
+        }
+    }
+
+    func markClosed() {
+        operation.withLock { $0.closed = true }
+    }
+
+    // MARK: Blocking statements
+
+    /// Runs one statement with bound parameters, preparing it once per connection.
+    func executeBlocking(_ query: PGQuery) throws -> PGRows {
+        if let problem = query.binds.encodingError {
+            throw PGError(.invalidValue, message: "cannot encode \(problem)", query: query.sql)
+        }
+        let binds = query.binds
+        let count = Int32(binds.count)
+        let key = StatementKey(sql: query.sql, types: binds.types)
+        var name = statements[key]
+        if name == nil, statements.count < cacheLimit {
+            statementCounter += 1
+            let newName = "accord_s\(statementCounter)"
+            let prepared = binds.types.withUnsafeBufferPointer { types in
+                PQprepare(handle, newName, query.sql, count, types.baseAddress)
+            }
+            _ = try check(prepared, query: query.sql)
+            statements[key] = newName
+            name = newName
+        }
+        let result = binds.withCParameters { values, lengths, formats in
+            if let name {
+                return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
+            }
+            return binds.types.withUnsafeBufferPointer { types in
+                PQexecParams(handle, query.sql, count, types.baseAddress, values, lengths, formats, 0)
+            }
+        }
+        return try check(result, query: query.sql)
+    }
+
+    /// Runs SQL text with the simple protocol: no parameters, several statements allowed.
+    func executeSimpleBlocking(_ sql: String) throws -> PGRows {
+        try check(PQexec(handle, sql), query: sql)
+    }
+
+    /// Turns a libpq result into rows or a `PGError`.
+    @discardableResult
+    func check(_ result: OpaquePointer?, query: String) throws -> PGRows {
+        guard let result else {
+            throw PGError(.connection, message: Self.errorMessage(handle), query: query)
+        }
+        let box = PGResultBox(result)
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE, PGRES_PIPELINE_SYNC:
+            return PGRows(box: box)
+        default:
+            throw serverError(result, query: query)
+        }
+    }
+
+    func serverError(_ result: OpaquePointer, query: String) -> PGError {
+        func field(_ code: UInt8) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code)) else { return nil }
+            return String(cString: value)
+        }
+        guard let sqlState = field(UInt8(ascii: "C")) else {
+            // No SQLSTATE: the connection failed (for example the server went away).
+            var message = Self.errorMessage(handle)
+            if let raw = PQresultErrorMessage(result), raw.pointee != 0 { message = String(cString: raw).trimmingWhitespace() }
+            return PGError(.connection, message: message, query: query)
+        }
+        return PGError(
+            .server,
+            message: field(UInt8(ascii: "M")) ?? "server error",
+            sqlState: sqlState,
+            detail: field(UInt8(ascii: "D")),
+            hint: field(UInt8(ascii: "H")),
+            constraint: field(UInt8(ascii: "n")),
+            table: field(UInt8(ascii: "t")),
+            column: field(UInt8(ascii: "c")),
+            query: query
+        )
+    }
+
+    /// Runs statements in libpq's pipeline mode: all are sent before any result is read, so the
+    /// batch costs one round trip. They run in one implicit transaction (one Sync), so a failure
+    /// rolls back the whole batch unless an explicit transaction is open, in which case that
+    /// transaction is aborted. Throws the first error.
+    func pipelineBlocking(_ queries: [PGQuery]) throws -> [PGRows] {
+        guard !queries.isEmpty else { return [] }
+        for query in queries {
+            if let problem = query.binds.encodingError {
+                throw PGError(.invalidValue, message: "cannot encode \(problem)", query: query.sql)
+            }
+        }
+        guard PQenterPipelineMode(handle) == 1 else {
+            throw PGError(.connection, message: "cannot enter pipeline mode: \(Self.errorMessage(handle))")
+        }
+        enum Expected {
+            case prepare(StatementKey, String, query: String)
+            case execute(Int, query: String)
+        }
+        var expected: [Expected] = []
+        expected.reserveCapacity(queries.count * 2)
+        var pendingPrepares: [StatementKey: String] = [:]
+        PQsetnonblocking(handle, 1)
+        do {
+            for (index, query) in queries.enumerated() {
+                let binds = query.binds
+                let count = Int32(binds.count)
+                let key = StatementKey(sql: query.sql, types: binds.types)
+                var name = statements[key] ?? pendingPrepares[key]
+                if name == nil, statements.count + pendingPrepares.count < cacheLimit {
+                    statementCounter += 1
+                    let newName = "accord_s\(statementCounter)"
+                    let sent = binds.types.withUnsafeBufferPointer { types in
+                        PQsendPrepare(handle, newName, query.sql, count, types.baseAddress)
+                    }
+                    guard sent == 1 else { throw PGError(.connection, message: Self.errorMessage(handle), query: query.sql) }
+                    pendingPrepares[key] = newName
+                    expected.append(.prepare(key, newName, query: query.sql))
+                    name = newName
+                }
+                let sent = binds.withCParameters { values, lengths, formats in
+                    if let name {
+                        return PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0)
+                    }
+                    return binds.types.withUnsafeBufferPointer { types in
+                        PQsendQueryParams(handle, query.sql, count, types.baseAddress, values, lengths, formats, 0)
+                    }
+                }
+                guard sent == 1 else { throw PGError(.connection, message: Self.errorMessage(handle), query: query.sql) }
+                expected.append(.execute(index, query: query.sql))
+                // Keep the server's answers flowing so that neither side blocks on a full buffer.
+                if PQflush(handle) == 1, PQconsumeInput(handle) == 0 {
+                    throw PGError(.connection, message: Self.errorMessage(handle))
+                }
+            }
+            guard PQpipelineSync(handle) == 1 else { throw PGError(.connection, message: Self.errorMessage(handle)) }
+            try flushBlocking()
+        } catch {
+            PQsetnonblocking(handle, 0)
+            throw error
+        }
+        PQsetnonblocking(handle, 0)
+
+        var results = [PGRows](repeating: .empty, count: queries.count)
+        var firstError: PGError?
+        for item in expected {
+            guard let result = PQgetResult(handle) else {
+                throw PGError(.connection, message: Self.errorMessage(handle))
+            }
+            let box = PGResultBox(result)
+            let status = PQresultStatus(result)
+            switch item {
+            case .prepare(let key, let name, let query):
+                if status == PGRES_COMMAND_OK {
+                    statements[key] = name
+                } else if status != PGRES_PIPELINE_ABORTED, firstError == nil {
+                    firstError = serverError(result, query: query)
+                }
+            case .execute(let index, let query):
+                switch status {
+                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                    results[index] = PGRows(box: box)
+                case PGRES_PIPELINE_ABORTED:
+                    break
+                default:
+                    if firstError == nil { firstError = serverError(result, query: query) }
+                }
+            }
+            // Each statement's results end with a NULL.
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+        }
+        // The Sync.
+        if let sync = PQgetResult(handle) { PQclear(sync) }
+        guard PQexitPipelineMode(handle) == 1 else {
+            throw PGError(.connection, message: "cannot leave pipeline mode: \(Self.errorMessage(handle))")
+        }
+        if let firstError { throw firstError }
+        return results
+    }
+
+    /// Sends everything libpq has buffered, reading input meanwhile (non-blocking mode).
+    private func flushBlocking() throws {
+        while true {
+            let state = PQflush(handle)
+            if state == 0 { return }
+            if state < 0 { throw PGError(.connection, message: Self.errorMessage(handle)) }
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN | POLLOUT), revents: 0)
+            _ = poll(&descriptor, 1, 1000)
+            if descriptor.revents & Int16(POLLIN) != 0, PQconsumeInput(handle) == 0 {
+                throw PGError(.connection, message: Self.errorMessage(handle))
+            }
+        }
+    }
+
+    // MARK: Public async API
+
+    /// Runs one statement and returns its rows.
+    @discardableResult
+    public func query(_ query: PGQuery) async throws -> PGRows {
+        try await run { try $0.executeBlocking(query) }
+    }
+
+    /// Runs SQL text with the simple query protocol (several statements, no parameters). For
+    /// migrations and administrative scripts; never pass user input.
+    @discardableResult
+    public func execute(unsafeSQL sql: String) async throws -> PGRows {
+        try await run { try $0.executeSimpleBlocking(sql) }
+    }
+
+    /// Runs many statements in one round trip (libpq pipeline mode). See `PGPool.pipeline`.
+    @discardableResult
+    public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
+        try await run { try $0.pipelineBlocking(queries) }
+    }
+
+    /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
+    /// `settings` are applied with `set_config(name, value, true)`, so they last for this
+    /// transaction only (this is how the tenant context reaches row-level security).
+    @discardableResult
+    public func withTransaction<Result: Sendable>(
+        settings: [(String, String)] = [],
+        _ body: (PGConnection) async throws -> Result
+    ) async throws -> Result {
+        var opening: [PGQuery] = ["BEGIN"]
+        if !settings.isEmpty {
+            var setConfig = PGQuery(unsafeSQL: "SELECT ")
+            for (index, (name, value)) in settings.enumerated() {
+                if index > 0 { setConfig.sql += ", " }
+                setConfig.append("set_config(\(name), \(value), true)")
+            }
+            opening.append(setConfig)
+        }
+        if opening.count == 1 {
+            try await execute(unsafeSQL: "BEGIN")
+        } else {
+            try await pipeline(opening)
+        }
+        do {
+            let result = try await body(self)
+            if PQtransactionStatus(handle) == PQTRANS_INERROR {
+                // The body swallowed a statement error; COMMIT would silently roll back.
+                throw PGError(.server, message: "the transaction was aborted by an earlier error", sqlState: "25P02")
+            }
+            try await execute(unsafeSQL: "COMMIT")
+            return result
+        } catch {
+            if isUsable && !isIdle {
+                // Roll back even when the task was cancelled.
+                _ = try? await Task { try await self.execute(unsafeSQL: "ROLLBACK") }.value
+            }
+            throw error
+        }
+    }
+}
+
+/// Server notices (`NOTICE: relation already exists, skipping`, warnings) go to the log at debug
+/// level instead of libpq's default of printing them on standard error.
+let pgNoticeLogger = Logger(label: "accord.pgstore.notice")
+
+func pgNoticeReceiver(_ context: UnsafeMutableRawPointer?, _ result: OpaquePointer?) {
+    guard let result, let message = PQresultErrorMessage(result) else { return }
+    pgNoticeLogger.debug("\(String(cString: message).trimmingWhitespace())")
+}

@@ -1,0 +1,285 @@
+import DequeModule
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A bounded pool of PostgreSQL connections, run as a `Service`.
+///
+/// Callers lease a connection with `withConnection`, or use the conveniences `query`,
+/// `withTransaction` and `pipeline`. When all `maxConnections` are busy, a caller waits up to
+/// `connectionWaitTimeout` and then gets `PGError.poolTimeout`. Connections that broke (server
+/// restart, terminated backend) are dropped and replaced on demand. `run()` keeps the pool open
+/// until graceful shutdown, then closes every connection.
+///
+/// Blocking libpq calls run on the pool's own thread pool, one thread per possible connection, so
+/// they never block an event loop or the Swift concurrency pool.
+public final class PGPool: Service, Sendable {
+    public let configuration: PGConfiguration
+    let logger: Logger
+    let threads: NIOThreadPool
+    private let state: Mutex<State>
+
+    struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Grant, any Error>
+    }
+
+    /// What a waiting caller receives: an idle connection, or the right to open a new one.
+    enum Grant: @unchecked Sendable {
+        case connection(PGConnection)
+        case open
+    }
+
+    struct State {
+        var idle: [PGConnection] = []
+        /// Connections open or being opened.
+        var open = 0
+        var leased = 0
+        var peakLeased = 0
+        var waiters = Deque<Waiter>()
+        var nextWaiterID: UInt64 = 0
+        var closed = false
+    }
+
+    public init(configuration: PGConfiguration, logger: Logger = Logger(label: "accord.pgstore")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.threads = NIOThreadPool(numberOfThreads: configuration.maxConnections + 1)
+        self.threads.start()
+        self.state = Mutex(State())
+    }
+
+    deinit {
+        threads.shutdownGracefully { _ in }
+    }
+
+    // MARK: Service
+
+    /// Runs until graceful shutdown (or cancellation), then closes all connections.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Closes the pool: idle connections now, leased ones when they come back; waiters fail.
+    public func close() async {
+        let (idle, waiters) = state.withLock { state -> ([PGConnection], Deque<Waiter>) in
+            state.closed = true
+            let idle = state.idle
+            let waiters = state.waiters
+            state.open -= idle.count
+            state.idle.removeAll()
+            state.waiters.removeAll()
+            return (idle, waiters)
+        }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
+        }
+        for connection in idle { connection.markClosed() }
+        if !idle.isEmpty { logger.debug("closed \(idle.count) idle connections") }
+        // The connections close (PQfinish) when their last reference goes.
+    }
+
+    // MARK: Statistics
+
+    /// Connections open right now, and the most that were ever leased at once.
+    public var statistics: (open: Int, leased: Int, peakLeased: Int, idle: Int) {
+        state.withLock { ($0.open, $0.leased, $0.peakLeased, $0.idle.count) }
+    }
+
+    // MARK: Leasing
+
+    /// Leases a connection for the duration of `body`.
+    @discardableResult
+    public func withConnection<Result: Sendable>(_ body: (PGConnection) async throws -> Result) async throws -> Result {
+        let connection = try await lease()
+        do {
+            let result = try await body(connection)
+            await release(connection)
+            return result
+        } catch {
+            await release(connection)
+            throw error
+        }
+    }
+
+    func lease() async throws -> PGConnection {
+        while true {
+            let grant: Grant? = try state.withLock { state in
+                if state.closed { throw PGError(.poolClosed, message: "the connection pool is shut down") }
+                if let connection = state.idle.popLast() {
+                    state.noteLease()
+                    return .connection(connection)
+                }
+                if state.open < configuration.maxConnections {
+                    state.open += 1
+                    state.noteLease()
+                    return .open
+                }
+                return nil
+            }
+            switch grant {
+            case .connection(let connection):
+                if connection.checkAlive() { return connection }
+                logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
+                discard(connection, wasLeased: true)
+            case .open:
+                return try await openGranted()
+            case nil:
+                switch try await waitForGrant() {
+                case .connection(let connection):
+                    if connection.checkAlive() { return connection }
+                    logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
+                    discard(connection, wasLeased: true)
+                case .open:
+                    return try await openGranted()
+                }
+            }
+        }
+    }
+
+    /// Opens a connection for a caller that holds an `open` grant; gives the grant back on failure.
+    private func openGranted() async throws -> PGConnection {
+        do {
+            return try await PGConnection.open(configuration, threads: threads)
+        } catch {
+            returnGrant()
+            throw error
+        }
+    }
+
+    private func waitForGrant() async throws -> Grant {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        let timeout = configuration.connectionWaitTimeout
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            self?.failWaiter(id, PGError(.poolTimeout, message: "no database connection became free within \(timeout)"))
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
+                let refused: PGError? = state.withLock { state in
+                    if state.closed { return PGError(.poolClosed, message: "the connection pool is shut down") }
+                    // A connection may have come back between the first check and now.
+                    if let connection = state.idle.popLast() {
+                        state.noteLease()
+                        continuation.resume(returning: .connection(connection))
+                        return nil
+                    }
+                    if state.open < configuration.maxConnections {
+                        state.open += 1
+                        state.noteLease()
+                        continuation.resume(returning: .open)
+                        return nil
+                    }
+                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    return nil
+                }
+                if let refused { continuation.resume(throwing: refused) }
+            }
+        } onCancel: {
+            failWaiter(id, PGError(.cancelled, message: "cancelled while waiting for a connection"))
+        }
+    }
+
+    private func failWaiter(_ id: UInt64, _ error: PGError) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// Gives an `open` grant back when opening failed: a waiter may try instead.
+    private func returnGrant() {
+        let waiter = state.withLock { state -> Waiter? in
+            state.leased -= 1
+            if let waiter = state.waiters.popFirst() {
+                state.leased += 1
+                return waiter
+            }
+            state.open -= 1
+            return nil
+        }
+        waiter?.continuation.resume(returning: .open)
+    }
+
+    /// Returns a leased connection: to a waiter, to the idle list, or closed when it broke.
+    func release(_ connection: PGConnection) async {
+        if connection.isUsable && !connection.isIdle {
+            // Left inside a transaction (an error or cancellation mid-way): roll back first.
+            _ = try? await Task { try await connection.execute(unsafeSQL: "ROLLBACK") }.value
+        }
+        guard connection.isUsable, connection.isIdle else {
+            discard(connection, wasLeased: true)
+            return
+        }
+        let (waiter, keep) = state.withLock { state -> (Waiter?, Bool) in
+            if state.closed {
+                state.open -= 1
+                state.leased -= 1
+                return (nil, false)
+            }
+            if let waiter = state.waiters.popFirst() { return (waiter, true) }
+            state.leased -= 1
+            state.idle.append(connection)
+            return (nil, true)
+        }
+        if let waiter { waiter.continuation.resume(returning: .connection(connection)) }
+        if !keep { connection.markClosed() }
+    }
+
+    /// Drops a broken connection; its slot goes to a waiter as the right to open a new one.
+    private func discard(_ connection: PGConnection, wasLeased: Bool) {
+        connection.markClosed()
+        let waiter = state.withLock { state -> Waiter? in
+            if wasLeased { state.leased -= 1 }
+            if !state.closed, let waiter = state.waiters.popFirst() {
+                state.leased += 1
+                return waiter
+            }
+            state.open -= 1
+            return nil
+        }
+        waiter?.continuation.resume(returning: .open)
+    }
+
+    // MARK: Conveniences
+
+    /// Runs one statement on a pooled connection.
+    @discardableResult
+    public func query(_ query: PGQuery) async throws -> PGRows {
+        try await withConnection { try await $0.query(query) }
+    }
+
+    /// Runs `body` in a transaction on one pooled connection (see `PGConnection.withTransaction`).
+    @discardableResult
+    public func withTransaction<Result: Sendable>(
+        settings: [(String, String)] = [],
+        _ body: (PGConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withConnection { try await $0.withTransaction(settings: settings, body) }
+    }
+
+    /// Runs many statements in one round trip, atomically (one implicit transaction).
+    @discardableResult
+    public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
+        try await withConnection { try await $0.pipeline(queries) }
+    }
+
+    /// Sends a notification with `pg_notify($1, $2)`.
+    public func notify(channel: String, payload: String) async throws {
+        try await query("SELECT pg_notify(\(channel), \(payload))")
+    }
+}
+
+extension PGPool.State {
+    mutating func noteLease() {
+        leased += 1
+        if leased > peakLeased { peakLeased = leased }
+    }
+}
