@@ -107,10 +107,18 @@ public final class PGConnection: @unchecked Sendable {
 
     static func errorMessage(_ handle: OpaquePointer) -> String {
         guard let raw = PQerrorMessage(handle) else { return "unknown error" }
-        let message = String(cString: raw).trimmingWhitespace()
-        // libpq may repeat one line per address tried; the last line is the most specific.
-        return message.split(separator: "\n").map { String($0).trimmingWhitespace() }
-            .filter { !$0.isEmpty }.last ?? "unknown error"
+        // libpq writes one line per address tried, prefixed with the address, plus hint lines;
+        // keep each distinct line once, without the prefix (callers name the target themselves).
+        var lines: [String] = []
+        for line in String(cString: raw).split(separator: "\n") {
+            var text = line.trimmingWhitespace()
+            if text.hasPrefix("connection to server"), let range = text.range(of: " failed: ") {
+                text = String(text[range.upperBound...]).trimmingWhitespace()
+            }
+            if text.hasPrefix("FATAL:") { text = String(text.dropFirst(6)).trimmingWhitespace() }
+            if !text.isEmpty, !lines.contains(text) { lines.append(text) }
+        }
+        return lines.isEmpty ? "unknown error" : lines.joined(separator: "; ")
     }
 
     // MARK: State

@@ -1,0 +1,35 @@
+# Local dev/test entry points. The database is a private PostgreSQL cluster
+# (Deploy/local/start) unless ACCORD_DATABASE_URL points at an external one.
+SHELL := /bin/bash
+SWIFT ?= swift
+ACCORD_PORT ?= 8080
+TEST_FLAGS ?=
+
+.PHONY: db db-stop psql build migrate run test bench clean-db
+
+db:
+	Deploy/local/install && Deploy/local/start
+
+db-stop:
+	Deploy/local/stop
+
+psql: db
+	eval "$$(Deploy/local/env)" && psql "$$ACCORD_MIGRATION_DATABASE_URL"
+
+build:
+	$(SWIFT) build
+
+migrate: db
+	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate
+
+run: db build
+	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate && $(SWIFT) run accord serve --host 127.0.0.1 --port $(ACCORD_PORT)
+
+test: db
+	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)
+
+bench: db
+	eval "$$(Deploy/local/env)" && cd Benchmarks && ./run
+
+clean-db:
+	Deploy/local/clean

@@ -1,0 +1,36 @@
+import AccordCore
+import Foundation
+import Hummingbird
+import Logging
+
+/// `GET /healthz`: the process is alive. `GET /readyz`: the database answers and its schema is
+/// current (200), else 503 with the reason.
+struct HealthController {
+    let schemaCheck: SchemaCheck
+
+    let logger: Logger
+
+    struct Health: ResponseEncodable {
+        let status: String
+        var migrations: Int?
+    }
+
+    func addRoutes(to router: Router<AccordRequestContext>) {
+        router.get("/healthz") { _, _ in Health(status: "ok") }
+        router.get("/readyz") { _, _ -> Health in
+            switch await schemaCheck.check() {
+            case .current(let migrations):
+                return Health(status: "ready", migrations: migrations)
+            case .behind(let reason):
+                logger.warning("not ready", metadata: ["reason": "\(reason)"])
+                throw Problem.serviceUnavailable("Not ready: the database schema is behind this version; run `accord migrate`.")
+            case .unreachable(let reason):
+                logger.warning("not ready", metadata: ["reason": "\(reason)"])
+                throw Problem.serviceUnavailable("Not ready: the database is unreachable.")
+            case .misconfigured(let reason):
+                logger.warning("not ready", metadata: ["reason": "\(reason)"])
+                throw Problem.serviceUnavailable("Not ready: the database refuses the server's connection settings.")
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import AccordServer
+import ArgumentParser
+import Foundation
+import Logging
+import PGStore
+
+/// `accord`: the Accord server and its operations.
+@main
+struct Accord: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accord",
+        abstract: "Accord: the backend of a partner network for international partnerships in higher education.",
+        discussion: """
+            Settings come from flags or from ACCORD_* environment variables; with the private \
+            development database, `eval "$(Deploy/local/env)"` exports them.
+            """,
+        subcommands: [Serve.self, Migrate.self]
+    )
+
+    static func main() async {
+        // Logs go to standard error; command output to standard output.
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options shared by the commands that reach the database.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: ArgumentHelp(
+        "libpq connection URL, e.g. postgresql://user:pass@host:5432/accord?sslmode=require.",
+        discussion: "Defaults to the command's environment variable (see the command's help)."))
+    var url: String?
+
+    @Option(name: .customLong("schema-dir"), help: "Folder of the numbered SQL migrations (default: ACCORD_SCHEMA_DIR, ./Schema, or beside the executable).")
+    var schemaDirectory: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: ACCORD_LOG_LEVEL or info).")
+    var logLevel: String?
+
+    func resolvedURL(environment names: [String]) throws -> String {
+        if let url { return url }
+        for name in names {
+            if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty { return value }
+        }
+        throw CommandFailure("no database URL: pass --database-url or set \(names.joined(separator: " or "))")
+    }
+
+    func logger(_ label: String) throws -> Logger {
+        var logger = Logger(label: label)
+        let name = logLevel ?? ProcessInfo.processInfo.environment["ACCORD_LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: name.lowercased()) else {
+            throw CommandFailure("unknown log level '\(name)'")
+        }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// An error printed as one line, without a stack trace.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+
+    /// Rephrases store errors for an operator: the real message, no SQL.
+    static func from(_ error: any Error) -> CommandFailure {
+        switch error {
+        case let failure as CommandFailure: return failure
+        case let error as PGError: return CommandFailure(error.operatorMessage)
+        case let error as StartupError: return CommandFailure(error.description)
+        default: return CommandFailure("\(error)")
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import AccordServer
+import ArgumentParser
+import Foundation
+import Hummingbird
+import PGStore
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP API server.",
+        discussion: """
+            Connects as the application role (ACCORD_DATABASE_URL), which row-level security \
+            applies to. Refuses to start when the database schema is behind (run `accord migrate`) \
+            or the database refuses the credentials; when the database is merely unreachable it \
+            starts anyway and /readyz answers 503 until the database is back. SIGTERM or SIGINT \
+            shut it down gracefully.
+            """
+    )
+
+    @Option(help: "Address to listen on (default: ACCORD_HOST or 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (default: ACCORD_PORT or 8080).")
+    var port: Int?
+
+    @Option(name: .customLong("max-connections"), help: "Most database connections (default: ACCORD_DB_MAX_CONNECTIONS or 16).")
+    var maxConnections: Int?
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let logger = try database.logger("accord")
+            let url = try database.resolvedURL(environment: ["ACCORD_DATABASE_URL"])
+            let connections = maxConnections ?? environment["ACCORD_DB_MAX_CONNECTIONS"].flatMap(Int.init) ?? 16
+            guard connections > 0 else { throw CommandFailure("--max-connections must be positive") }
+            let port = self.port ?? environment["ACCORD_PORT"].flatMap(Int.init) ?? 8080
+            guard (0...65535).contains(port) else { throw CommandFailure("port \(port) is out of range") }
+            let configuration = ServerConfiguration(
+                host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
+                port: port,
+                database: try PGConfiguration(url: url, maxConnections: connections),
+                schemaDirectory: try SchemaLocator.locate(explicit: database.schemaDirectory)
+            )
+            let application = try buildApplication(configuration, logger: logger)
+            try await application.runService()
+        } catch {
+            throw CommandFailure.from(error)
+        }
+    }
+}
