@@ -6,6 +6,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// Tests import what they use without naming every transitive module.
+let testSwiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
 let package = Package(
     name: "accord",
     platforms: [.macOS(.v15)],
@@ -88,12 +93,12 @@ let package = Package(
         .testTarget(
             name: "PGStoreTests",
             dependencies: ["PGStore", "PGStoreTesting"],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "AccordCoreTests",
-            dependencies: ["AccordCore"],
-            swiftSettings: swiftSettings
+            dependencies: ["AccordCore", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "AccordServerTests",
@@ -101,13 +106,16 @@ let package = Package(
                 "AccordServer",
                 "PGStoreTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "AccordCLITests",
             dependencies: ["PGStoreTesting"],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
     ]
 )

@@ -1,0 +1,113 @@
+import Foundation
+
+/// The Markdown tables: reads with ratios against postgres-nio and pgbench at the same
+/// concurrency, inserts with the ratio against one-by-one, and the targets.
+enum Report {
+    static let readOrder = ["pgbench", "postgres-nio", "postgres-nio-prepared", "pgstore"]
+    static let clientNames = [
+        "pgbench": "pgbench -M prepared -S", "postgres-nio": "postgres-nio `PostgresClient.query`",
+        "postgres-nio-prepared": "postgres-nio prepared statement", "pgstore": "**PGStore** `pool.query`",
+        "one-by-one": "one round trip each, in `withTransaction`", "pipelined": "**`conn.pipeline`**, one round trip",
+    ]
+
+    static func markdown(_ results: [CaseResult], rows: Int) -> String {
+        var out = ""
+        let reads = results.filter { $0.kind == .read }
+        let inserts = results.filter { $0.kind == .insert }
+        func find(_ client: String, _ concurrency: Int) -> CaseResult? {
+            reads.last { $0.client == client && $0.concurrency == concurrency }
+        }
+        let concurrencies = Array(Set(reads.map(\.concurrency))).sorted()
+        if !reads.isEmpty {
+            out += "### One-row primary-key read (`SELECT abalance FROM pgbench_accounts WHERE aid = $1`)\n\n"
+            out += "| client | tasks | queries/s | p50 µs | p99 µs | mean µs | errors | ÷ postgres-nio | ÷ pgbench |\n"
+            out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+            for concurrency in concurrencies {
+                let nio = find("postgres-nio", concurrency)
+                let pgbench = find("pgbench", concurrency)
+                let clients = reads.filter { $0.concurrency == concurrency }.map(\.client)
+                let ordered = readOrder.filter(clients.contains) + clients.filter { !readOrder.contains($0) }
+                for client in ordered {
+                    guard let result = find(client, concurrency) else { continue }
+                    out += "| \(clientNames[client] ?? client) | \(concurrency) | \(grouped(result.opsPerSecond)) | "
+                    out += "\(micro(result.p50)) | \(micro(result.p99)) | \(micro(result.mean)) | \(result.errors) | "
+                    out += "\(ratio(result, nio)) | \(ratio(result, pgbench)) |\n"
+                }
+            }
+            out += "\n"
+        }
+        let oneByOne = inserts.last { $0.client == "one-by-one" }
+        let pipelined = inserts.last { $0.client == "pipelined" }
+        if !inserts.isEmpty {
+            out += "### \(grouped(Double(rows))) INSERTs in one transaction (`bench_inserts`)\n\n"
+            out += "| mode | batches/s | rows/s | p50 ms | p99 ms | errors | ÷ one-by-one |\n"
+            out += "|---|--:|--:|--:|--:|--:|--:|\n"
+            for result in [oneByOne, pipelined].compactMap({ $0 }) {
+                out += "| \(clientNames[result.client] ?? result.client) | \(String(format: "%.1f", result.opsPerSecond)) | "
+                out += "\(grouped(result.opsPerSecond * Double(rows))) | \(milli(result.p50)) | \(milli(result.p99)) | "
+                out += "\(result.errors) | \(ratio(result, oneByOne)) |\n"
+            }
+            out += "\n"
+        }
+        var targets: [(String, Double?, String)] = []
+        for concurrency in concurrencies where find("pgstore", concurrency) != nil {
+            let pgstore = find("pgstore", concurrency)!
+            let target16 = concurrency == 16
+            if let nio = find("postgres-nio", concurrency) {
+                targets.append(("PGStore ÷ postgres-nio, \(concurrency) task\(concurrency == 1 ? "" : "s")",
+                                pgstore.opsPerSecond / nio.opsPerSecond, target16 ? "≥ 1.2×" : "—"))
+            }
+            if let pgbench = find("pgbench", concurrency) {
+                targets.append(("PGStore ÷ pgbench, \(concurrency) task\(concurrency == 1 ? "" : "s")",
+                                pgstore.opsPerSecond / pgbench.opsPerSecond, target16 ? "≥ 0.8×" : "—"))
+            }
+        }
+        if let oneByOne, let pipelined {
+            targets.append(("pipelined ÷ one-by-one", pipelined.opsPerSecond / oneByOne.opsPerSecond, "≥ 3×"))
+        }
+        if !targets.isEmpty {
+            out += "### Ratios and targets\n\n| ratio | measured | target | |\n|---|--:|--:|---|\n"
+            for (name, value, target) in targets {
+                var verdict = ""
+                if let value, let threshold = Double(target.filter { $0.isNumber || $0 == "." }), target != "—" {
+                    verdict = value >= threshold ? "met" : "**not met**"
+                }
+                out += "| \(name) | \(value.map { String(format: "%.2f×", $0) } ?? "—") | \(target) | \(verdict) |\n"
+            }
+            out += "\n"
+        }
+        let failures = results.filter { $0.errors > 0 }
+        for failure in failures {
+            out += "Errors in \(failure.client) at \(failure.concurrency): \(failure.errors)"
+            if let first = failure.firstError { out += ", first: `\(first)`" }
+            out += "\n"
+        }
+        return out
+    }
+
+    static func ratio(_ result: CaseResult, _ baseline: CaseResult?) -> String {
+        guard let baseline, baseline.opsPerSecond > 0 else { return "—" }
+        return String(format: "%.2f×", result.opsPerSecond / baseline.opsPerSecond)
+    }
+
+    static func micro(_ value: Double?) -> String {
+        guard let value else { return "—" }
+        return value >= 100 ? String(format: "%.0f", value) : String(format: "%.1f", value)
+    }
+
+    static func milli(_ value: Double?) -> String {
+        guard let value else { return "—" }
+        return String(format: "%.2f", value / 1000)
+    }
+
+    /// 12345.6 -> "12,346".
+    static func grouped(_ value: Double) -> String {
+        let digits = String(Int(value.rounded()))
+        var out = ""
+        for (index, character) in digits.reversed().enumerated() {
+            if index > 0, index % 3 == 0, character != "-" { out.append(",") }
+            out.append(character)
+        }
+        return String(out.reversed())
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import PGStore
+import PGStoreTesting
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Runs the built `accord` executable.
+struct AccordProcess {
+    static var executable: URL {
+        // The test bundle sits beside the products of the same build.
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var folder = bundle.deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = folder.appendingPathComponent("accord")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/accord")
+    }
+
+    struct Outcome {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+    }
+
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        // Only what the test gives: no database URL from the surrounding environment.
+        env["ACCORD_DATABASE_URL"] = nil
+        env["ACCORD_MIGRATION_DATABASE_URL"] = nil
+        env["ACCORD_SCHEMA_DIR"] = TestDatabase.schemaDirectory.path
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) async throws -> Outcome {
+        let (process, out, err) = try start(arguments, environment: environment)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                process.terminate()
+                throw TestFailure("accord \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return Outcome(
+            status: process.terminationStatus,
+            stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else { throw TestFailure("cannot bind") }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+@Suite("The accord command line")
+struct CLITests {
+    @Test func migrateAppliesReportsAndIsIdempotent() async throws {
+        try await TestDatabase.with(migrated: false) { database in
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let pending = try await AccordProcess.run(["migrate", "status"], environment: env)
+            #expect(pending.status == 1)
+            #expect(pending.stdout.contains("pending  0001_institutions_and_users.sql"))
+
+            let dry = try await AccordProcess.run(["migrate", "--dry-run"], environment: env)
+            #expect(dry.status == 0)
+            #expect(dry.stdout.contains("would apply 0001_institutions_and_users.sql"))
+
+            let applied = try await AccordProcess.run(["migrate"], environment: env)
+            #expect(applied.status == 0, "\(applied.stderr)")
+            #expect(applied.stdout.contains("applied 0001_institutions_and_users.sql"))
+
+            let again = try await AccordProcess.run(["migrate"], environment: env)
+            #expect(again.status == 0)
+            #expect(again.stdout.contains("nothing to apply"))
+
+            let status = try await AccordProcess.run(["migrate", "status"], environment: env)
+            #expect(status.status == 0)
+            #expect(status.stdout.contains("The database schema is current."))
+        }
+    }
+
+    @Test func migrateRefusesAChangedFile() async throws {
+        try await TestDatabase.with(migrated: false) { database in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-schema-\(UUID().uuidString)")
+            try FileManager.default.copyItem(at: TestDatabase.schemaDirectory, to: folder)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let first = try await AccordProcess.run(["migrate", "--schema-dir", folder.path], environment: env)
+            #expect(first.status == 0, "\(first.stderr)")
+            let file = folder.appendingPathComponent("0003_institution_country.sql")
+            try (try String(contentsOf: file, encoding: .utf8) + "\n-- edited\n").write(to: file, atomically: true, encoding: .utf8)
+            let refused = try await AccordProcess.run(["migrate", "--schema-dir", folder.path], environment: env)
+            #expect(refused.status != 0)
+            #expect(refused.stderrLines.count == 1)
+            #expect(refused.stderr.contains("0003_institution_country.sql was changed after it was applied"))
+        }
+    }
+
+    @Test func malformedURLEndsMigrateAndServeWithOneLine() async throws {
+        for command in [["migrate"], ["serve", "--port", "0"]] {
+            let outcome = try await AccordProcess.run(command + ["--database-url", "not a url"], timeout: 20)
+            #expect(outcome.status != 0)
+            #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("Error: the database URL is malformed"), "\(outcome.stderr)")
+        }
+    }
+
+    /// An unreachable database ends `migrate`; `serve` starts anyway (see
+    /// serveStartsWhileTheDatabaseIsDown).
+    @Test func unreachableDatabaseEndsMigrateWithOneLine() async throws {
+        let outcome = try await AccordProcess.run(["migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/accord"], timeout: 20)
+        #expect(outcome.status != 0)
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("cannot connect to postgresql://nobody@127.0.0.1:1/accord: Connection refused"))
+    }
+
+    @Test func wrongPasswordEndsMigrateAndServeWithOneLine() async throws {
+        let owner = try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL")
+        let wrong = try PGConfiguration.url(owner, replacingDatabase: "accord") + " password='wrong'"
+        for command in [["migrate"], ["serve", "--port", "0"]] {
+            let outcome = try await AccordProcess.run(command + ["--database-url", wrong], timeout: 20)
+            #expect(outcome.status != 0)
+            let errors = outcome.stderrLines.filter { $0.hasPrefix("Error: ") }
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("password authentication failed") == true, "\(outcome.stderr)")
+            #expect(!outcome.stderr.contains("wrong'"))
+        }
+    }
+
+    @Test func missingURLIsNamed() async throws {
+        let outcome = try await AccordProcess.run(["migrate"])
+        #expect(outcome.status != 0)
+        #expect(outcome.stderr.contains("no database URL: pass --database-url or set ACCORD_MIGRATION_DATABASE_URL"))
+    }
+
+    @Test func serveRefusesASchemaThatIsBehind() async throws {
+        try await TestDatabase.with(migrated: false) { database in
+            let outcome = try await AccordProcess.run(["serve", "--port", "0", "--database-url", database.appURL], timeout: 20)
+            #expect(outcome.status != 0)
+            let errors = outcome.stderrLines.filter { $0.hasPrefix("Error: ") }
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("run `accord migrate`") == true, "\(outcome.stderr)")
+        }
+    }
+
+    @Test func serveAnswersAndShutsDownGracefullyOnSIGTERM() async throws {
+        try await TestDatabase.with { database in
+            let port = try freePort()
+            let (process, _, err) = try AccordProcess.start(
+                ["serve", "--port", String(port)], environment: ["ACCORD_DATABASE_URL": database.appURL])
+            defer { if process.isRunning { process.terminate() } }
+            let ready = try await poll("http://127.0.0.1:\(port)/readyz", until: 200)
+            #expect(ready.contains("\"status\":\"ready\""))
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!process.isRunning)
+            #expect(process.terminationStatus == 0)
+            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(log.contains("path=/readyz"))
+            #expect(log.contains("request_id="))
+        }
+    }
+
+    @Test func serveStartsWhileTheDatabaseIsDown() async throws {
+        let port = try freePort()
+        let (process, _, _) = try AccordProcess.start(
+            ["serve", "--port", String(port)], environment: ["ACCORD_DATABASE_URL": "postgresql://accord_app@127.0.0.1:1/accord"])
+        defer { process.terminate() }
+        let body = try await poll("http://127.0.0.1:\(port)/readyz", until: 503)
+        #expect(body.contains("urn:accord:problem:unavailable"))
+        #expect(!body.contains("127.0.0.1:1"), "the reason stays in the log")
+        _ = try await poll("http://127.0.0.1:\(port)/healthz", until: 200)
+    }
+
+    /// Requests `url` until it answers `status` (the server may still be starting).
+    func poll(_ url: String, until status: Int, timeout: Double = 20) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last = "no answer"
+        while Date() < deadline {
+            if let (data, response) = try? await URLSession.shared.data(from: URL(string: url)!),
+                let http = response as? HTTPURLResponse
+            {
+                last = "\(http.statusCode)"
+                if http.statusCode == status { return String(decoding: data, as: UTF8.self) }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("\(url) did not answer \(status) within \(timeout) s (last: \(last))")
+    }
+}

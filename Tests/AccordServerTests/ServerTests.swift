@@ -1,0 +1,96 @@
+import AccordCore
+import AccordServer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PGStore
+import PGStoreTesting
+import Testing
+
+@Suite("HTTP server: health, readiness, errors, request ids")
+struct ServerTests {
+    func withRouter(
+        database: TestDatabase?, url: String? = nil,
+        _ body: @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        let pool = PGPool(configuration: try PGConfiguration(url: url ?? database!.appURL, maxConnections: 2, connectTimeoutSeconds: 2))
+        let migrations = try Migration.load(from: TestDatabase.schemaDirectory)
+        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: migrations, pool: pool))
+        let app = Application(router: router)
+        try await app.test(.router) { client in try await body(client) }
+        await pool.close()
+    }
+
+    func json(_ buffer: ByteBuffer) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(buffer: buffer)) as? [String: Any])
+    }
+
+    @Test func healthAndReadinessOnACurrentSchema() async throws {
+        try await TestDatabase.with { database in
+            try await withRouter(database: database) { client in
+                try await client.execute(uri: "/healthz", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let body = try json(response.body)
+                    #expect(body["status"] as? String == "ok")
+                }
+                try await client.execute(uri: "/readyz", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let body = try json(response.body)
+                    #expect(body["status"] as? String == "ready")
+                    #expect(body["migrations"] as? Int == 3)
+                }
+            }
+        }
+    }
+
+    @Test func notReadyWhenTheSchemaIsBehind() async throws {
+        try await TestDatabase.with(migrated: false) { database in
+            try await withRouter(database: database) { client in
+                try await client.execute(uri: "/readyz", method: .get) { response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    let body = try json(response.body)
+                    #expect(body["type"] as? String == "urn:accord:problem:unavailable")
+                    #expect((body["detail"] as? String)?.contains("accord migrate") == true)
+                }
+            }
+        }
+    }
+
+    @Test func notReadyWhenTheDatabaseIsUnreachable() async throws {
+        try await withRouter(database: nil, url: "postgresql://accord_app@127.0.0.1:1/accord") { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let body = try json(response.body)
+                #expect(body["detail"] as? String == "Not ready: the database is unreachable.")
+            }
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
+    @Test func unknownRoutesAreProblemJSONWithTheRequestID() async throws {
+        try await TestDatabase.with(migrated: false) { database in
+            try await withRouter(database: database) { client in
+                try await client.execute(uri: "/v1/nothing-here", method: .get, headers: [HTTPField.Name("X-Request-ID")!: "trace-42"]) { response in
+                    #expect(response.status == .notFound)
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    #expect(response.headers[HTTPField.Name("X-Request-ID")!] == "trace-42")
+                    let body = try json(response.body)
+                    #expect(body["type"] as? String == "urn:accord:problem:not-found")
+                    #expect(body["status"] as? Int == 404)
+                    #expect(body["requestId"] as? String == "trace-42")
+                    #expect(body["instance"] as? String == "/v1/nothing-here")
+                }
+                // An unreasonable request id is replaced by a fresh one.
+                try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-ID")!: "bad id\u{7f}"]) { response in
+                    let id = response.headers[HTTPField.Name("X-Request-ID")!] ?? ""
+                    #expect(id.count == 36)
+                }
+            }
+        }
+    }
+}
