@@ -208,13 +208,29 @@ public final class PGConnection: @unchecked Sendable {
     // MARK: Blocking statements
 
     /// Runs one statement with bound parameters, preparing it once per connection.
+    ///
+    /// When a migration changed a table under a cached statement, PostgreSQL refuses the old plan
+    /// ("cached plan must not change result type"); the statement is then prepared afresh, and
+    /// re-run once if no transaction was open.
     func executeBlocking(_ query: PGQuery) throws -> PGRows {
         if let problem = query.binds.encodingError {
             throw PGError(.invalidValue, message: "cannot encode \(problem)", query: query.sql)
         }
+        let key = StatementKey(sql: query.sql, types: query.binds.types)
+        do {
+            return try executeOnce(query, key: key)
+        } catch let error as PGError where error.sqlState == "0A000" && statements[key] != nil {
+            let name = statements.removeValue(forKey: key)!
+            let wasIdle = isIdle
+            _ = try? executeSimpleBlocking("DEALLOCATE \(name)")
+            guard wasIdle else { throw error }
+            return try executeOnce(query, key: key)
+        }
+    }
+
+    private func executeOnce(_ query: PGQuery, key: StatementKey) throws -> PGRows {
         let binds = query.binds
         let count = Int32(binds.count)
-        let key = StatementKey(sql: query.sql, types: binds.types)
         var name = statements[key]
         if name == nil, statements.count < cacheLimit {
             statementCounter += 1

@@ -94,3 +94,27 @@ struct ServerTests {
         }
     }
 }
+
+@Suite("Recovery when the database goes away and comes back")
+struct RecoveryTests {
+    @Test func readinessRecoversOnItsOwn() async throws {
+        try await TestDatabase.with { database in
+            let port = Int(PGConfiguration.option("port", in: database.appURL) ?? "5432")!
+            let proxy = try TCPProxy(targetPort: port)
+            let url = try PGConfiguration.url(database.appURL, replacingDatabase: database.name)
+                + " host='127.0.0.1' port='\(proxy.port)'"
+            let pool = PGPool(configuration: try PGConfiguration(url: url, maxConnections: 2, connectTimeoutSeconds: 2))
+            let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool))
+            try await Application(router: router).test(.router) { client in
+                try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+                proxy.stop()  // the database goes away: open connections drop, new ones are refused
+                try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+                try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+                try proxy.start()  // and comes back
+                try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            }
+            proxy.stop()
+            await pool.close()
+        }
+    }
+}

@@ -258,3 +258,22 @@ struct ConnectionFailureTests {
         #expect(encrypted)
     }
 }
+
+@Suite("Prepared statements")
+struct PreparedStatementTests {
+    @Test func aTableChangedUnderACachedStatementIsPreparedAgain() async throws {
+        let pool = try ownerPool(maxConnections: 1)
+        defer { Task { await pool.close() } }
+        try await pool.withConnection { connection in
+            try await connection.execute(unsafeSQL: "CREATE TEMP TABLE changing (id int, name text)")
+            try await connection.query("INSERT INTO changing VALUES (\(1), \("a"))")
+            let before = try await connection.query("SELECT * FROM changing WHERE id = \(1)")
+            #expect(before.columns.count == 2)
+            // A migration adds a column while the statement is cached.
+            try await connection.execute(unsafeSQL: "ALTER TABLE changing ADD COLUMN extra text DEFAULT 'x'")
+            let after = try await connection.query("SELECT * FROM changing WHERE id = \(1)")
+            #expect(after.columns.map(\.name) == ["id", "name", "extra"])
+            #expect(try after.first((Int, String, String).self)?.2 == "x")
+        }
+    }
+}
