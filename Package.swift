@@ -41,10 +41,15 @@ let package = Package(
             providers: [.apt(["libssl-dev"]), .brew(["openssl"])]
         ),
         .target(
+            name: "AccordCrypto",
+            dependencies: ["COpenSSL"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PGStore",
             dependencies: [
                 "CLibPQ",
-                "COpenSSL",
+                "AccordCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -61,6 +66,7 @@ let package = Package(
         .target(
             name: "AccordCore",
             dependencies: [
+                "PGStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -68,9 +74,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Institutions",
+            dependencies: [
+                "AccordCore",
+                "AccordCrypto",
+                "PGStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "AccordServer",
             dependencies: [
                 "AccordCore",
+                "AccordCrypto",
+                "Institutions",
                 "PGStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -83,7 +105,9 @@ let package = Package(
         .executableTarget(
             name: "accord",
             dependencies: [
+                "AccordCrypto",
                 "AccordServer",
+                "Institutions",
                 "PGStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,6 +117,11 @@ let package = Package(
         .testTarget(
             name: "PGStoreTests",
             dependencies: ["PGStore", "PGStoreTesting"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "AccordCryptoTests",
+            dependencies: ["AccordCrypto"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
@@ -109,6 +138,16 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "InstitutionsTests",
+            dependencies: [
+                "AccordServer",
+                "Institutions",
+                "PGStoreTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: testSwiftSettings
         ),

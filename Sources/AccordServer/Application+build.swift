@@ -1,6 +1,7 @@
 import AccordCore
 import Foundation
 import Hummingbird
+import Institutions
 import Logging
 import PGStore
 
@@ -10,12 +11,20 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     public var database: PGConfiguration
     public var schemaDirectory: URL
+    public var identity: IdentityConfiguration
+    /// The first network administrator, created at start-up when there is none yet.
+    public var bootstrapAdmin: (email: String, password: String)?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
+        identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil
+    ) {
         self.host = host
         self.port = port
         self.database = database
         self.schemaDirectory = schemaDirectory
+        self.identity = identity
+        self.bootstrapAdmin = bootstrapAdmin
     }
 }
 
@@ -26,11 +35,20 @@ public struct StartupError: Error, CustomStringConvertible {
 }
 
 /// Builds the router: middleware, then every feature's routes. Tests call this too.
-public func buildRouter(pool: PGPool, schemaCheck: SchemaCheck, logger: Logger = Logger(label: "accord")) -> Router<AccordRequestContext> {
+public func buildRouter(
+    pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
+    logger: Logger = Logger(label: "accord")
+) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ProblemMiddleware())
     HealthController(schemaCheck: schemaCheck, logger: logger).addRoutes(to: router)
+
+    let identityService = IdentityService(pool: pool, configuration: identity, reference: ReferenceData(pool: pool), logger: logger)
+    let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
+    let authenticated = v1.group(context: AuthenticatedContext.self)
+    IdentityController(identity: identityService).addRoutes(public: v1, authenticated: authenticated)
+    AdminController(admission: AdmissionService(pool: pool)).addRoutes(to: authenticated)
     return router
 }
 
@@ -45,7 +63,7 @@ public func buildApplication(
     let migrations = try Migration.load(from: configuration.schemaDirectory)
     let pool = PGPool(configuration: configuration.database, logger: logger)
     let schemaCheck = SchemaCheck(migrations: migrations, pool: pool)
-    let router = buildRouter(pool: pool, schemaCheck: schemaCheck, logger: logger)
+    let router = buildRouter(pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, logger: logger)
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accord"),
@@ -56,6 +74,16 @@ public func buildApplication(
         switch await schemaCheck.check() {
         case .current(let count):
             logger.info("database schema is current", metadata: ["migrations": "\(count)"])
+            if let admin = configuration.bootstrapAdmin {
+                let service = IdentityService(pool: pool, configuration: configuration.identity, reference: ReferenceData(pool: pool), logger: logger)
+                do {
+                    if try await service.bootstrapNetworkAdmin(email: admin.email, password: admin.password) {
+                        logger.notice("created the first network administrator", metadata: ["email": "\(admin.email)"])
+                    }
+                } catch let problem as Problem {
+                    throw StartupError("ACCORD_ADMIN_EMAIL/ACCORD_ADMIN_PASSWORD: \(problem.detail ?? problem.title)")
+                }
+            }
         case .behind(let reason), .misconfigured(let reason):
             throw StartupError(reason)
         case .unreachable(let reason):

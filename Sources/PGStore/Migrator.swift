@@ -1,3 +1,4 @@
+import AccordCrypto
 import Foundation
 import Logging
 
@@ -13,7 +14,7 @@ public struct Migration: Sendable, Hashable {
         self.version = version
         self.name = name
         self.sql = sql
-        self.checksum = SHA256.hex(Array(sql.utf8))
+        self.checksum = Secrets.sha256Hex(sql.utf8)
     }
 
     /// Reads every `NNNN_*.sql` file of `directory`, in version order. Two files with one version,

@@ -1,7 +1,9 @@
+import AccordCrypto
 import AccordServer
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Institutions
 import PGStore
 
 struct Serve: AsyncParsableCommand {
@@ -36,11 +38,26 @@ struct Serve: AsyncParsableCommand {
             guard connections > 0 else { throw CommandFailure("--max-connections must be positive") }
             let port = self.port ?? environment["ACCORD_PORT"].flatMap(Int.init) ?? 8080
             guard (0...65535).contains(port) else { throw CommandFailure("port \(port) is out of range") }
+            var identity = IdentityConfiguration()
+            if let text = environment["ACCORD_SCRYPT_LOG_N"] {
+                guard let logN = Int(text), (10...20).contains(logN) else { throw CommandFailure("ACCORD_SCRYPT_LOG_N must be 10…20") }
+                identity.passwordHasher = PasswordHasher(logN: logN)
+            }
+            identity.publicBaseURL = environment["ACCORD_PUBLIC_URL"] ?? "http://\(host ?? environment["ACCORD_HOST"] ?? "127.0.0.1"):\(port)"
+            var bootstrapAdmin: (email: String, password: String)?
+            if let email = environment["ACCORD_ADMIN_EMAIL"], !email.isEmpty {
+                guard let password = environment["ACCORD_ADMIN_PASSWORD"], !password.isEmpty else {
+                    throw CommandFailure("ACCORD_ADMIN_EMAIL is set but ACCORD_ADMIN_PASSWORD is not")
+                }
+                bootstrapAdmin = (email, password)
+            }
             let configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
                 database: try PGConfiguration(url: url, maxConnections: connections),
-                schemaDirectory: try SchemaLocator.locate(explicit: database.schemaDirectory)
+                schemaDirectory: try SchemaLocator.locate(explicit: database.schemaDirectory),
+                identity: identity,
+                bootstrapAdmin: bootstrapAdmin
             )
             let application = try buildApplication(configuration, logger: logger)
             try await application.runService()

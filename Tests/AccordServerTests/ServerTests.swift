@@ -39,7 +39,7 @@ struct ServerTests {
                     #expect(response.status == .ok)
                     let body = try json(response.body)
                     #expect(body["status"] as? String == "ready")
-                    #expect(body["migrations"] as? Int == 3)
+                    #expect(body["migrations"] as? Int == (try Migration.load(from: TestDatabase.schemaDirectory)).count)
                 }
             }
         }

@@ -1,0 +1,52 @@
+import Foundation
+import PGStore
+
+/// A role of a user within their institution.
+public enum InstitutionRole: String, Codable, Sendable, CaseIterable {
+    case admin
+    case staff
+    case faculty
+}
+
+/// Who is calling: a user of an institution, or a network administrator (outside any institution).
+public struct Identity: Sendable, Equatable {
+    public let accountID: UUID
+    public let institutionID: UUID?
+    public let role: InstitutionRole?
+    public let isNetworkAdmin: Bool
+    /// `pending` or `active` for institution users; nil for network admins.
+    public let institutionStatus: String?
+    /// The SHA-256 of the bearer token that authenticated the request.
+    public let tokenHash: [UInt8]
+
+    public init(accountID: UUID, institutionID: UUID?, role: InstitutionRole?, isNetworkAdmin: Bool, institutionStatus: String?, tokenHash: [UInt8]) {
+        self.accountID = accountID
+        self.institutionID = institutionID
+        self.role = role
+        self.isNetworkAdmin = isNetworkAdmin
+        self.institutionStatus = institutionStatus
+        self.tokenHash = tokenHash
+    }
+
+    /// The tenant context for row-level security, applied with `set_config(…, true)` in each
+    /// request transaction.
+    public var settings: [(String, String)] {
+        [
+            ("accord.institution_id", institutionID?.uuidString ?? ""),
+            ("accord.user_id", accountID.uuidString),
+            ("accord.is_admin", isNetworkAdmin ? "true" : "false"),
+        ]
+    }
+
+    public var isInstitutionAdmin: Bool { role == .admin }
+}
+
+extension PGPool {
+    /// Runs `body` in a transaction that carries `identity`'s tenant context.
+    public func withTenant<Result: Sendable>(
+        _ identity: Identity,
+        _ body: (PGConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withTransaction(settings: identity.settings, body)
+    }
+}

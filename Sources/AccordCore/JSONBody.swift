@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Reads JSON request bodies, turning every failure into a problem that names the field at fault.
+public enum JSONBody {
+    /// Decodes the body as `T`: 413 over the context's limit, 400 for malformed JSON, 422 naming the
+    /// field for a wrong type or a missing field.
+    public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        } catch {
+            throw Problem.payloadTooLarge(limit: context.maxUploadSize)
+        }
+        guard buffer.readableBytes > 0 else { throw Problem.badRequest("The request needs a JSON body.") }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw problem(for: error)
+        } catch {
+            throw Problem.badRequest("The body is not valid JSON.")
+        }
+    }
+
+    static func problem(for error: DecodingError) -> Problem {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return .invalid(field: pointer(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return .invalid(field: pointer(context.codingPath), "must be \(describe(type))")
+        case .valueNotFound(let type, let context):
+            return .invalid(field: pointer(context.codingPath), "must be \(describe(type)), not null")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return .badRequest("The body is not valid JSON.") }
+            return .invalid(field: pointer(context.codingPath), context.debugDescription)
+        @unknown default:
+            return .badRequest("The body could not be read.")
+        }
+    }
+
+    /// A JSON pointer (RFC 6901) for a coding path: `/institution/names/0/lang`.
+    public static func pointer(_ path: [any CodingKey]) -> String {
+        if path.isEmpty { return "/" }
+        return path.map { key in
+            let name = key.intValue.map(String.init) ?? key.stringValue
+            return "/" + name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        }.joined()
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int32.Type, is Int64.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default:
+            if "\(type)".hasPrefix("Array") { "an array" } else if "\(type)".hasPrefix("Dictionary") { "an object" } else { "of type \(type)" }
+        }
+    }
+}
+
+/// Collects validation failures so that one 422 names every invalid field at once.
+public struct Validator {
+    public private(set) var errors: [Problem.FieldError] = []
+
+    public init() {}
+
+    public mutating func fail(_ field: String, _ message: String) {
+        errors.append(.init(field: field, message: message))
+    }
+
+    public mutating func check(_ condition: Bool, _ field: String, _ message: @autoclosure () -> String) {
+        if !condition { fail(field, message()) }
+    }
+
+    /// Throws a 422 naming every failure, if there was any.
+    public func validate() throws {
+        if !errors.isEmpty { throw Problem.invalid(errors, detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; ")) }
+    }
+}

@@ -1,0 +1,29 @@
+import AccordCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PGStore
+
+/// Resolves `Authorization: Bearer <token>` into the caller's identity. Routes that need a caller
+/// run in `AuthenticatedContext`, which refuses (401) when there is none; public routes ignore it.
+public struct Authenticator: RouterMiddleware {
+    public typealias Context = AccordRequestContext
+    let identity: IdentityService
+
+    public init(identity: IdentityService) { self.identity = identity }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else { return try await next(request, context) }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw Problem.unauthorized("Use `Authorization: Bearer <token>`.")
+        }
+        guard let identity = try await identity.authenticate(token: String(header.dropFirst(7))) else {
+            throw Problem.unauthorized("The token is unknown, expired or revoked.")
+        }
+        var context = context
+        context.identity = identity
+        context.logger[metadataKey: "account"] = .string(identity.accountID.uuidString)
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import HTTPTypes
+import Testing
+
+@Suite("Registration, sessions, admission")
+struct IdentityTests {
+    @Test func registrationCreatesAPendingInstitutionAndItsAdmin() async throws {
+        try await Harness.run { h in
+            let reply = try await h.request(.post, "/v1/registrations", json: [
+                "institution": ["names": [["lang": "fr", "value": "Université Libre de Bruxelles"]], "schac": "ULB.be", "country": "BE",
+                                "city": "Bruxelles", "type": "university", "acronym": "ULB", "subjectAreas": [["code": "0714", "strength": "strong"]],
+                                "teachingLanguages": [["code": "fr", "level": "C2"], ["code": "en", "level": "B2"]], "offers": ["student_exchange"],
+                                "contacts": [["role": "International office", "name": "Ana", "email": "intl@ulb.be"]]],
+                "admin": ["email": "intl@ulb.be", "password": Harness.password, "name": "Ana Peeters"],
+            ])
+            #expect(reply.status == .created)
+            let institution = try #require(reply["institution"] as? [String: Any])
+            #expect(institution["status"] as? String == "pending")
+            #expect(institution["schac"] as? String == "ulb.be")
+            #expect((institution["contacts"] as? [[String: String]])?.first?["name"] == "Ana")
+            let user = try #require(reply["user"] as? [String: Any])
+            #expect(user["role"] as? String == "admin")
+            #expect(user["password_hash"] == nil && user["passwordHash"] == nil)
+            #expect(try await h.count("SELECT count(*) FROM users WHERE password_hash LIKE '$scrypt$%'") == 1)
+
+            // The same SCHAC code or e-mail again: 409, nothing stored.
+            let duplicate = try await h.request(.post, "/v1/registrations", json: [
+                "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "ulb.be", "country": "BE", "type": "university"],
+                "admin": ["email": "someone@else.be", "password": Harness.password, "name": "X"],
+            ])
+            #expect(duplicate.status == .conflict)
+            let sameEmail = try await h.request(.post, "/v1/registrations", json: [
+                "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "other.be", "country": "BE", "type": "university"],
+                "admin": ["email": "INTL@ulb.be", "password": Harness.password, "name": "X"],
+            ])
+            #expect(sameEmail.status == .conflict)
+            #expect(try await h.count("SELECT count(*) FROM institutions") == 1)
+            #expect(try await h.count("SELECT count(*) FROM audit_events WHERE action = 'institution.registered'") == 1)
+        }
+    }
+
+    @Test func invalidRegistrationsNameEveryBadFieldAndStoreNothing() async throws {
+        try await Harness.run { h in
+            let reply = try await h.request(.post, "/v1/registrations", json: [
+                "institution": ["names": [["lang": "zz", "value": ""]], "schac": "not a domain", "country": "XX", "type": "castle",
+                                "ror": "03vek6s53", "subjectAreas": [["code": "1234"]], "teachingLanguages": [["code": "en", "level": "D1"]],
+                                "offers": ["teleportation"], "website": "ftp://x"],
+                "admin": ["email": "nope", "password": "1234567890", "name": ""],
+            ])
+            #expect(reply.status == .unprocessableContent)
+            #expect(reply.headers[.contentType] == "application/problem+json")
+            let fields = Set(reply.problemFields)
+            for field in ["/institution/names/0/lang", "/institution/names/0/value", "/institution/schac", "/institution/country",
+                          "/institution/type", "/institution/ror", "/institution/subjectAreas/0/code", "/institution/teachingLanguages/0/level",
+                          "/institution/offers/0", "/institution/website", "/admin/email", "/admin/password", "/admin/name"] {
+                #expect(fields.contains(field), "missing \(field) in \(fields)")
+            }
+            // A wrong JSON type names its field too.
+            let wrongType = try await h.request(.post, "/v1/registrations", json: ["institution": ["names": "x"], "admin": [:]])
+            #expect(wrongType.status == .unprocessableContent)
+            #expect(wrongType.problemFields == ["/institution/names"])
+            let malformed = try await h.client.execute(uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
+                                                       body: .init(string: "{not json")) { $0.status }
+            #expect(malformed == .badRequest)
+            let huge = try await h.client.execute(uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
+                                                  body: .init(string: "{\"x\": \"" + String(repeating: "a", count: 1_100_000) + "\"}")) { $0.status }
+            #expect(huge == .contentTooLarge)
+            #expect(try await h.count("SELECT count(*) FROM institutions") == 0)
+        }
+    }
+
+    @Test func sessionsSignInMeAndSignOut() async throws {
+        try await Harness.run { h in
+            let (id, email) = try await h.register(schac: "kuleuven.be")
+            let token = try await h.signIn(email.uppercased())
+            #expect(token.count >= 43)
+            // Only the hash is stored.
+            #expect(try await h.count("SELECT count(*) FROM sessions WHERE length(token_hash) = 32") == 1)
+            let me = try await h.request(.get, "/v1/me", token: token)
+            #expect(me.status == .ok)
+            #expect((me["institution"] as? [String: Any])?["id"] as? String == id.uuidString)
+            #expect(me["roles"] as? [String] == ["admin"])
+
+            let wrong = try await h.request(.post, "/v1/sessions", json: ["email": email, "password": "Wrong-Passphrase-42"])
+            let unknown = try await h.request(.post, "/v1/sessions", json: ["email": "nobody@nowhere.be", "password": "Wrong-Passphrase-42"])
+            #expect(wrong.status == .unauthorized)
+            #expect(unknown.status == .unauthorized)
+            #expect(wrong.string("detail") == unknown.string("detail"))
+
+            #expect(try await h.request(.get, "/v1/me").status == .unauthorized)
+            #expect(try await h.request(.get, "/v1/me", token: "made-up-token-made-up-token-made-up-token").status == .unauthorized)
+            #expect(try await h.request(.delete, "/v1/sessions/current", token: token).status == .noContent)
+            #expect(try await h.request(.get, "/v1/me", token: token).status == .unauthorized)
+        }
+    }
+
+    @Test func repeatedFailuresAreThrottled() async throws {
+        try await Harness.run { h in
+            let (_, email) = try await h.register(schac: "ugent.be")
+            for _ in 0..<5 {
+                #expect(try await h.request(.post, "/v1/sessions", json: ["email": email, "password": "Wrong-Passphrase-42"]).status == .unauthorized)
+            }
+            let limited = try await h.request(.post, "/v1/sessions", json: ["email": email, "password": Harness.password])
+            #expect(limited.status == .tooManyRequests)
+            #expect(Int(limited.headers[.retryAfter] ?? "") ?? 0 > 0)
+            #expect(try await h.count("SELECT count(*) FROM audit_events WHERE action = 'session.sign_in_failed'") == 5)
+        }
+    }
+
+    @Test func admissionDecisionsAndTheirEffectOnSessions() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let (id, email) = try await h.register(schac: "uclouvain.be")
+            let userToken = try await h.signIn(email)
+
+            // Only network admins.
+            #expect(try await h.request(.get, "/v1/admin/institutions", token: userToken).status == .forbidden)
+            let pending = try await h.request(.get, "/v1/admin/institutions?status=pending", token: admin)
+            #expect(pending.status == .ok)
+            #expect((pending["items"] as? [[String: Any]])?.map { $0["schac"] as? String } == ["uclouvain.be"])
+            #expect(try await h.request(.get, "/v1/admin/institutions?status=bogus", token: admin).status == .unprocessableContent)
+
+            // Reject needs a reason; suspend needs an active institution.
+            #expect(try await h.request(.post, "/v1/admin/institutions/\(id)/reject", token: admin, json: [:]).status == .unprocessableContent)
+            #expect(try await h.request(.post, "/v1/admin/institutions/\(id)/suspend", token: admin, json: ["reason": "x"]).status == .conflict)
+            try await h.approve(id, adminToken: admin)
+
+            // Suspension ends existing sessions at once and blocks sign-in.
+            let suspended = try await h.request(.post, "/v1/admin/institutions/\(id)/suspend", token: admin, json: ["reason": "unpaid fees"])
+            #expect(suspended.string("status") == "suspended")
+            #expect(try await h.request(.get, "/v1/me", token: userToken).status == .unauthorized)
+            #expect(try await h.request(.post, "/v1/sessions", json: ["email": email, "password": Harness.password]).status == .forbidden)
+            #expect(try await h.request(.post, "/v1/admin/institutions/\(id)/reinstate", token: admin, json: ["reason": "paid"]).string("status") == "active")
+            _ = try await h.signIn(email)
+
+            let tier = try await h.request(.patch, "/v1/admin/institutions/\(id)", token: admin, json: ["tier": "premium"])
+            #expect(tier.string("tier") == "premium")
+            let audit = try await h.request(.get, "/v1/admin/audit-events?limit=100", token: admin)
+            let actions = (audit["items"] as? [[String: Any]])?.compactMap { $0["action"] as? String } ?? []
+            for action in ["institution.registered", "institution.approve", "institution.suspend", "institution.reinstate", "institution.tier_changed"] {
+                #expect(actions.contains(action), "\(action) not audited")
+            }
+        }
+    }
+
+    @Test func theAuditLogIsAppendOnlyForTheServer() async throws {
+        try await Harness.run { h in
+            try await h.register(schac: "vub.be")
+            let admin = try await h.networkAdmin()
+            _ = admin
+            for statement in ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"] {
+                await #expect(throws: (any Error).self) {
+                    try await h.pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
+                        try await tx.execute(unsafeSQL: statement)
+                    }
+                }
+            }
+            #expect(try await h.count("SELECT count(*) FROM audit_events") >= 1)
+        }
+    }
+}
