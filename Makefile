@@ -23,7 +23,7 @@ migrate: db
 	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate
 
 run: db build
-	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate && $(SWIFT) run accord serve --host 127.0.0.1 --port $(ACCORD_PORT)
+	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate && $(SWIFT) run accord seed demo --if-empty && $(SWIFT) run accord serve --host 127.0.0.1 --port $(ACCORD_PORT)
 
 test: db
 	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)

@@ -26,7 +26,7 @@ public enum JSONBody {
         }
     }
 
-    static func problem(for error: DecodingError) -> Problem {
+    public static func problem(for error: DecodingError) -> Problem {
         switch error {
         case .keyNotFound(let key, let context):
             return .invalid(field: pointer(context.codingPath + [key]), "is required")

@@ -63,15 +63,16 @@ public struct IdentityService: Sendable {
 
     // MARK: Passwords
 
-    /// Checks a new password: length and the common-password list.
+    /// What is wrong with a new password (too short, too long, too common), or nil.
+    public static func passwordProblem(_ password: String) -> String? {
+        if password.count < PasswordHasher.minimumLength { return "must have at least \(PasswordHasher.minimumLength) characters" }
+        if password.count > PasswordHasher.maximumLength { return "must have at most \(PasswordHasher.maximumLength) characters" }
+        if CommonPasswords.contains(password) { return "is too common; choose another" }
+        return nil
+    }
+
     static func checkPassword(_ password: String, field: String, into v: inout Validator) {
-        if password.count < PasswordHasher.minimumLength {
-            v.fail(field, "must have at least \(PasswordHasher.minimumLength) characters")
-        } else if password.count > PasswordHasher.maximumLength {
-            v.fail(field, "must have at most \(PasswordHasher.maximumLength) characters")
-        } else if CommonPasswords.contains(password) {
-            v.fail(field, "is too common; choose another")
-        }
+        if let problem = passwordProblem(password) { v.fail(field, problem) }
     }
 
     /// Hashes off the event loop and off the Swift concurrency pool.

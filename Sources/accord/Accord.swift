@@ -1,3 +1,4 @@
+import AccordCore
 import AccordServer
 import ArgumentParser
 import Foundation
@@ -14,7 +15,7 @@ struct Accord: AsyncParsableCommand {
             Settings come from flags or from ACCORD_* environment variables; with the private \
             development database, `eval "$(Deploy/local/env)"` exports them.
             """,
-        subcommands: [Serve.self, Migrate.self]
+        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Admin.self]
     )
 
     static func main() async {
@@ -76,6 +77,7 @@ struct CommandFailure: Error, CustomStringConvertible {
         case let failure as CommandFailure: return failure
         case let error as PGError: return CommandFailure(error.operatorMessage)
         case let error as StartupError: return CommandFailure(error.description)
+        case let problem as Problem: return CommandFailure(problem.detail ?? problem.title)
         default: return CommandFailure("\(error)")
         }
     }

@@ -159,6 +159,32 @@ struct CLITests {
         }
     }
 
+    @Test func operatorCommands() async throws {
+        try await TestDatabase.with { database in
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let generated = try await AccordProcess.run(["admin", "create-network-admin", "--email", "ops@network.test"], environment: env)
+            #expect(generated.status == 0, "\(generated.stderr)")
+            #expect(generated.stdout.contains("Password (shown once): "))
+            let again = try await AccordProcess.run(["admin", "create-network-admin", "--email", "OPS@network.test"], environment: env)
+            #expect(again.status != 0)
+            #expect(again.stderr.contains("exists already"))
+
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("u-\(UUID().uuidString).json")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try #"[{"name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": null, "domains": ["ugent.be"], "web_pages": ["https://www.ugent.be/"]}]"#
+                .write(to: file, atomically: true, encoding: .utf8)
+            let imported = try await AccordProcess.run(["import", "universities", file.path], environment: env)
+            #expect(imported.status == 0, "\(imported.stderr)")
+            #expect(imported.stdout.contains("Imported 1 records: 1 created, 0 updated, 0 unchanged, 0 skipped."))
+            let missing = try await AccordProcess.run(["import", "universities", "/nonexistent.json"], environment: env)
+            #expect(missing.status != 0)
+            #expect(missing.stderrLines.count == 1)
+
+            let seeded = try await AccordProcess.run(["seed", "demo", "--if-empty"], environment: env)
+            #expect(seeded.stdout.contains("no demo seeded"), "the database has an admin and an entry already")
+        }
+    }
+
     @Test func missingURLIsNamed() async throws {
         let outcome = try await AccordProcess.run(["migrate"])
         #expect(outcome.status != 0)
