@@ -43,6 +43,7 @@ public func buildRouter(
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ProblemMiddleware())
     HealthController(schemaCheck: schemaCheck, logger: logger).addRoutes(to: router)
+    OpenAPIController().addRoutes(to: router)
 
     let identityService = IdentityService(pool: pool, configuration: identity, reference: ReferenceData(pool: pool), logger: logger)
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))

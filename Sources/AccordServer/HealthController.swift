@@ -1,5 +1,6 @@
 import AccordCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -23,13 +24,13 @@ struct HealthController {
                 return Health(status: "ready", migrations: migrations)
             case .behind(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
-                throw Problem.serviceUnavailable("Not ready: the database schema is behind this version; run `accord migrate`.")
+                throw Problem.serviceUnavailable("Not ready: the database schema is behind this version; run `accord migrate`.").with(headers: [.retryAfter: "5"])
             case .unreachable(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
-                throw Problem.serviceUnavailable("Not ready: the database is unreachable.")
+                throw Problem.serviceUnavailable("Not ready: the database is unreachable.").with(headers: [.retryAfter: "5"])
             case .misconfigured(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
-                throw Problem.serviceUnavailable("Not ready: the database refuses the server's connection settings.")
+                throw Problem.serviceUnavailable("Not ready: the database refuses the server's connection settings.").with(headers: [.retryAfter: "5"])
             }
         }
     }

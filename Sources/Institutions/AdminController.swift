@@ -17,14 +17,15 @@ public struct AdminController: Sendable {
             return try await admission.list(status: request.uri.queryParameters.get("status"), limit: limit,
                                             cursor: request.uri.queryParameters.get("cursor"), caller: context.identity)
         }
-        routes.post("admin/institutions/{id}/{decision}") { request, context in
-            guard let decision = AdmissionService.Decision(rawValue: context.parameters.get("decision") ?? "") else { throw Problem.notFound() }
-            let id = try IdentityController.id(context)
-            var reason: String?
-            if request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) {
-                reason = try await JSONBody.decode(AdmissionService.DecisionRequest.self, from: request, context: context).reason
+        for decision in AdmissionService.Decision.allCases {
+            routes.post("admin/institutions/{id}/\(decision.rawValue)") { request, context in
+                let id = try IdentityController.id(context)
+                var reason: String?
+                if request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) {
+                    reason = try await JSONBody.decode(AdmissionService.DecisionRequest.self, from: request, context: context).reason
+                }
+                return try await admission.decide(decision, on: id, reason: reason, caller: context.identity)
             }
-            return try await admission.decide(decision, on: id, reason: reason, caller: context.identity)
         }
         routes.patch("admin/institutions/{id}") { request, context in
             let body = try await JSONBody.decode(AdmissionService.TierRequest.self, from: request, context: context)

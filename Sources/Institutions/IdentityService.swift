@@ -246,16 +246,25 @@ public struct IdentityService: Sendable {
         public var roles: [String]
     }
 
-    /// The caller, their institution and their roles.
+    /// The caller, their institution and their roles: one statement, one round trip.
     public func me(_ identity: Identity) async throws -> Me {
-        try await pool.withTenant(identity) { tx in
-            if identity.isNetworkAdmin {
-                return Me(user: try await UserStore.networkAdmin(identity.accountID, on: tx), institution: nil, roles: ["network_admin"])
+        if identity.isNetworkAdmin {
+            return try await pool.withTenant(identity) { tx in
+                Me(user: try await UserStore.networkAdmin(identity.accountID, on: tx), institution: nil, roles: ["network_admin"])
             }
-            let user = try await UserStore.user(identity.accountID, on: tx)
-            let institution = try await InstitutionStore.document(identity.institutionID!, includePrivate: true, on: tx)
-            return Me(user: user, institution: institution.institution, roles: [user.role])
         }
+        let row = try await pool.readAsTenant(identity, """
+            SELECT \(UserStore.columns),
+                   d.document || jsonb_build_object('contacts', coalesce((
+                       SELECT jsonb_agg(jsonb_build_object('role', c.role, 'name', c.name, 'email', c.email) ORDER BY c.position)
+                       FROM institution_contacts c WHERE c.institution_id = d.id), '[]'::jsonb))
+            FROM users u JOIN institution_documents d ON d.id = u.institution_id
+            WHERE u.id = \(identity.accountID)
+            """).first
+        guard let row else { throw Problem.unauthorized("The account no longer exists.") }
+        let user = try UserStore.decode(row)
+        let institution = try row.column(6, as: PGJSONB<Institution>.self).value
+        return Me(user: user, institution: institution, roles: [user.role])
     }
 
     // MARK: Network administrators

@@ -84,7 +84,7 @@ enum InstitutionStore {
 }
 
 enum UserStore {
-    static let columns: PGQuery = "id, email, name, role, institution_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    static let columns: PGQuery = "u.id, u.email, u.name, u.role, u.institution_id, to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
     static func decode(_ row: PGRow) throws -> User {
         let (id, email, name, role, institution, created) = try row.decode((UUID, String, String, String, UUID, String).self)
@@ -92,13 +92,13 @@ enum UserStore {
     }
 
     static func user(_ id: UUID, on tx: PGConnection) async throws -> User {
-        let rows = try await tx.query("SELECT \(columns) FROM users WHERE id = \(id)")
+        let rows = try await tx.query("SELECT \(columns) FROM users u WHERE u.id = \(id)")
         guard let row = rows.first else { throw Problem.notFound("No such user.") }
         return try decode(row)
     }
 
     static func members(of institution: UUID, on tx: PGConnection) async throws -> [User] {
-        try await tx.query("SELECT \(columns) FROM users WHERE institution_id = \(institution) ORDER BY created_at, id").map(decode)
+        try await tx.query("SELECT \(columns) FROM users u WHERE u.institution_id = \(institution) ORDER BY u.created_at, u.id").map(decode)
     }
 
     static func networkAdmin(_ id: UUID, on tx: PGConnection) async throws -> User {

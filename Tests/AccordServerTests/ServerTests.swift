@@ -118,3 +118,55 @@ struct RecoveryTests {
         }
     }
 }
+
+@Suite("The OpenAPI contract")
+struct ContractTests {
+    /// (METHOD, /path/{param}) pairs of the document, read line by line.
+    static func documentedOperations() throws -> Set<String> {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/openapi.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var operations = Set<String>()
+        var inPaths = false
+        var currentPath: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast()).trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            } else if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     ") {
+                let key = line.trimmingCharacters(in: .whitespaces).dropLast()
+                if ["get", "post", "put", "patch", "delete"].contains(String(key)) { operations.insert("\(key.uppercased()) \(path)") }
+            }
+        }
+        return operations
+    }
+
+    @Test func everyRouteIsDocumentedAndEveryDocumentedOperationExists() async throws {
+        let pool = PGPool(configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1))
+        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool))
+        let routes = Set(router.routes.map { route -> String in
+            let path = route.path.description.split(separator: "/").map { part -> String in
+                part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+            }.joined(separator: "/")
+            return "\(route.method.rawValue) /\(path)"
+        })
+        let documented = try Self.documentedOperations()
+        #expect(routes.count >= 20)
+        for route in routes.sorted() { #expect(documented.contains(route), "\(route) is not in docs/openapi.yaml") }
+        for operation in documented.sorted() { #expect(routes.contains(operation), "\(operation) is documented but not routed") }
+    }
+
+    @Test func theServerServesItsContract() async throws {
+        let pool = PGPool(configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1))
+        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool))
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/openapi.yaml", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/yaml")
+                #expect(String(buffer: response.body).hasPrefix("openapi: 3.1"))
+            }
+        }
+    }
+}
