@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: db db-stop psql build migrate run test bench clean-db
+.PHONY: db db-stop psql build migrate run test bench bench-api clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -30,6 +30,9 @@ test: db
 
 bench: db
 	eval "$$(Deploy/local/env)" && cd Benchmarks && ./run
+
+bench-api: db
+	eval "$$(Deploy/local/env)" && Benchmarks/api
 
 clean-db:
 	Deploy/local/clean

@@ -205,10 +205,19 @@ struct CLITests {
         try await TestDatabase.with { database in
             let port = try freePort()
             let (process, _, err) = try AccordProcess.start(
-                ["serve", "--port", String(port)], environment: ["ACCORD_DATABASE_URL": database.appURL])
+                ["serve", "--port", String(port)],
+                environment: ["ACCORD_DATABASE_URL": database.appURL, "ACCORD_ADMIN_EMAIL": "root@network.test",
+                              "ACCORD_ADMIN_PASSWORD": "Bootstrap-Passphrase-9", "ACCORD_SCRYPT_LOG_N": "10"])
             defer { if process.isRunning { process.terminate() } }
             let ready = try await poll("http://127.0.0.1:\(port)/readyz", until: 200)
             #expect(ready.contains("\"status\":\"ready\""))
+            // The first network administrator came from the environment.
+            var signIn = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sessions")!)
+            signIn.httpMethod = "POST"
+            signIn.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            signIn.httpBody = Data(#"{"email": "root@network.test", "password": "Bootstrap-Passphrase-9"}"#.utf8)
+            let (_, response) = try await URLSession.shared.data(for: signIn)
+            #expect((response as? HTTPURLResponse)?.statusCode == 201)
             kill(process.processIdentifier, SIGTERM)
             let deadline = Date().addingTimeInterval(10)
             while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
