@@ -206,16 +206,22 @@ $$;
 
 -- Resolving a bearer token: the session's account, if the session is live and the institution may
 -- still act (pending or active; not rejected or suspended).
+-- PL/pgSQL rather than SQL: its plans are cached per session, and this runs on every request.
 CREATE FUNCTION accord_authenticate(p_token_hash bytea)
 RETURNS TABLE (account_id uuid, is_admin boolean, institution_id uuid, role text, institution_status text, expires_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT u.id, false, u.institution_id, u.role, i.status, s.expires_at
     FROM sessions s JOIN users u ON u.id = s.user_id JOIN institutions i ON i.id = u.institution_id
-    WHERE s.token_hash = p_token_hash AND s.expires_at > now() AND i.status IN ('pending', 'active')
-    UNION ALL
-    SELECT a.id, true, NULL, 'network_admin', NULL, s.expires_at
-    FROM sessions s JOIN network_admins a ON a.id = s.admin_id
-    WHERE s.token_hash = p_token_hash AND s.expires_at > now()
+    WHERE s.token_hash = p_token_hash AND s.expires_at > now() AND i.status IN ('pending', 'active');
+    IF NOT FOUND THEN
+        RETURN QUERY
+        SELECT a.id, true, NULL::uuid, 'network_admin'::text, NULL::text, s.expires_at
+        FROM sessions s JOIN network_admins a ON a.id = s.admin_id
+        WHERE s.token_hash = p_token_hash AND s.expires_at > now();
+    END IF;
+END
 $$;
 
 -- Throttling: seconds to wait before another attempt for any of the keys (0 when none is blocked).
