@@ -45,12 +45,7 @@ extension PGPool {
     /// Runs one read-only statement as `identity` in a single round trip: `BEGIN READ ONLY`, the
     /// tenant settings, the statement and `COMMIT` go out as one pipeline.
     public func readAsTenant(_ identity: Identity, _ query: PGQuery) async throws -> PGRows {
-        var settings = PGQuery(unsafeSQL: "SELECT ")
-        for (index, (name, value)) in identity.settings.enumerated() {
-            if index > 0 { settings.append(PGQuery(unsafeSQL: ", ")) }
-            settings.append("set_config(\(name), \(value), true)")
-        }
-        return try await pipeline(["BEGIN READ ONLY", settings, query, "COMMIT"])[2]
+        try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings), query, "COMMIT"])[2]
     }
 
     /// Runs `body` in a transaction that carries `identity`'s tenant context.

@@ -75,16 +75,11 @@ public struct AdmissionService: Sendable {
         return try await pool.withTenant(caller) { tx in
             var query: PGQuery = "SELECT \(Self.summaryColumns) FROM institutions WHERE true"
             if let status { query.append(" AND status = \(status)") }
-            if let after { query.append(" AND (created_at, id) < (\(after.date), \(after.id))") }
+            if let after { query.append(" AND (created_at, id) < (\(after.createdAt)::timestamptz, \(after.id))") }
             query.append(" ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)")
             let rows = try await tx.query(query)
-            var items = try rows.prefix(limit).map(Self.summary)
-            var next: String?
-            if rows.count > limit, let last = items.last {
-                let date = try await tx.query("SELECT created_at FROM institutions WHERE id = \(last.id)").scalar(Date.self)
-                next = Cursor(date: date, id: last.id).encoded
-            }
-            items = Array(items)
+            let items = try rows.prefix(limit).map(Self.summary)
+            let next = rows.count > limit ? items.last.map { Cursor(createdAt: $0.createdAt, id: $0.id).encoded } : nil
             return Page(items: items, nextCursor: next)
         }
     }
@@ -193,14 +188,15 @@ public struct AdmissionService: Sendable {
     }
 }
 
-/// An opaque keyset cursor: (timestamp, id), base64url. A tampered cursor is a 400.
+/// An opaque keyset cursor: the last item's creation time (as the API printed it, to the
+/// microsecond) and id, base64url. A tampered cursor is a 400.
 struct Cursor {
-    var date: Date
+    var createdAt: String
     var id: UUID
 
     var encoded: String {
-        let raw = "\(date.timeIntervalSince1970)|\(id.uuidString)"
-        return Data(raw.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        Data("\(createdAt)|\(id.uuidString)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
 
     static func decode(_ text: String) throws -> Cursor {
@@ -210,9 +206,9 @@ struct Cursor {
             throw Problem.badRequest("The cursor is not valid.")
         }
         let parts = raw.split(separator: "|")
-        guard parts.count == 2, let seconds = Double(parts[0]), seconds.isFinite, let id = UUID(uuidString: String(parts[1])) else {
-            throw Problem.badRequest("The cursor is not valid.")
-        }
-        return Cursor(date: Date(timeIntervalSince1970: seconds), id: id)
+        guard parts.count == 2, parts[0].count <= 40, parts[0].allSatisfy({ $0.isNumber || "-:.TZ".contains($0) }),
+            let id = UUID(uuidString: String(parts[1]))
+        else { throw Problem.badRequest("The cursor is not valid.") }
+        return Cursor(createdAt: String(parts[0]), id: id)
     }
 }

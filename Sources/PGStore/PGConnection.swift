@@ -440,14 +440,7 @@ public final class PGConnection: @unchecked Sendable {
         _ body: (PGConnection) async throws -> Result
     ) async throws -> Result {
         var opening: [PGQuery] = ["BEGIN"]
-        if !settings.isEmpty {
-            var setConfig = PGQuery(unsafeSQL: "SELECT ")
-            for (index, (name, value)) in settings.enumerated() {
-                if index > 0 { setConfig.sql += ", " }
-                setConfig.append("set_config(\(name), \(value), true)")
-            }
-            opening.append(setConfig)
-        }
+        if !settings.isEmpty { opening.append(.setConfig(settings)) }
         if opening.count == 1 {
             try await execute(unsafeSQL: "BEGIN")
         } else {

@@ -121,9 +121,14 @@ extension PGQuery {
         binds.append(contentsOf: other.binds)
     }
 
+    /// `SELECT set_config(name, value, true), …`: transaction-local settings, all bound.
+    public static func setConfig(_ settings: [(String, String)]) -> PGQuery {
+        joined(settings.map { "set_config(\($0.0), \($0.1), true)" }, prefix: "SELECT ", separator: ", ")
+    }
+
     /// Joins queries with a separator, renumbering placeholders.
-    public static func joined(_ parts: [PGQuery], separator: String) -> PGQuery {
-        var result = PGQuery(unsafeSQL: "")
+    public static func joined(_ parts: [PGQuery], prefix: String = "", separator: String) -> PGQuery {
+        var result = PGQuery(unsafeSQL: prefix)
         for (index, part) in parts.enumerated() {
             if index > 0 { result.sql += separator }
             result.append(part)

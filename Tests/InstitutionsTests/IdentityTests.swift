@@ -143,6 +143,27 @@ struct IdentityTests {
         }
     }
 
+    @Test func adminListsPageWithKeysetCursors() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            for schac in ["a.example.be", "b.example.be", "c.example.be"] { try await h.register(schac: schac) }
+            var seen: [String] = []
+            var cursor: String?
+            repeat {
+                let page = try await h.request(.get, "/v1/admin/institutions?limit=1" + (cursor.map { "&cursor=\($0)" } ?? ""), token: admin)
+                #expect(page.status == .ok)
+                seen += (page["items"] as? [[String: Any]] ?? []).compactMap { $0["schac"] as? String }
+                cursor = page["nextCursor"] as? String
+            } while cursor != nil && seen.count < 10
+            #expect(seen == ["c.example.be", "b.example.be", "a.example.be"])
+            #expect(try await h.request(.get, "/v1/admin/institutions?cursor=bm90LWEtY3Vyc29y", token: admin).status == .badRequest)
+            #expect(try await h.request(.get, "/v1/admin/institutions?limit=0", token: admin).status == .unprocessableContent)
+            let audit = try await h.request(.get, "/v1/admin/audit-events?limit=2", token: admin)
+            #expect((audit["items"] as? [Any])?.count == 2)
+            #expect(audit["nextCursor"] as? String != nil)
+        }
+    }
+
     @Test func theAuditLogIsAppendOnlyForTheServer() async throws {
         try await Harness.run { h in
             try await h.register(schac: "vub.be")
