@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import PGStore
 
 /// Routes of identity and institutions: registrations, sessions, me, profiles, members,
@@ -36,8 +37,9 @@ public struct IdentityController: Sendable {
             try await identity.signOut(context.identity)
             return .noContent
         }
-        authenticated.get("me") { _, context in
-            try await identity.me(context.identity)
+        authenticated.get("me") { _, context -> Response in
+            let json = try await identity.meJSON(context.identity)
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
         }
         authenticated.get("institutions/{id}") { _, context -> EditedResponse<Institution> in
             let (institution, version) = try await membership.profile(try Self.id(context), caller: context.identity)

@@ -247,3 +247,13 @@ public struct PGJSONB<Value: Codable & Sendable>: PGCodable {
 
 extension PGJSONB: Equatable where Value: Equatable {}
 extension PGJSONB: Hashable where Value: Hashable {}
+
+/// A `json`/`jsonb` value kept as its text, for passing JSON that PostgreSQL built straight to a
+/// response without decoding and encoding it again.
+public struct PGRawJSON: PGDecodable, Sendable {
+    public let bytes: [UInt8]
+    public static func accepts(_ type: PGType) -> Bool { type == .jsonb || type == .json }
+    public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> PGRawJSON {
+        PGRawJSON(bytes: Array(text))
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Institutions
 import HTTPTypes
 import Testing
 
@@ -80,6 +81,12 @@ struct IdentityTests {
             #expect(me.status == .ok)
             #expect((me["institution"] as? [String: Any])?["id"] as? String == id.uuidString)
             #expect(me["roles"] as? [String] == ["admin"])
+            // PostgreSQL builds this document; it must have the documented shape.
+            let typed = try JSONDecoder().decode(IdentityService.Me.self, from: JSONSerialization.data(withJSONObject: me.body))
+            #expect(typed.user.email == email && typed.institution?.schac == "kuleuven.be" && typed.institution?.contacts == [])
+            let adminMe = try await h.request(.get, "/v1/me", token: try await h.networkAdmin())
+            let typedAdmin = try JSONDecoder().decode(IdentityService.Me.self, from: JSONSerialization.data(withJSONObject: adminMe.body))
+            #expect(typedAdmin.roles == ["network_admin"] && typedAdmin.institution == nil)
 
             let wrong = try await h.request(.post, "/v1/sessions", json: ["email": email, "password": "Wrong-Passphrase-42"])
             let unknown = try await h.request(.post, "/v1/sessions", json: ["email": "nobody@nowhere.be", "password": "Wrong-Passphrase-42"])
