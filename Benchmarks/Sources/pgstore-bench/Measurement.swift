@@ -16,9 +16,12 @@ struct Sample: Sendable {
         checksum &+= other.checksum
     }
 
+    /// Counts an error; the first few go to standard error with a timestamp, to match with the server log.
     mutating func fail(_ error: any Error) {
         errors += 1
-        if firstError == nil { firstError = String(describing: error) }
+        let message = String(reflecting: error)
+        if firstError == nil { firstError = message }
+        if errors <= 5 { log("  error at \(Date()): \(message)") }
     }
 }
 
