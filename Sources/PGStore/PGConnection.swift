@@ -17,6 +17,7 @@ public final class PGConnection: @unchecked Sendable {
     let handle: OpaquePointer
     private let cancelHandle: OpaquePointer?
     private let threads: NIOThreadPool
+    private let io: PGIOLoop?
     private let cacheLimit: Int
     /// Prepared statements of this connection: (SQL, parameter types) -> statement name.
     private var statements: [StatementKey: String] = [:]
@@ -39,9 +40,10 @@ public final class PGConnection: @unchecked Sendable {
         var closed = false
     }
 
-    private init(handle: OpaquePointer, threads: NIOThreadPool, cacheLimit: Int) {
+    private init(handle: OpaquePointer, threads: NIOThreadPool, io: PGIOLoop?, cacheLimit: Int) {
         self.handle = handle
         self.threads = threads
+        self.io = io
         self.cacheLimit = cacheLimit
         self.cancelHandle = PQgetCancel(handle)
         self.backendPID = PQbackendPID(handle)
@@ -55,7 +57,7 @@ public final class PGConnection: @unchecked Sendable {
     // MARK: Opening
 
     /// Opens a connection (blocking; call on a thread-pool thread).
-    static func openBlocking(_ configuration: PGConfiguration, threads: NIOThreadPool) throws -> PGConnection {
+    static func openBlocking(_ configuration: PGConfiguration, threads: NIOThreadPool, io: PGIOLoop? = nil) throws -> PGConnection {
         let parameters = try configuration.connectionParameters()
         let keywords = parameters.map { strdup($0.0) } + [nil]
         let values = parameters.map { strdup($0.1) } + [nil]
@@ -77,13 +79,13 @@ public final class PGConnection: @unchecked Sendable {
             throw Self.classifyConnectError(message, configuration: configuration)
         }
         PQsetNoticeReceiver(handle, pgNoticeReceiver, nil)
-        return PGConnection(handle: handle, threads: threads, cacheLimit: configuration.preparedStatementCacheSize)
+        return PGConnection(handle: handle, threads: threads, io: io, cacheLimit: configuration.preparedStatementCacheSize)
     }
 
     /// Opens a connection on `threads`.
-    static func open(_ configuration: PGConfiguration, threads: NIOThreadPool) async throws -> PGConnection {
+    static func open(_ configuration: PGConfiguration, threads: NIOThreadPool, io: PGIOLoop? = nil) async throws -> PGConnection {
         do {
-            return try await threads.runIfActive { try openBlocking(configuration, threads: threads) }
+            return try await threads.runIfActive { try openBlocking(configuration, threads: threads, io: io) }
         } catch is NIOThreadPoolError.ThreadPoolInactive {
             throw PGError(.poolClosed, message: "the connection pool is shut down")
         } catch is CancellationError {
@@ -413,9 +415,53 @@ public final class PGConnection: @unchecked Sendable {
     // MARK: Public async API
 
     /// Runs one statement and returns its rows.
+    ///
+    /// A statement this connection has prepared already is sent without blocking and its answer
+    /// awaited on the pool's I/O loop; the first use of a statement prepares it on the thread pool.
     @discardableResult
     public func query(_ query: PGQuery) async throws -> PGRows {
-        try await run { try $0.executeBlocking(query) }
+        let key = StatementKey(sql: query.sql, types: query.binds.types)
+        guard let io, query.binds.encodingError == nil, let name = statements[key] else {
+            return try await run { try $0.executeBlocking(query) }
+        }
+        let id = operation.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try begin(id)
+        defer { end(id) }
+        let result: OpaquePointer?
+        do {
+            result = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<OpaquePointer?, any Error>) in
+                    PQsetnonblocking(handle, 1)
+                    let sent = query.binds.withCParameters { values, lengths, formats in
+                        PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
+                    }
+                    guard sent == 1 else {
+                        PQsetnonblocking(handle, 0)
+                        continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle), query: query.sql))
+                        return
+                    }
+                    io.await(self, needsWrite: PQflush(handle) == 1, continuation)
+                }
+            } onCancel: {
+                self.cancel(id)
+            }
+        } catch {
+            PQsetnonblocking(handle, 0)
+            throw error
+        }
+        PQsetnonblocking(handle, 0)
+        do {
+            return try check(result, query: query.sql)
+        } catch var error as PGError where error.sqlState == PGError.Code.queryCanceled && Task.isCancelled {
+            error.kind = .cancelled
+            throw error
+        } catch let error as PGError where error.sqlState == "0A000" {
+            // A table changed under the cached plan: prepare afresh on the blocking path.
+            return try await run { try $0.executeBlocking(query) }
+        }
     }
 
     /// Runs SQL text with the simple query protocol (several statements, no parameters). For

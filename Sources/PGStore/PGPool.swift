@@ -18,6 +18,7 @@ public final class PGPool: Service, Sendable {
     public let configuration: PGConfiguration
     let logger: Logger
     let threads: NIOThreadPool
+    let io = PGIOLoop()
     private let state: Mutex<State>
 
     struct Waiter {
@@ -52,6 +53,7 @@ public final class PGPool: Service, Sendable {
 
     deinit {
         threads.shutdownGracefully { _ in }
+        io.shutdown()
     }
 
     // MARK: Service
@@ -142,7 +144,7 @@ public final class PGPool: Service, Sendable {
     /// Opens a connection for a caller that holds an `open` grant; gives the grant back on failure.
     private func openGranted() async throws -> PGConnection {
         do {
-            return try await PGConnection.open(configuration, threads: threads)
+            return try await PGConnection.open(configuration, threads: threads, io: io)
         } catch {
             returnGrant()
             throw error

@@ -146,6 +146,21 @@ struct PoolTests {
         _ = try? await inTransaction.value
         #expect(try await pool.query("SELECT to_regclass('pg_temp.c') IS NULL").scalar(Bool.self))
         #expect(try await pool.query("SELECT pg_backend_pid()").scalar(Int32.self) == pid)
+
+        // A statement prepared already runs on the I/O loop: cancelling works there too.
+        try await pool.query("SELECT pg_sleep(\(0.0))")
+        let prepared = Task { try await pool.query("SELECT pg_sleep(\(30.0))") }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelledAt = ContinuousClock.now
+        prepared.cancel()
+        do {
+            _ = try await prepared.value
+            Issue.record("a cancelled query must throw")
+        } catch let error as PGError {
+            #expect(error.kind == .cancelled)
+        }
+        #expect(ContinuousClock.now - cancelledAt < .seconds(5))
+        #expect(try await pool.query("SELECT pg_backend_pid()").scalar(Int32.self) == pid)
     }
 
     @Test func statementTimeoutApplies() async throws {

@@ -1,0 +1,125 @@
+import CLibPQ
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Waits for many connections' answers on one thread with `epoll`, so that a statement costs no
+/// thread of its own while the server works: the caller sends without blocking, and this loop
+/// resumes it when the whole answer has arrived. Under load one wake-up serves many connections.
+final class PGIOLoop: Sendable {
+    private let epoll: Int32
+    private let wakeup: Int32
+    private let waiters = Mutex<[Int32: Waiter]>([:])
+
+    struct Waiter: @unchecked Sendable {
+        let connection: PGConnection
+        let continuation: CheckedContinuation<OpaquePointer?, any Error>
+        /// Results collected so far (the first one is the statement's).
+        var result: OpaquePointer?
+    }
+
+    init() {
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeup = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        precondition(epoll >= 0 && wakeup >= 0, "cannot create the PGStore I/O loop")
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wakeup
+        epoll_ctl(epoll, EPOLL_CTL_ADD, wakeup, &event)
+        let thread = Thread { [self] in self.run() }
+        thread.name = "accord-pg-io"
+        thread.start()
+    }
+
+    /// Stops the loop thread.
+    func shutdown() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// Registers interest in `connection`'s answer (and in writability while it still has bytes to
+    /// send); the continuation gets the statement's result.
+    func await(_ connection: PGConnection, needsWrite: Bool, _ continuation: CheckedContinuation<OpaquePointer?, any Error>) {
+        let fd = PQsocket(connection.handle)
+        waiters.withLock { $0[fd] = Waiter(connection: connection, continuation: continuation, result: nil) }
+        arm(fd, write: needsWrite)
+    }
+
+    private func arm(_ fd: Int32, write: Bool) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue | (write ? EPOLLOUT.rawValue : 0)
+        event.data.fd = fd
+        if epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) != 0 {
+            // Not registered yet (or a new connection reuses a closed one's number).
+            if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0, errno == EEXIST {
+                _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
+            }
+        }
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        while true {
+            let count = epoll_wait(epoll, &events, 64, -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            for index in 0..<Int(count) {
+                let fd = events[index].data.fd
+                if fd == wakeup {
+                    // Shutdown: fail whoever still waits.
+                    let pending = waiters.withLock { state -> [Waiter] in
+                        defer { state.removeAll() }
+                        return Array(state.values)
+                    }
+                    for waiter in pending {
+                        if let result = waiter.result { PQclear(result) }
+                        waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
+                    }
+                    close(epoll)
+                    close(wakeup)
+                    return
+                }
+                progress(fd)
+            }
+        }
+    }
+
+    /// Reads what arrived for `fd`; resumes its waiter once the answer is complete.
+    private func progress(_ fd: Int32) {
+        guard var waiter = waiters.withLock({ $0[fd] }) else { return }
+        let handle = waiter.connection.handle
+        var failure: PGError?
+        var complete = false
+        let flushed = PQflush(handle)
+        if flushed < 0 {
+            failure = PGError(.connection, message: PGConnection.errorMessage(handle))
+        } else if PQconsumeInput(handle) == 0 {
+            failure = PGError(.connection, message: PGConnection.errorMessage(handle))
+        } else {
+            while PQisBusy(handle) == 0 {
+                guard let result = PQgetResult(handle) else {
+                    complete = true
+                    break
+                }
+                if waiter.result == nil { waiter.result = result } else { PQclear(result) }
+            }
+        }
+        if failure == nil && !complete {
+            waiters.withLock { $0[fd] = waiter }
+            arm(fd, write: flushed == 1)
+            return
+        }
+        waiters.withLock { _ = $0.removeValue(forKey: fd) }
+        if let failure {
+            if let result = waiter.result { PQclear(result) }
+            waiter.continuation.resume(throwing: failure)
+        } else {
+            waiter.continuation.resume(returning: waiter.result)
+        }
+    }
+}
