@@ -15,6 +15,10 @@ public enum JSONBody {
             throw Problem.payloadTooLarge(limit: context.maxUploadSize)
         }
         guard buffer.readableBytes > 0 else { throw Problem.badRequest("The request needs a JSON body.") }
+        // PostgreSQL text cannot hold NUL; refuse it here rather than fail later.
+        if containsEscapedNUL(buffer.readableBytesView) {
+            throw Problem.invalid(field: "/", "strings may not contain the NUL character (\\u0000)")
+        }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
@@ -24,6 +28,28 @@ public enum JSONBody {
         } catch {
             throw Problem.badRequest("The body is not valid JSON.")
         }
+    }
+
+    /// Whether JSON text holds `\u0000` (an escaped backslash before it does not count).
+    static func containsEscapedNUL(_ bytes: ByteBufferView) -> Bool {
+        let pattern = Array("u0000".utf8)
+        var backslashes = 0
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\\") {
+                backslashes += 1
+            } else {
+                if byte == UInt8(ascii: "u"), backslashes % 2 == 1, bytes.distance(from: index, to: bytes.endIndex) >= 5,
+                    bytes[index..<bytes.index(index, offsetBy: 5)].elementsEqual(pattern)
+                {
+                    return true
+                }
+                backslashes = 0
+            }
+            index = bytes.index(after: index)
+        }
+        return false
     }
 
     public static func problem(for error: DecodingError) -> Problem {

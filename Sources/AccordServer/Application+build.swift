@@ -41,7 +41,8 @@ public func buildRouter(
 ) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    let routes = RouteTable()
+    router.add(middleware: ProblemMiddleware(routes: routes))
     HealthController(schemaCheck: schemaCheck, logger: logger).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
 
@@ -50,6 +51,7 @@ public func buildRouter(
     let authenticated = v1.group(context: AuthenticatedContext.self)
     IdentityController(identity: identityService).addRoutes(public: v1, authenticated: authenticated)
     AdminController(admission: AdmissionService(pool: pool)).addRoutes(to: authenticated)
+    routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
 }
 

@@ -9,12 +9,22 @@ import PGStore
 /// and anything else into a 500 that reveals nothing, with the cause logged.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = AccordRequestContext
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.problem(for: error, request: request, context: context)
+            var problem = Self.problem(for: error, request: request, context: context)
+            if problem.status == .notFound, (error as? HTTPError)?.status == .notFound {
+                // A known path with another method: 405 with the methods it has.
+                let allowed = routes.methods(for: request.uri.path)
+                if !allowed.isEmpty {
+                    let list = allowed.sorted().joined(separator: ", ")
+                    problem = Problem.methodNotAllowed("\(request.method.rawValue) is not allowed on \(request.uri.path); use \(list).")
+                        .with(headers: [.allow: list])
+                }
+            }
             return problem.response(instance: request.uri.path, requestID: context.requestID)
         }
     }

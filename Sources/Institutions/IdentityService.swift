@@ -254,27 +254,27 @@ public struct IdentityService: Sendable {
     }
 
     /// `me` as the JSON document PostgreSQL builds: the hot path of `GET /v1/me` sends it as it is,
-    /// without decoding and encoding it again. Ids are upper-case, as everywhere in the API (Swift's
-    /// encoding of `UUID`).
+    /// without decoding and encoding it again. Ids are upper-case and absent optional fields are left
+    /// out, as everywhere in the API (Swift's encoding).
     public func meJSON(_ identity: Identity) async throws -> PGRawJSON {
         let row: PGRawJSON?
         if identity.isNetworkAdmin {
             row = try await pool.readAsTenant(identity, """
-                SELECT jsonb_build_object('user', jsonb_build_object('id', upper(a.id::text), 'email', a.email, 'name', a.name, 'role', 'network_admin',
+                SELECT jsonb_strip_nulls(jsonb_build_object('user', jsonb_build_object('id', upper(a.id::text), 'email', a.email, 'name', a.name, 'role', 'network_admin',
                            'createdAt', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-                       'roles', jsonb_build_array('network_admin'))
+                       'roles', jsonb_build_array('network_admin')))
                 FROM network_admins a WHERE a.id = \(identity.accountID)
                 """).first(PGRawJSON.self)
         } else {
             row = try await pool.readAsTenant(identity, """
-                SELECT jsonb_build_object(
+                SELECT jsonb_strip_nulls(jsonb_build_object(
                     'user', jsonb_build_object('id', upper(u.id::text), 'email', u.email, 'name', u.name, 'role', u.role,
                         'institutionId', upper(u.institution_id::text),
                         'createdAt', to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
                     'institution', d.document || jsonb_build_object('id', upper(d.id::text), 'contacts', coalesce((
                         SELECT jsonb_agg(jsonb_build_object('role', c.role, 'name', c.name, 'email', c.email) ORDER BY c.position)
                         FROM institution_contacts c WHERE c.institution_id = d.id), '[]'::jsonb)),
-                    'roles', jsonb_build_array(u.role))
+                    'roles', jsonb_build_array(u.role)))
                 FROM users u JOIN institution_documents d ON d.id = u.institution_id
                 WHERE u.id = \(identity.accountID)
                 """).first(PGRawJSON.self)

@@ -85,6 +85,16 @@ struct ServerTests {
                     #expect(body["requestId"] as? String == "trace-42")
                     #expect(body["instance"] as? String == "/v1/nothing-here")
                 }
+                // A known path with a method it does not have: 405 with Allow.
+                try await client.execute(uri: "/healthz", method: .delete) { response in
+                    #expect(response.status == .methodNotAllowed)
+                    #expect(response.headers[.allow] == "GET")
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                }
+                try await client.execute(uri: "/v1/institutions/9c4e1f0e-0000-4000-8000-000000000000/members/x", method: .post) { response in
+                    #expect(response.status == .methodNotAllowed)
+                    #expect(response.headers[.allow] == "DELETE, PATCH")
+                }
                 // An unreasonable request id is replaced by a fresh one.
                 try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-ID")!: "bad id\u{7f}"]) { response in
                     let id = response.headers[HTTPField.Name("X-Request-ID")!] ?? ""

@@ -60,6 +60,13 @@ struct IdentityTests {
             let wrongType = try await h.request(.post, "/v1/registrations", json: ["institution": ["names": "x"], "admin": [:]])
             #expect(wrongType.status == .unprocessableContent)
             #expect(wrongType.problemFields == ["/institution/names"])
+            // NUL cannot be stored in PostgreSQL text: a 422, not a 500.
+            let nul = try await h.client.execute(uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
+                                                 body: .init(string: #"{"email": "a\u0000@b.be", "password": "x"}"#)) { $0.status }
+            #expect(nul == .unprocessableContent)
+            let escaped = try await h.client.execute(uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
+                                                     body: .init(string: #"{"email": "a\\u0000@b.be", "password": "Wrong-Passphrase-42"}"#)) { $0.status }
+            #expect(escaped == .unauthorized, "an escaped backslash followed by u0000 is plain text")
             let malformed = try await h.client.execute(uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
                                                        body: .init(string: "{not json")) { $0.status }
             #expect(malformed == .badRequest)
@@ -81,7 +88,8 @@ struct IdentityTests {
             #expect(me.status == .ok)
             #expect((me["institution"] as? [String: Any])?["id"] as? String == id.uuidString)
             #expect(me["roles"] as? [String] == ["admin"])
-            // PostgreSQL builds this document; it must have the documented shape.
+            // PostgreSQL builds this document; it must have the documented shape, absent fields left out.
+            #expect((me["institution"] as? [String: Any]).map { $0.keys.contains("ror") } == false)
             let typed = try JSONDecoder().decode(IdentityService.Me.self, from: JSONSerialization.data(withJSONObject: me.body))
             #expect(typed.user.email == email && typed.institution?.schac == "kuleuven.be" && typed.institution?.contacts == [])
             let adminMe = try await h.request(.get, "/v1/me", token: try await h.networkAdmin())
