@@ -433,7 +433,7 @@ public final class PGConnection: @unchecked Sendable {
         let result: OpaquePointer?
         do {
             result = try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<OpaquePointer?, any Error>) in
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
                     PQsetnonblocking(handle, 1)
                     let sent = query.binds.withCParameters { values, lengths, formats in
                         PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
@@ -447,7 +447,7 @@ public final class PGConnection: @unchecked Sendable {
                 }
             } onCancel: {
                 self.cancel(id)
-            }
+            }.first
         } catch {
             PQsetnonblocking(handle, 0)
             throw error
@@ -472,9 +472,81 @@ public final class PGConnection: @unchecked Sendable {
     }
 
     /// Runs many statements in one round trip (libpq pipeline mode). See `PGPool.pipeline`.
+    ///
+    /// When every statement is prepared on this connection already, the batch is sent without
+    /// blocking and its answers awaited on the pool's I/O loop.
     @discardableResult
     public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
-        try await run { try $0.pipelineBlocking(queries) }
+        guard let io, !queries.isEmpty, queries.count <= 64,
+            let names = Optional(queries.compactMap { query -> String? in
+                query.binds.encodingError == nil ? statements[StatementKey(sql: query.sql, types: query.binds.types)] : nil
+            }), names.count == queries.count
+        else {
+            return try await run { try $0.pipelineBlocking(queries) }
+        }
+        let id = operation.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try begin(id)
+        defer { end(id) }
+        let results: [OpaquePointer]
+        do {
+            results = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
+                    guard PQenterPipelineMode(handle) == 1 else {
+                        continuation.resume(throwing: PGError(.connection, message: "cannot enter pipeline mode: \(Self.errorMessage(handle))"))
+                        return
+                    }
+                    PQsetnonblocking(handle, 1)
+                    for (query, name) in zip(queries, names) {
+                        let sent = query.binds.withCParameters { values, lengths, formats in
+                            PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
+                        }
+                        guard sent == 1 else {
+                            continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle), query: query.sql))
+                            return
+                        }
+                    }
+                    guard PQpipelineSync(handle) == 1 else {
+                        continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle)))
+                        return
+                    }
+                    io.await(self, needsWrite: PQflush(handle) == 1, pipeline: true, continuation)
+                }
+            } onCancel: {
+                self.cancel(id)
+            }
+        } catch {
+            PQsetnonblocking(handle, 0)
+            PQexitPipelineMode(handle)
+            throw error
+        }
+        PQsetnonblocking(handle, 0)
+        PQexitPipelineMode(handle)
+        let boxes = results.map(PGResultBox.init)
+        var rows = [PGRows](repeating: .empty, count: queries.count)
+        var firstError: PGError?
+        var next = 0
+        for box in boxes {
+            switch PQresultStatus(box.pointer) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                if next < rows.count { rows[next] = PGRows(box: box) }
+            case PGRES_PIPELINE_ABORTED:
+                break
+            default:
+                if firstError == nil { firstError = serverError(box.pointer, query: next < queries.count ? queries[next].sql : "") }
+            }
+            next += 1
+        }
+        if var firstError {
+            if firstError.sqlState == PGError.Code.queryCanceled && Task.isCancelled { firstError.kind = .cancelled }
+            throw firstError
+        }
+        guard next == queries.count else {
+            throw PGError(.connection, message: "the pipeline ended after \(next) of \(queries.count) statements")
+        }
+        return rows
     }
 
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.

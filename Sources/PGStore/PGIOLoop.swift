@@ -16,9 +16,11 @@ final class PGIOLoop: Sendable {
 
     struct Waiter: @unchecked Sendable {
         let connection: PGConnection
-        let continuation: CheckedContinuation<OpaquePointer?, any Error>
-        /// Results collected so far (the first one is the statement's).
-        var result: OpaquePointer?
+        let continuation: CheckedContinuation<[OpaquePointer], any Error>
+        /// A pipeline ends with its Sync; a single statement with its first NULL result.
+        let pipeline: Bool
+        /// Results collected so far: a single statement's first result, or a pipeline's results.
+        var results: [OpaquePointer] = []
     }
 
     init() {
@@ -42,9 +44,9 @@ final class PGIOLoop: Sendable {
 
     /// Registers interest in `connection`'s answer (and in writability while it still has bytes to
     /// send); the continuation gets the statement's result.
-    func await(_ connection: PGConnection, needsWrite: Bool, _ continuation: CheckedContinuation<OpaquePointer?, any Error>) {
+    func await(_ connection: PGConnection, needsWrite: Bool, pipeline: Bool = false, _ continuation: CheckedContinuation<[OpaquePointer], any Error>) {
         let fd = PQsocket(connection.handle)
-        waiters.withLock { $0[fd] = Waiter(connection: connection, continuation: continuation, result: nil) }
+        waiters.withLock { $0[fd] = Waiter(connection: connection, continuation: continuation, pipeline: pipeline) }
         arm(fd, write: needsWrite)
     }
 
@@ -77,7 +79,7 @@ final class PGIOLoop: Sendable {
                         return Array(state.values)
                     }
                     for waiter in pending {
-                        if let result = waiter.result { PQclear(result) }
+                        waiter.results.forEach { PQclear($0) }
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
                     }
                     close(epoll)
@@ -100,13 +102,29 @@ final class PGIOLoop: Sendable {
             failure = PGError(.connection, message: PGConnection.errorMessage(handle))
         } else if PQconsumeInput(handle) == 0 {
             failure = PGError(.connection, message: PGConnection.errorMessage(handle))
+        } else if waiter.pipeline {
+            // Each statement's results end with a NULL; the pipeline ends with its Sync.
+            var separators = 0
+            while PQisBusy(handle) == 0, separators < 2 {
+                guard let result = PQgetResult(handle) else {
+                    separators += 1
+                    continue
+                }
+                separators = 0
+                if PQresultStatus(result) == PGRES_PIPELINE_SYNC {
+                    PQclear(result)
+                    complete = true
+                    break
+                }
+                waiter.results.append(result)
+            }
         } else {
             while PQisBusy(handle) == 0 {
                 guard let result = PQgetResult(handle) else {
                     complete = true
                     break
                 }
-                if waiter.result == nil { waiter.result = result } else { PQclear(result) }
+                if waiter.results.isEmpty { waiter.results.append(result) } else { PQclear(result) }
             }
         }
         if failure == nil && !complete {
@@ -116,10 +134,10 @@ final class PGIOLoop: Sendable {
         }
         waiters.withLock { _ = $0.removeValue(forKey: fd) }
         if let failure {
-            if let result = waiter.result { PQclear(result) }
+            waiter.results.forEach { PQclear($0) }
             waiter.continuation.resume(throwing: failure)
         } else {
-            waiter.continuation.resume(returning: waiter.result)
+            waiter.continuation.resume(returning: waiter.results)
         }
     }
 }

@@ -196,6 +196,12 @@ struct PoolTests {
             #expect(try await connection.query("SELECT count(*) FROM p").scalar(Int.self) == 1000)
             // The connection is still usable and outside pipeline mode.
             #expect(try await connection.query("SELECT \(41) + 1").scalar(Int.self) == 42)
+            // Prepared already: the same batch again runs on the I/O loop, with the same results.
+            let again = try await connection.pipeline(["SELECT count(*) FROM p", "SELECT \(7) + 1", "SELECT label FROM p WHERE id = \(3)"])
+            let onLoop = try await connection.pipeline(["SELECT count(*) FROM p", "SELECT \(8) + 1", "SELECT label FROM p WHERE id = \(4)"])
+            #expect(try again[0].scalar(Int.self) == 1000 && onLoop[0].scalar(Int.self) == 1000)
+            #expect(try onLoop[1].scalar(Int.self) == 9)
+            #expect(try onLoop[2].scalar(String.self) == "label 4")
             // Large pipelines do not deadlock on full socket buffers.
             let big = String(repeating: "z", count: 2000)
             let many: [PGQuery] = (0..<3000).map { "SELECT \($0), \(big)" }
