@@ -56,8 +56,9 @@ public final class PGConnection: @unchecked Sendable {
 
     // MARK: Opening
 
-    /// Opens a connection (blocking; call on a thread-pool thread).
-    static func openBlocking(_ configuration: PGConfiguration, threads: NIOThreadPool, io: PGIOLoop? = nil) throws -> PGConnection {
+    /// Opens a libpq connection with `configuration`'s parameters (blocking), with server notices
+    /// sent to the log. Throws a classified `PGError` when it fails.
+    static func connectHandle(_ configuration: PGConfiguration) throws -> OpaquePointer {
         let parameters = try configuration.connectionParameters()
         let keywords = parameters.map { strdup($0.0) } + [nil]
         let values = parameters.map { strdup($0.1) } + [nil]
@@ -79,7 +80,12 @@ public final class PGConnection: @unchecked Sendable {
             throw Self.classifyConnectError(message, configuration: configuration)
         }
         PQsetNoticeReceiver(handle, pgNoticeReceiver, nil)
-        return PGConnection(handle: handle, threads: threads, io: io, cacheLimit: configuration.preparedStatementCacheSize)
+        return handle
+    }
+
+    /// Opens a connection (blocking; call on a thread-pool thread).
+    static func openBlocking(_ configuration: PGConfiguration, threads: NIOThreadPool, io: PGIOLoop? = nil) throws -> PGConnection {
+        PGConnection(handle: try connectHandle(configuration), threads: threads, io: io, cacheLimit: configuration.preparedStatementCacheSize)
     }
 
     /// Opens a connection on `threads`.

@@ -249,26 +249,7 @@ public final class PGListener: Service, Sendable {
     }
 
     private func openConnection() throws -> OpaquePointer {
-        let parameters = try configuration.connectionParameters()
-        let keywords = parameters.map { strdup($0.0) } + [nil]
-        let values = parameters.map { strdup($0.1) } + [nil]
-        defer {
-            keywords.forEach { free($0) }
-            values.forEach { free($0) }
-        }
-        let handle: OpaquePointer? = keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
-            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
-            }
-        }
-        guard let handle else { throw PGError(.connection, message: "out of memory while connecting") }
-        guard PQstatus(handle) == CONNECTION_OK else {
-            let message = PGConnection.errorMessage(handle)
-            PQfinish(handle)
-            throw PGConnection.classifyConnectError(message, configuration: configuration)
-        }
-        PQsetNoticeReceiver(handle, pgNoticeReceiver, nil)
-        return handle
+        try PGConnection.connectHandle(configuration)
     }
 
     private func execute(_ connection: OpaquePointer, _ sql: String) -> Bool {
