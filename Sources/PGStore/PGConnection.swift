@@ -430,35 +430,9 @@ public final class PGConnection: @unchecked Sendable {
         guard let io, query.binds.encodingError == nil, let name = statements[key] else {
             return try await run { try $0.executeBlocking(query) }
         }
-        let id = operation.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        try begin(id)
-        defer { end(id) }
-        let result: OpaquePointer?
-        do {
-            result = try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
-                    PQsetnonblocking(handle, 1)
-                    let sent = query.binds.withCParameters { values, lengths, formats in
-                        PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
-                    }
-                    guard sent == 1 else {
-                        PQsetnonblocking(handle, 0)
-                        continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle), query: query.sql))
-                        return
-                    }
-                    io.await(self, needsWrite: PQflush(handle) == 1, continuation)
-                }
-            } onCancel: {
-                self.cancel(id)
-            }.first
-        } catch {
-            PQsetnonblocking(handle, 0)
-            throw error
-        }
-        PQsetnonblocking(handle, 0)
+        let result = try await onLoop(io, pipeline: false) {
+            try self.sendPrepared(query, name: name)
+        }.first
         do {
             return try check(result, query: query.sql)
         } catch var error as PGError where error.sqlState == PGError.Code.queryCanceled && Task.isCancelled {
@@ -467,6 +441,44 @@ public final class PGConnection: @unchecked Sendable {
         } catch let error as PGError where error.sqlState == "0A000" {
             // A table changed under the cached plan: prepare afresh on the blocking path.
             return try await run { try $0.executeBlocking(query) }
+        }
+    }
+
+    /// Sends a prepared statement without waiting for its answer (non-blocking mode).
+    private func sendPrepared(_ query: PGQuery, name: String) throws {
+        let sent = query.binds.withCParameters { values, lengths, formats in
+            PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
+        }
+        guard sent == 1 else { throw PGError(.connection, message: Self.errorMessage(handle), query: query.sql) }
+    }
+
+    /// Sends with `send` in non-blocking mode and awaits the answer on the pool's I/O loop: one
+    /// statement's first result, or a pipeline's results up to its Sync. Cancelling the task
+    /// cancels the statement on the server.
+    private func onLoop(_ io: PGIOLoop, pipeline: Bool, send: () throws -> Void) async throws -> [OpaquePointer] {
+        let id = operation.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try begin(id)
+        defer { end(id) }
+        defer {
+            PQsetnonblocking(handle, 0)
+            if pipeline { PQexitPipelineMode(handle) }
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
+                PQsetnonblocking(handle, 1)
+                do {
+                    try send()
+                } catch {
+                    continuation.resume(throwing: error)
+                    return
+                }
+                io.await(self, needsWrite: PQflush(handle) == 1, pipeline: pipeline, continuation)
+            }
+        } onCancel: {
+            self.cancel(id)
         }
     }
 
@@ -490,46 +502,13 @@ public final class PGConnection: @unchecked Sendable {
         else {
             return try await run { try $0.pipelineBlocking(queries) }
         }
-        let id = operation.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        try begin(id)
-        defer { end(id) }
-        let results: [OpaquePointer]
-        do {
-            results = try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
-                    guard PQenterPipelineMode(handle) == 1 else {
-                        continuation.resume(throwing: PGError(.connection, message: "cannot enter pipeline mode: \(Self.errorMessage(handle))"))
-                        return
-                    }
-                    PQsetnonblocking(handle, 1)
-                    for (query, name) in zip(queries, names) {
-                        let sent = query.binds.withCParameters { values, lengths, formats in
-                            PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
-                        }
-                        guard sent == 1 else {
-                            continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle), query: query.sql))
-                            return
-                        }
-                    }
-                    guard PQpipelineSync(handle) == 1 else {
-                        continuation.resume(throwing: PGError(.connection, message: Self.errorMessage(handle)))
-                        return
-                    }
-                    io.await(self, needsWrite: PQflush(handle) == 1, pipeline: true, continuation)
-                }
-            } onCancel: {
-                self.cancel(id)
+        let results = try await onLoop(io, pipeline: true) {
+            guard PQenterPipelineMode(self.handle) == 1 else {
+                throw PGError(.connection, message: "cannot enter pipeline mode: \(Self.errorMessage(self.handle))")
             }
-        } catch {
-            PQsetnonblocking(handle, 0)
-            PQexitPipelineMode(handle)
-            throw error
+            for (query, name) in zip(queries, names) { try self.sendPrepared(query, name: name) }
+            guard PQpipelineSync(self.handle) == 1 else { throw PGError(.connection, message: Self.errorMessage(self.handle)) }
         }
-        PQsetnonblocking(handle, 0)
-        PQexitPipelineMode(handle)
         let boxes = results.map(PGResultBox.init)
         var rows = [PGRows](repeating: .empty, count: queries.count)
         var firstError: PGError?
