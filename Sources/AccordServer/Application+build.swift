@@ -47,9 +47,11 @@ public func buildRouter(
     OpenAPIController().addRoutes(to: router)
 
     let identityService = IdentityService(pool: pool, configuration: identity, reference: ReferenceData(pool: pool), logger: logger)
+    let identityController = IdentityController(identity: identityService)
+    identityController.addMeRoute(to: router.group("v1"))
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
     let authenticated = v1.group(context: AuthenticatedContext.self)
-    IdentityController(identity: identityService).addRoutes(public: v1, authenticated: authenticated)
+    identityController.addRoutes(public: v1, authenticated: authenticated)
     AdminController(admission: AdmissionService(pool: pool)).addRoutes(to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router

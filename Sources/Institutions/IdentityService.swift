@@ -257,30 +257,23 @@ public struct IdentityService: Sendable {
     /// without decoding and encoding it again. Ids are upper-case and absent optional fields are left
     /// out, as everywhere in the API (Swift's encoding).
     public func meJSON(_ identity: Identity) async throws -> PGRawJSON {
-        let row: PGRawJSON?
-        if identity.isNetworkAdmin {
-            row = try await pool.readAsTenant(identity, """
-                SELECT jsonb_strip_nulls(jsonb_build_object('user', jsonb_build_object('id', upper(a.id::text), 'email', a.email, 'name', a.name, 'role', 'network_admin',
-                           'createdAt', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-                       'roles', jsonb_build_array('network_admin')))
-                FROM network_admins a WHERE a.id = \(identity.accountID)
-                """).first(PGRawJSON.self)
-        } else {
-            row = try await pool.readAsTenant(identity, """
-                SELECT jsonb_strip_nulls(jsonb_build_object(
-                    'user', jsonb_build_object('id', upper(u.id::text), 'email', u.email, 'name', u.name, 'role', u.role,
-                        'institutionId', upper(u.institution_id::text),
-                        'createdAt', to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-                    'institution', d.document || jsonb_build_object('id', upper(d.id::text), 'contacts', coalesce((
-                        SELECT jsonb_agg(jsonb_build_object('role', c.role, 'name', c.name, 'email', c.email) ORDER BY c.position)
-                        FROM institution_contacts c WHERE c.institution_id = d.id), '[]'::jsonb)),
-                    'roles', jsonb_build_array(u.role)))
-                FROM users u JOIN institution_documents d ON d.id = u.institution_id
-                WHERE u.id = \(identity.accountID)
-                """).first(PGRawJSON.self)
+        guard let json = try await meJSON(tokenHash: identity.tokenHash) else {
+            throw Problem.unauthorized("The token is unknown, expired or revoked.")
         }
-        guard let row else { throw Problem.unauthorized("The account no longer exists.") }
-        return row
+        return json
+    }
+
+    /// `me` for a bearer token in one statement and one round trip: `accord_me` (Schema/0005_me.sql)
+    /// resolves the token, sets the tenant context and builds the document under the caller's
+    /// row-level security. Nil when the token does not authenticate (unknown, expired, revoked, or
+    /// its institution rejected or suspended).
+    public func meJSON(token: String) async throws -> PGRawJSON? {
+        guard (20...200).contains(token.utf8.count) else { return nil }
+        return try await meJSON(tokenHash: Secrets.sha256(token.utf8))
+    }
+
+    func meJSON(tokenHash: [UInt8]) async throws -> PGRawJSON? {
+        try await pool.query("SELECT accord_me(\(Data(tokenHash)))").first(PGRawJSON?.self) ?? nil
     }
 
     // MARK: Network administrators
