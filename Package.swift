@@ -88,10 +88,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Directory",
+            dependencies: [
+                "AccordCore",
+                "AccordCrypto",
+                "Institutions",
+                "PGStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "AccordServer",
             dependencies: [
                 "AccordCore",
                 "AccordCrypto",
+                "Directory",
                 "Institutions",
                 "PGStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -108,6 +122,7 @@ let package = Package(
             dependencies: [
                 "AccordCrypto",
                 "AccordServer",
+                "Directory",
                 "Institutions",
                 "PGStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -142,10 +157,40 @@ let package = Package(
             ],
             swiftSettings: testSwiftSettings
         ),
+        .target(
+            name: "AccordTesting",
+            dependencies: [
+                "AccordServer",
+                "AccordCore",
+                "AccordCrypto",
+                "Institutions",
+                "PGStore",
+                "PGStoreTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/AccordTesting",
+            swiftSettings: testSwiftSettings
+        ),
         .testTarget(
             name: "InstitutionsTests",
             dependencies: [
                 "AccordServer",
+                "AccordTesting",
+                "Institutions",
+                "PGStoreTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "DirectoryTests",
+            dependencies: [
+                "AccordServer",
+                "AccordTesting",
+                "Directory",
                 "Institutions",
                 "PGStoreTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

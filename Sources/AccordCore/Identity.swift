@@ -48,6 +48,12 @@ extension PGPool {
         try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings), query, "COMMIT"])[2]
     }
 
+    /// Runs several read-only statements as `identity` in a single round trip; their results in order.
+    public func readAsTenant(_ identity: Identity, _ queries: [PGQuery]) async throws -> [PGRows] {
+        let results = try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings)] + queries + ["COMMIT"])
+        return Array(results[2..<(2 + queries.count)])
+    }
+
     /// Runs `body` in a transaction that carries `identity`'s tenant context.
     public func withTenant<Result: Sendable>(
         _ identity: Identity,

@@ -1,4 +1,5 @@
 import AccordCore
+import Directory
 import Foundation
 import Hummingbird
 import Institutions
@@ -46,13 +47,15 @@ public func buildRouter(
     HealthController(schemaCheck: schemaCheck, logger: logger).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
 
-    let identityService = IdentityService(pool: pool, configuration: identity, reference: ReferenceData(pool: pool), logger: logger)
+    let reference = ReferenceData(pool: pool)
+    let identityService = IdentityService(pool: pool, configuration: identity, reference: reference, logger: logger)
     let identityController = IdentityController(identity: identityService)
     identityController.addMeRoute(to: router.group("v1"))
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
     let authenticated = v1.group(context: AuthenticatedContext.self)
     identityController.addRoutes(public: v1, authenticated: authenticated)
     AdminController(admission: AdmissionService(pool: pool)).addRoutes(to: authenticated)
+    DirectoryController(directory: DirectoryService(pool: pool, reference: reference), reference: reference).addRoutes(to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
 }

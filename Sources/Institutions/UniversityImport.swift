@@ -58,17 +58,34 @@ public struct UniversityImport: Sendable {
         let codes: [String] = try await pool.query("SELECT code::text FROM countries").decode(String.self)
         let countries = Set(codes)
         var seen = Set<String>()
-        var batch: [PGQuery] = []
+        // One set-based statement per batch: the directory's statement-level triggers then run once
+        // per batch, not once per row.
+        var batch = Batch()
         var done = 0
 
         func flush() async throws {
-            guard !batch.isEmpty else { return }
-            let results = try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in try await tx.pipeline(batch) }
-            for rows in results {
-                if let inserted = try rows.first(Bool.self) { if inserted { summary.created += 1 } else { summary.updated += 1 } } else { summary.unchanged += 1 }
+            guard !batch.schacs.isEmpty else { return }
+            let rows = try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
+                try await tx.query("""
+                    INSERT INTO institutions (schac, names, country, type, status, claimed, website)
+                    SELECT r.schac, r.names::jsonb, r.country, 'university', 'active', false, nullif(r.website, '')
+                    FROM unnest(\(batch.schacs)::text[], \(batch.names)::text[], \(batch.countries)::text[], \(batch.websites)::text[])
+                        AS r (schac, names, country, website)
+                    ON CONFLICT (schac) WHERE claim_of IS NULL DO UPDATE
+                        SET names = excluded.names, country = excluded.country, website = excluded.website,
+                            version = institutions.version + 1, updated_at = now()
+                        WHERE NOT institutions.claimed
+                          AND (institutions.names, institutions.country, institutions.website)
+                              IS DISTINCT FROM (excluded.names, excluded.country, excluded.website)
+                    RETURNING (xmax = 0)
+                    """).decode(Bool.self)
             }
-            done += batch.count
-            batch.removeAll(keepingCapacity: true)
+            let created = rows.filter { $0 }.count
+            summary.created += created
+            summary.updated += rows.count - created
+            summary.unchanged += batch.schacs.count - rows.count
+            done += batch.schacs.count
+            batch = Batch()
             progress(done + summary.skipped.values.reduce(0, +), records.count)
         }
 
@@ -90,20 +107,13 @@ public struct UniversityImport: Sendable {
                 summary.skipped["no usable name", default: 0] += 1
                 continue
             }
-            let names = PGJSONB([LocalizedName(lang: "en", value: name)])
+            let names = try JSONEncoder().encode([LocalizedName(lang: "en", value: name)])
             let website = record.webPages.first.flatMap { ProfileValidation.isWebURL($0) ? $0 : nil }
-            batch.append("""
-                INSERT INTO institutions (schac, names, country, type, status, claimed, website)
-                VALUES (\(domain), \(names), \(record.alphaTwoCode), 'university', 'active', false, \(website))
-                ON CONFLICT (schac) WHERE claim_of IS NULL DO UPDATE
-                    SET names = excluded.names, country = excluded.country, website = excluded.website,
-                        version = institutions.version + 1, updated_at = now()
-                    WHERE NOT institutions.claimed
-                      AND (institutions.names, institutions.country, institutions.website)
-                          IS DISTINCT FROM (excluded.names, excluded.country, excluded.website)
-                RETURNING (xmax = 0)
-                """)
-            if batch.count >= batchSize { try await flush() }
+            batch.schacs.append(domain)
+            batch.names.append(String(decoding: names, as: UTF8.self))
+            batch.countries.append(record.alphaTwoCode)
+            batch.websites.append(website ?? "")
+            if batch.schacs.count >= batchSize { try await flush() }
         }
         try await flush()
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
@@ -114,4 +124,13 @@ public struct UniversityImport: Sendable {
         }
         return summary
     }
+}
+
+/// The columns of one batch of imported entries, sent as arrays and unnested by PostgreSQL.
+private struct Batch {
+    var schacs: [String] = []
+    var names: [String] = []
+    var countries: [String] = []
+    /// "" for none.
+    var websites: [String] = []
 }

@@ -1,3 +1,4 @@
+import AccordTesting
 import Foundation
 import Institutions
 import HTTPTypes

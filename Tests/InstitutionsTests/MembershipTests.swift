@@ -1,3 +1,4 @@
+import AccordTesting
 import Foundation
 import HTTPTypes
 import Testing

@@ -1,3 +1,4 @@
+import AccordTesting
 import AccordCrypto
 import Foundation
 import HTTPTypes

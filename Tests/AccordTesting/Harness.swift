@@ -12,14 +12,14 @@ import PGStoreTesting
 import Testing
 
 /// Runs the real router against a fresh migrated database, with JSON helpers.
-struct Harness {
-    let client: any TestClientProtocol
-    let database: TestDatabase
-    let pool: PGPool
+public struct Harness {
+    public let client: any TestClientProtocol
+    public let database: TestDatabase
+    public let pool: PGPool
 
-    static let identity = IdentityConfiguration(passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
+    public static let identity = IdentityConfiguration(passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
 
-    static func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
+    public static func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
         try await TestDatabase.with { database in
             let pool = try database.pool(maxConnections: 4)
             let router = buildRouter(
@@ -32,17 +32,17 @@ struct Harness {
         }
     }
 
-    struct Reply: @unchecked Sendable {
-        let status: HTTPResponse.Status
-        let headers: HTTPFields
-        let body: [String: Any]
-        var string: (String) -> String? { { self.body[$0] as? String } }
-        subscript(_ key: String) -> Any? { body[key] }
-        var problemFields: [String] { (body["errors"] as? [[String: String]] ?? []).compactMap { $0["field"] } }
+    public struct Reply: @unchecked Sendable {
+        public let status: HTTPResponse.Status
+        public let headers: HTTPFields
+        public let body: [String: Any]
+        public var string: (String) -> String? { { self.body[$0] as? String } }
+        public subscript(_ key: String) -> Any? { body[key] }
+        public var problemFields: [String] { (body["errors"] as? [[String: String]] ?? []).compactMap { $0["field"] } }
     }
 
     @discardableResult
-    func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers: HTTPFields = [:]) async throws -> Reply {
+    public func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers: HTTPFields = [:]) async throws -> Reply {
         var fields = headers
         if let token { fields[.authorization] = "Bearer \(token)" }
         var buffer: ByteBuffer?
@@ -56,11 +56,11 @@ struct Harness {
         }
     }
 
-    static let password = "Sturdy-Passphrase-42"
+    public static let password = "Sturdy-Passphrase-42"
 
     /// Registers an institution; returns (institution id, admin e-mail).
     @discardableResult
-    func register(schac: String, country: String = "BE", email: String? = nil, extra: [String: Any] = [:]) async throws -> (UUID, String) {
+    public func register(schac: String, country: String = "BE", email: String? = nil, extra: [String: Any] = [:]) async throws -> (UUID, String) {
         let email = email ?? "intl@\(schac)"
         var institution: [String: Any] = [
             "names": [["lang": "fr", "value": "Université \(schac)"]], "schac": schac, "country": country,
@@ -75,26 +75,26 @@ struct Harness {
         return (UUID(uuidString: created["id"] as! String)!, email)
     }
 
-    func signIn(_ email: String, password: String = Harness.password) async throws -> String {
+    public func signIn(_ email: String, password: String = Harness.password) async throws -> String {
         let reply = try await request(.post, "/v1/sessions", json: ["email": email, "password": password])
         try #require(reply.status == .created, "sign-in failed: \(reply.body)")
         return reply.string("token")!
     }
 
     /// A network admin (created as the server does from ACCORD_ADMIN_EMAIL) and their token.
-    func networkAdmin() async throws -> String {
+    public func networkAdmin() async throws -> String {
         let service = IdentityService(pool: pool, configuration: Self.identity, reference: ReferenceData(pool: pool))
         _ = try await service.bootstrapNetworkAdmin(email: "admin@network.test", password: Self.password)
         return try await signIn("admin@network.test")
     }
 
-    func approve(_ id: UUID, adminToken: String) async throws {
+    public func approve(_ id: UUID, adminToken: String) async throws {
         let reply = try await request(.post, "/v1/admin/institutions/\(id)/approve", token: adminToken, json: ["reason": "verified"])
         try #require(reply.status == .ok, "approve failed: \(reply.body)")
     }
 
     /// Counts rows as the owner (bypassing nothing: the owner's own policies allow it).
-    func count(_ sql: String) async throws -> Int {
+    public func count(_ sql: String) async throws -> Int {
         let owner = try database.pool(asOwner: true, maxConnections: 1)
         defer { Task { await owner.close() } }
         return try await owner.query(PGQuery(unsafeSQL: sql)).scalar(Int.self)

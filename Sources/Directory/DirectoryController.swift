@@ -1,0 +1,38 @@
+import AccordCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Institutions
+
+/// Routes of the partner directory under /v1/directory.
+public struct DirectoryController: Sendable {
+    let directory: DirectoryService
+    let reference: ReferenceData
+
+    public init(directory: DirectoryService, reference: ReferenceData) {
+        self.directory = directory
+        self.reference = reference
+    }
+
+    public func addRoutes(to routes: RouterGroup<AuthenticatedContext>) {
+        routes.get("directory") { request, context -> DirectoryPage in
+            let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            let query = try DirectoryQuery.parse(parameters, reference: try await reference.lists())
+            return try await directory.search(query, caller: context.identity)
+        }
+        routes.get("directory/recommendations") { request, context -> Recommendations in
+            var limit = 10
+            for (name, value) in request.uri.queryParameters {
+                guard name == "limit" else {
+                    throw Problem.invalid(field: String(name), "is not a parameter of recommendations (known: limit)")
+                }
+                guard let number = Int(value), (1...50).contains(number) else { throw Problem.invalid(field: "limit", "must be between 1 and 50") }
+                limit = number
+            }
+            return try await directory.recommendations(caller: context.identity, limit: limit)
+        }
+    }
+}
+
+extension DirectoryPage: ResponseEncodable {}
+extension Recommendations: ResponseEncodable {}

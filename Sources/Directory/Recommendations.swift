@@ -1,0 +1,143 @@
+import AccordCore
+import Foundation
+import Institutions
+import PGStore
+
+/// Institutions that complement the caller's, best first, each with its score and its reasons.
+public struct Recommendations: Codable, Sendable {
+    public struct Item: Codable, Sendable {
+        public var institution: DirectoryItem
+        public var score: Double
+        /// In words a person understands: "offers joint degrees, which you seek".
+        public var reasons: [String]
+    }
+
+    public var items: [Item]
+}
+
+extension DirectoryService {
+    /// How many entries the first pass keeps for the exact scoring.
+    static let recommendationCandidates = 300
+
+    /// Ranks the other active institutions by how well they complement the caller's: they offer what
+    /// it seeks and seek what it offers; shared subject areas, above all where one is strong and the
+    /// other growing; a common teaching language at B2 or above.
+    ///
+    /// Two passes. PostgreSQL scores every entry coarsely from bit masks (activities, broad fields)
+    /// and one array overlap (languages at B2 or above), and keeps the best few hundred; Swift then
+    /// scores those exactly, with detailed fields and strengths, and says why.
+    ///
+    /// Leaves out the caller's own institution. Partnerships do not exist yet: once they do, current
+    /// partners and the institutions the caller declined are left out here too.
+    public func recommendations(caller: Identity, limit: Int) async throws -> Recommendations {
+        guard let own = caller.institutionID else {
+            throw Problem.forbidden("Recommendations are for the members of an institution.")
+        }
+        let results = try await pool.readAsTenant(caller, [
+            """
+            SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)
+            """,
+            """
+            WITH me AS (
+                SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
+                       (SELECT coalesce(bit_or(1 << left(s ->> 'code', 2)::integer), 0)
+                          FROM jsonb_array_elements(i.subject_areas) s) AS fm,
+                       ARRAY(SELECT 'l:' || (l ->> 'code') || ':B2' FROM jsonb_array_elements(i.teaching_languages) l
+                             JOIN cefr_levels c ON c.code = l ->> 'level' WHERE c.rank >= 4) AS langs
+                FROM institutions i WHERE i.id = \(own)
+            )
+            SELECT e.id, e.schac, e.names, e.acronym, e.country::text, e.city, e.type, e.tier, e.student_count,
+                   e.subject_areas, e.teaching_languages, e.offers, e.seeks, e.services
+            FROM directory_entries e, me
+            WHERE e.id <> me.id
+            ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
+                     + bit_count((e.fields_mask & me.fm)::bit(11)) + (CASE WHEN e.tags && me.langs THEN 1 ELSE 0 END) DESC,
+                     e.id
+            LIMIT \(Self.recommendationCandidates)
+            """,
+        ])
+        guard let mine = try results[0].first((
+            [String], [String], PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>
+        ).self) else { throw Problem.notFound("Your institution is not visible.") }
+        let profile = Profile(offers: mine.0, seeks: mine.1, fields: mine.2.value, languages: mine.3.value)
+        let lists = try await reference.lists()
+
+        var scored: [Recommendations.Item] = []
+        for row in results[1] {
+            let r = try row.decode((
+                UUID, String, PGJSONB<[LocalizedName]>, String?, String, String?, String, String, Int?,
+                PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>, [String], [String], [String]
+            ).self)
+            let item = DirectoryItem(
+                id: r.0, schac: r.1, names: r.2.value, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
+                studentCount: r.8, fields: r.9.value, languages: r.10.value, offers: r.11, seeks: r.12, services: r.13)
+            let (score, reasons) = Self.complementarity(of: item, to: profile, lists: lists)
+            guard score > 0 else { continue }
+            scored.append(.init(institution: item, score: (score * 10).rounded() / 10, reasons: reasons))
+        }
+        scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.institution.id.uuidString < $1.institution.id.uuidString }
+        return Recommendations(items: Array(scored.prefix(limit)))
+    }
+
+    struct Profile {
+        var offers: [String]
+        var seeks: [String]
+        var fields: [SubjectArea]
+        var languages: [TeachingLanguage]
+    }
+
+    /// The exact score of `other` for `me`, and its reasons, strongest first.
+    static func complementarity(of other: DirectoryItem, to me: Profile, lists: ReferenceData.Lists) -> (Double, [String]) {
+        var parts: [(Double, String)] = []
+        for activity in other.offers where me.seeks.contains(activity) {
+            parts.append((3, "offers \(label(activity)), which you seek"))
+        }
+        for activity in other.seeks where me.offers.contains(activity) {
+            parts.append((2, "seeks \(label(activity)), which you offer"))
+        }
+        // Subject areas: the closest pair for each of theirs (a code matches its ancestors and
+        // descendants: 07 and 0714 are the same area at two levels).
+        var fieldParts: [(Double, String)] = []
+        for theirs in other.fields {
+            var best: (Double, String)?
+            for mine in me.fields where theirs.code.hasPrefix(mine.code) || mine.code.hasPrefix(theirs.code) {
+                let code = theirs.code.count >= mine.code.count ? theirs.code : mine.code
+                let name = "\(code) \(lists.iscedNames[code] ?? "")".trimmingCharacters(in: .whitespaces)
+                let candidate: (Double, String)
+                switch (theirs.strength, mine.strength) {
+                case ("strong", "growing"): candidate = (2, "strong in \(name), where you are growing")
+                case ("growing", "strong"): candidate = (1.5, "growing in \(name), where you are strong")
+                case ("strong", _): candidate = (1.25, "strong in \(name)")
+                default: candidate = (1, "also active in \(name)")
+                }
+                if best == nil || candidate.0 > best!.0 { best = candidate }
+            }
+            if let best { fieldParts.append(best) }
+        }
+        fieldParts.sort { $0.0 > $1.0 }
+        parts.append(contentsOf: fieldParts.prefix(4))
+        for theirs in other.languages {
+            guard let level = CEFRLevel(rawValue: theirs.level), level >= .b2,
+                  let mine = me.languages.first(where: { $0.code == theirs.code }),
+                  let myLevel = CEFRLevel(rawValue: mine.level), myLevel >= .b2
+            else { continue }
+            parts.append((1, "teaches in \(lists.languageNames[theirs.code] ?? theirs.code) at \(theirs.level)"))
+        }
+        parts.sort { $0.0 > $1.0 }
+        return (parts.reduce(0) { $0 + $1.0 }, parts.map(\.1))
+    }
+
+    static func label(_ activity: String) -> String {
+        switch Activity(rawValue: activity) {
+        case .studentExchange: "student exchange"
+        case .staffExchange: "staff exchange"
+        case .jointDegree: "joint degrees"
+        case .doubleDegree: "double degrees"
+        case .collaborativeResearch: "collaborative research"
+        case .virtualExchange: "COIL / virtual exchange"
+        case .summerSchool: "summer schools"
+        case .traineeships: "traineeships"
+        case nil: activity
+        }
+    }
+}
