@@ -50,10 +50,7 @@ public struct DirectoryService: Sendable {
     /// One page of `query`'s results, with the facets and the total (two statements, one round trip,
     /// one read-only transaction as `caller`).
     public func search(_ query: DirectoryQuery, caller: Identity) async throws -> DirectoryPage {
-        let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
-        var statements = [Self.itemsStatement(query, after: after)]
-        if query.withFacets { statements.append(Self.facetsStatement(query)) }
-        let results = try await pool.readAsTenant(caller, statements)
+        let results = try await pool.readAsTenant(caller, try Self.statements(for: query))
 
         let rows = results[0]
         var items: [DirectoryItem] = []
@@ -96,6 +93,15 @@ public struct DirectoryService: Sendable {
             page.facets = facets
         }
         return page
+    }
+
+    /// The statements behind a search: the page's items, then (unless facets=false) the facets and
+    /// the total. Public for tooling (`accord directory sql`): benchmarks and plans use exactly these.
+    public static func statements(for query: DirectoryQuery) throws -> [PGQuery] {
+        let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
+        var statements = [itemsStatement(query, after: after)]
+        if query.withFacets { statements.append(facetsStatement(query)) }
+        return statements
     }
 
     /// The text part of a search, once per statement: the fuzzy tsquery (prefixes, misspellings

@@ -228,3 +228,41 @@ public struct PGBindings: Sendable, Hashable {
         }
     }
 }
+
+extension PGQuery {
+    /// The statement with its bound values written in as quoted, typed literals: for tooling that
+    /// needs plain SQL (a pgbench script, a plan to read), never for running a request, which always
+    /// binds. Binary-format values are written as bytea hex.
+    public var inlinedForTooling: String {
+        var values: [String] = []
+        for index in 0..<binds.count {
+            let offset = binds.offsets[index]
+            guard offset >= 0 else { values.append("NULL"); continue }
+            let bytes = binds.bytes[offset..<(offset + Int(binds.lengths[index]))]
+            let type = PGType(oid: binds.types[index])
+            let typeName = PGType.names[type.oid].map { "::\($0)" } ?? ""
+            if binds.formats[index] == 1 {
+                values.append("'\\x" + bytes.map { String(format: "%02x", $0) }.joined() + "'::bytea")
+            } else {
+                let text = String(decoding: bytes, as: UTF8.self)
+                values.append("'" + text.replacingOccurrences(of: "'", with: "''") + "'" + typeName)
+            }
+        }
+        // One pass: each placeholder $n becomes its value (values are never scanned again).
+        var result = ""
+        var scalars = sql.unicodeScalars[...]
+        while let scalar = scalars.popFirst() {
+            guard scalar == "$", let first = scalars.first, first.properties.numericType != nil, first.isASCII else {
+                result.unicodeScalars.append(scalar)
+                continue
+            }
+            var number = 0
+            while let digit = scalars.first, digit.isASCII, let value = Int(String(digit)) {
+                number = number * 10 + value
+                scalars.removeFirst()
+            }
+            result += number >= 1 && number <= values.count ? values[number - 1] : "$\(number)"
+        }
+        return result
+    }
+}

@@ -15,7 +15,7 @@ struct Accord: AsyncParsableCommand {
             Settings come from flags or from ACCORD_* environment variables; with the private \
             development database, `eval "$(Deploy/local/env)"` exports them.
             """,
-        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Admin.self]
+        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Admin.self, DirectoryCommand.self]
     )
 
     static func main() async {

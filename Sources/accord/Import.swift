@@ -29,17 +29,11 @@ struct Import: AsyncParsableCommand {
             let summary: UniversityImport.Summary
             do {
                 let records = try UniversityImport.read(URL(fileURLWithPath: file))
-                let terminal = isatty(STDOUT_FILENO) == 1
+                let progress = Progress(onlyOnTerminal: true)
                 summary = try await OperatorTools.withOwnerPool(database) { pool in
-                    try await UniversityImport(pool: pool).run(records) { done, total in
-                        guard terminal else { return }
-                        let width = 40
-                        let filled = total == 0 ? width : width * done / total
-                        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-                        FileHandle.standardOutput.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
-                    }
+                    try await UniversityImport(pool: pool).run(records, progress: progress.report)
                 }
-                if terminal { print("") }
+                progress.finish()
             } catch {
                 throw CommandFailure.from(error)
             }
@@ -48,5 +42,28 @@ struct Import: AsyncParsableCommand {
                 print("  skipped \(count): \(reason)")
             }
         }
+    }
+}
+
+/// Progress of a long command: a bar that redraws itself on a terminal; elsewhere (CI, logs) a plain
+/// line at every tenth, unless `onlyOnTerminal`.
+struct Progress: Sendable {
+    let terminal = isatty(STDOUT_FILENO) == 1
+    let onlyOnTerminal: Bool
+
+    func report(_ done: Int, _ total: Int) {
+        if terminal {
+            let width = 40
+            let filled = total == 0 ? width : width * done / total
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            FileHandle.standardOutput.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
+        } else if !onlyOnTerminal, total > 0 {
+            let step = max(1, total / 10)
+            if done == total || done / step != (done - 1) / step { print("\(done)/\(total)") }
+        }
+    }
+
+    func finish() {
+        if terminal { print("") }
     }
 }

@@ -185,6 +185,40 @@ struct CLITests {
         }
     }
 
+    @Test func benchSeedAndDirectorySQL() async throws {
+        try await TestDatabase.with { database in
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let demo = try await AccordProcess.run(["seed", "demo"], environment: env)
+            #expect(demo.status == 0, "\(demo.stderr)")
+            let bench = try await AccordProcess.run(["seed", "bench", "--institutions", "1200"], environment: env, timeout: 120)
+            #expect(bench.status == 0, "\(bench.stderr)")
+            #expect(bench.stdout.contains("Generated 1200 institutions"), "\(bench.stdout)")
+            #expect(bench.stdout.contains("1200/1200"), "progress, also without a terminal")
+            let owner = try database.pool(asOwner: true, maxConnections: 1)
+            let (generated, listed, schacs) = try await owner.query("""
+                SELECT count(*), count(*) FILTER (WHERE d.id IS NOT NULL), count(DISTINCT i.schac)
+                FROM institutions i LEFT JOIN directory_entries d ON d.id = i.id WHERE i.schac LIKE '%.bench.example'
+                """).first((Int, Int, Int).self)!
+            #expect(generated == 1200 && schacs == 1200)
+            #expect(listed > 1100 && listed < 1200, "about 1.5 % are pending or suspended, and stay out of the directory")
+            let again = try await AccordProcess.run(["seed", "bench", "--institutions", "10"], environment: env)
+            #expect(again.stdout.contains("Generated 10 institutions"), "running again adds more")
+            await owner.close()
+
+            let zero = try await AccordProcess.run(["seed", "bench", "--institutions", "0"], environment: env)
+            #expect(zero.status != 0 && zero.stderr.contains("--institutions must be between 1 and 5000000"))
+
+            let sql = try await AccordProcess.run(["directory", "sql", "--email", "intl@unibo.it", "q=universita&country=IT&language=en&minCefr=B2"], environment: env)
+            #expect(sql.status == 0, "\(sql.stderr)")
+            #expect(sql.stdout.hasPrefix("BEGIN READ ONLY;") && sql.stdout.contains("set_config") && sql.stdout.hasSuffix("COMMIT;\n"))
+            #expect(sql.stdout.contains(#"'{"l:en:B2"}'::text[]"#), "values are written in")
+            let bad = try await AccordProcess.run(["directory", "sql", "--email", "intl@unibo.it", "country=XX"], environment: env)
+            #expect(bad.status != 0 && bad.stderrLines.count == 1 && bad.stderr.contains("'XX'"))
+            let nobody = try await AccordProcess.run(["directory", "sql", "--email", "nobody@nowhere.test", "q=x"], environment: env)
+            #expect(nobody.stderr.contains("no user with the e-mail address"))
+        }
+    }
+
     @Test func missingURLIsNamed() async throws {
         let outcome = try await AccordProcess.run(["migrate"])
         #expect(outcome.status != 0)

@@ -24,6 +24,18 @@ struct CodingTests {
         #expect(some == value, sourceLocation: sourceLocation)
     }
 
+    @Test func inlinedForToolingRunsAsTheBoundStatementDoes() async throws {
+        let tricky = "it's $1 \\ \"quoted\""
+        let id = UUID()
+        let query: PGQuery = "SELECT \(tricky), \(42), \(Optional<String>.none), \(["a", "b'c"]), \(id), \(2.5), \(Data([0, 255]))"
+        let sql = query.inlinedForTooling
+        let bound = try await pool.query(query).first((String, Int, String?, [String], UUID, Double, Data).self)!
+        let inlined = try await pool.query(PGQuery(unsafeSQL: sql)).first((String, Int, String?, [String], UUID, Double, Data).self)!
+        #expect(bound.0 == inlined.0 && bound.1 == inlined.1 && bound.2 == inlined.2 && bound.3 == inlined.3)
+        #expect(bound.4 == inlined.4 && bound.5 == inlined.5 && bound.6 == inlined.6)
+        #expect(inlined.0 == tricky && inlined.1 == 42 && inlined.2 == nil && inlined.3 == ["a", "b'c"] && inlined.6 == Data([0, 255]))
+    }
+
     @Test func integers() async throws {
         for value in [0, 1, -1, Int.max, Int.min, 42] { try await roundTrip(value) }
         for value in [Int64.max, Int64.min, 7] { try await roundTrip(value) }
