@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: db db-stop psql build migrate run test bench bench-api clean-db
+.PHONY: db db-stop psql build migrate run test bench bench-api bench-directory clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -33,6 +33,9 @@ bench: db
 
 bench-api: db
 	eval "$$(Deploy/local/env)" && Benchmarks/api
+
+bench-directory: db
+	eval "$$(Deploy/local/env)" && Benchmarks/directory/run
 
 clean-db:
 	Deploy/local/clean

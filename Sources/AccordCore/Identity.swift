@@ -48,9 +48,10 @@ extension PGPool {
         try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings), query, "COMMIT"])[2]
     }
 
-    /// Runs several read-only statements as `identity` in a single round trip; their results in order.
-    public func readAsTenant(_ identity: Identity, _ queries: [PGQuery]) async throws -> [PGRows] {
-        let results = try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings)] + queries + ["COMMIT"])
+    /// Runs several read-only statements as `identity` in a single round trip, with `settings` (more
+    /// transaction-local settings) besides the tenant's; their results in order.
+    public func readAsTenant(_ identity: Identity, settings: [(String, String)] = [], _ queries: [PGQuery]) async throws -> [PGRows] {
+        let results = try await pipeline(["BEGIN READ ONLY", .setConfig(identity.settings + settings)] + queries + ["COMMIT"])
         return Array(results[2..<(2 + queries.count)])
     }
 

@@ -206,7 +206,7 @@ public struct DirectoryQuery: Sendable, Equatable {
     }
 
     /// q as a domain, for an exact SCHAC match: `https://www.unibo.it/en` → `unibo.it`.
-    var domain: String? {
+    public var domain: String? {
         guard var text = text?.lowercased() else { return nil }
         for scheme in ["https://", "http://"] where text.hasPrefix(scheme) { text.removeFirst(scheme.count) }
         if text.hasPrefix("www.") { text.removeFirst(4) }

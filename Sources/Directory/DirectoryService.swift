@@ -2,6 +2,7 @@ import AccordCore
 import Foundation
 import Institutions
 import PGStore
+import Synchronization
 
 /// One institution as the directory lists it: the published profile's searchable parts.
 public struct DirectoryItem: Codable, Sendable, Equatable {
@@ -39,10 +40,24 @@ public struct DirectoryPage: Codable, Sendable {
 public struct DirectoryService: Sendable {
     let pool: PGPool
     let reference: ReferenceData
+    private let cachedStatistics = StatisticsCache()
 
     public init(pool: PGPool, reference: ReferenceData) {
         self.pool = pool
         self.reference = reference
+    }
+
+    /// The tag statistics, read again when older than a minute.
+    func statistics() async throws -> TagStatistics {
+        let now = ContinuousClock.now
+        if let (statistics, loaded) = cachedStatistics.value.withLock({ $0 }), now - loaded < .seconds(60) { return statistics }
+        let statistics = try await TagStatistics.load { try await pool.query($0) }
+        cachedStatistics.value.withLock { $0 = (statistics, now) }
+        return statistics
+    }
+
+    final class StatisticsCache: Sendable {
+        let value = Mutex<(TagStatistics, ContinuousClock.Instant)?>(nil)
     }
 
     // MARK: Search
@@ -50,7 +65,14 @@ public struct DirectoryService: Sendable {
     /// One page of `query`'s results, with the facets and the total (two statements, one round trip,
     /// one read-only transaction as `caller`).
     public func search(_ query: DirectoryQuery, caller: Identity) async throws -> DirectoryPage {
-        let results = try await pool.readAsTenant(caller, try Self.statements(for: query))
+        var text: TextForms?
+        if let q = query.text {
+            text = try await TextForms.compute(q, domain: query.domain) { try await pool.readAsTenant(caller, $0) }
+        }
+        let statistics = try await statistics()
+        let lists = try await reference.lists()
+        let results = try await pool.readAsTenant(
+            caller, settings: Self.settings, try Self.statements(for: query, text: text, statistics: statistics, lists: lists))
 
         let rows = results[0]
         var items: [DirectoryItem] = []
@@ -82,77 +104,198 @@ public struct DirectoryService: Sendable {
         if query.withFacets {
             var facets: [String: [String: Int]] = [:]
             for facet in DirectoryQuery.Facet.allCases { facets[facet.rawValue] = [:] }
+            func add(_ facet: DirectoryQuery.Facet, _ value: String, _ count: Int) {
+                guard count > 0 else { return }
+                facets[facet.rawValue, default: [:]][value, default: 0] += count
+            }
+            var total = 0
             for row in results[1] {
-                let (tag, count) = try row.decode((String, Int).self)
-                if tag.isEmpty {
-                    page.total = count
-                } else if let facet = DirectoryQuery.Facet.allCases.first(where: { tag.hasPrefix($0.prefix) }) {
-                    facets[facet.rawValue, default: [:]][String(tag.dropFirst(2))] = count
+                let (kind, value, type, counts) = try row.decode((String, String, String?, [Int]).self)
+                switch kind {
+                case "t" where value == "#":
+                    total = counts[0]
+                case "t":
+                    if let facet = DirectoryQuery.Facet.allCases.first(where: { value.hasPrefix($0.prefix) }) {
+                        add(facet, String(value.dropFirst(2)), counts[0])
+                    }
+                case "g":
+                    add(.country, value, counts[0])
+                    for region in lists.countryRegions[value] ?? [] { add(.region, region, counts[1]) }
+                    if let type { add(.type, type, counts[2]) }
+                    total += counts[3]
+                    for bit in 0...11 { add(.field, bit == 11 ? "99" : (bit < 10 ? "0\(bit)" : "\(bit)"), counts[4 + bit]) }
+                    for (bit, activity) in Activity.allCases.enumerated() { add(.offers, activity.rawValue, counts[16 + bit]) }
+                case "l":
+                    add(.language, value, counts[0])
+                default:
+                    break
                 }
             }
             page.facets = facets
+            page.total = total
         }
         return page
     }
 
+    /// Settings of a search transaction. Directory statements change with every query: custom plans
+    /// (the planner sees the tsquery and the filter values, and their selectivity); no JIT
+    /// compilation, which costs tens of milliseconds and never pays back on an interactive query; and
+    /// enough memory for exact bitmaps of a broad text match (with lossy ones every row of a page is
+    /// checked again).
+    public static let settings: [(String, String)] = [("plan_cache_mode", "force_custom_plan"), ("jit", "off"), ("work_mem", "64MB")]
+
     /// The statements behind a search: the page's items, then (unless facets=false) the facets and
     /// the total. Public for tooling (`accord directory sql`): benchmarks and plans use exactly these.
-    public static func statements(for query: DirectoryQuery) throws -> [PGQuery] {
+    public static func statements(for query: DirectoryQuery, text: TextForms?, statistics: TagStatistics, lists: ReferenceData.Lists) throws -> [PGQuery] {
+        precondition((query.text == nil) == (text == nil), "text forms go with q")
         let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
-        var statements = [itemsStatement(query, after: after)]
-        if query.withFacets { statements.append(facetsStatement(query)) }
+        let plan = FilterPlan(query: query, text: text != nil, statistics: statistics, lists: lists)
+        var statements = [itemsStatement(query, text: text, plan: plan, after: after)]
+        if query.withFacets { statements.append(facetsStatement(query, text: text, plan: plan)) }
         return statements
     }
 
-    /// The text part of a search, once per statement: the fuzzy tsquery (prefixes, misspellings
-    /// widened), the strict one (prefixes only), the folded text and q as a domain.
-    private static func textCTE(_ text: String, domain: String?) -> PGQuery {
-        """
-        qq AS MATERIALIZED (
-            SELECT accord_directory_tsquery(\(text), true) AS fz, accord_directory_tsquery(\(text), false) AS st,
-                   accord_fold(\(text)) AS qf, \(domain)::text AS qd)
-        """
+    /// How many entries carry each tag (directory_tag_counts), kept for a minute: only to decide
+    /// which filters should drive an index scan, never for a result.
+    public struct TagStatistics: Sendable {
+        public var counts: [String: Int]
+        public var total: Int
+
+        public init(counts: [String: Int], total: Int) {
+            self.counts = counts
+            self.total = total
+        }
+
+        public static func load(_ run: (PGQuery) async throws -> PGRows) async throws -> TagStatistics {
+            var counts: [String: Int] = [:]
+            for (tag, entries) in try await run("SELECT tag, entries FROM directory_tag_counts").decode((String, Int).self) {
+                counts[tag] = entries
+            }
+            return TagStatistics(counts: counts, total: counts["#"] ?? 0)
+        }
+
+        /// The share of all entries that carry any of `tags` (at most the sum of their shares).
+        func fraction(_ tags: [String]) -> Double {
+            guard total > 0 else { return 0 }
+            return min(1, Double(tags.reduce(0) { $0 + (counts[$1] ?? 0) }) / Double(total))
+        }
     }
 
-    private static let textMatch: PGQuery = """
-        (e.document @@ (SELECT fz FROM qq) OR e.acronym_folded = (SELECT qf FROM qq) OR e.schac = (SELECT qd FROM qq))
-        """
+    /// Which tag filters may drive an index scan. PostgreSQL's estimate of a GIN scan over a tag that
+    /// half the directory carries is far too low: it intersects `l:en` (800,000 entries) with a
+    /// text match of 171, spending 100 ms on the bitmap of the common tag. With exact tag counts at
+    /// hand, a filter matching more than 5 % of the entries is written so that no index serves it
+    /// (as arrayoverlap(), it filters the rows the selective conditions found) — unless nothing else is selective.
+    struct FilterPlan {
+        static let selective = 0.05
+        let indexable: Set<[String]>
+
+        let countryRegions: [String: [String]]
+
+        init(query: DirectoryQuery, text: Bool, statistics: TagStatistics, lists: ReferenceData.Lists) {
+            let filters = DirectoryQuery.Facet.allCases.compactMap { query.tags(for: $0) } + query.plainTagFilters
+            let fractions = filters.map { statistics.fraction($0) }
+            let somethingSelective = text || fractions.contains { $0 <= Self.selective }
+            indexable = Set(zip(filters, fractions).filter { !somethingSelective || $0.1 <= Self.selective }.map(\.0))
+            countryRegions = lists.countryRegions
+        }
+
+        /// The filter on `tags` (all of one kind): through the GIN index when it is selective, else
+        /// on the compact columns (a comparison or a bit test per row; an overlap of ~25-element tag
+        /// arrays costs microseconds per row, which adds up over a broad text match).
+        func condition(_ tags: [String]) -> PGQuery {
+            if indexable.contains(tags) { return "e.tags && \(tags)::text[]" }
+            let values = tags.map { String($0.split(separator: ":", maxSplits: 1).last ?? "") }
+            func mask(_ codes: [String], _ bit: (String) -> Int?) -> Int { codes.compactMap(bit).reduce(0) { $0 | (1 << $1) } }
+            let activityBit = { (code: String) in Activity.allCases.firstIndex { $0.rawValue == code } }
+            switch tags.first?.prefix(2) {
+            case "c:": return "e.country::text = ANY (\(values)::text[])"
+            case "r:":
+                let countries = countryRegions.filter { !Set($0.value).isDisjoint(with: values) }.keys.sorted()
+                return "e.country::text = ANY (\(countries)::text[])"
+            case "t:": return "e.type = ANY (\(values)::text[])"
+            case "k:": return "e.tier = ANY (\(values)::text[])"
+            case "o:": return "(e.offers_mask & \(mask(values, activityBit))) <> 0"
+            case "s:": return "(e.seeks_mask & \(mask(values, activityBit))) <> 0"
+            case "v:": return "e.services && \(values)::text[]"
+            case "f:" where values.allSatisfy({ $0.count == 2 }):
+                return "(e.fields_mask & \(mask(values) { $0 == "99" ? 11 : Int($0) })) <> 0"
+            case "l:" where tags.allSatisfy({ $0.count == 4 }):
+                return "e.languages && \(values)::text[]"
+            default:
+                // arrayoverlap() is the function behind &&; spelled as a function, no index matches it.
+                return "arrayoverlap(e.tags, \(tags)::text[])"
+            }
+        }
+    }
+
+    /// The forms of q the statements use, computed by PostgreSQL in a first round trip so that the
+    /// statements carry them as values: planned as constants, the text conditions use their indexes
+    /// (an InitPlan or CTE in their place leaves the planner guessing, and it scans every entry).
+    public struct TextForms: Sendable {
+        /// Every word a prefix, misspelled words widened (`accord_directory_tsquery(q, true)`); nil
+        /// when q has no word.
+        public var fuzzy: String?
+        /// Every word a prefix, nothing widened.
+        public var strict: String?
+        /// q folded (accents and case).
+        public var folded: String
+        /// q as a domain, for an exact SCHAC match.
+        public var domain: String?
+
+        public static func compute(_ q: String, domain: String?, run: ([PGQuery]) async throws -> [PGRows]) async throws -> TextForms {
+            let rows = try await run(["""
+                SELECT accord_directory_tsquery(\(q), true)::text, accord_directory_tsquery(\(q), false)::text, accord_fold(\(q))
+                """])
+            let r = try rows[0].first((String?, String?, String).self)!
+            return TextForms(fuzzy: r.0, strict: r.1, folded: r.2, domain: domain)
+        }
+    }
+
+    private static func textMatch(_ t: TextForms) -> PGQuery {
+        if let fuzzy = t.fuzzy {
+            return "(e.document @@ \(fuzzy)::tsquery OR e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
+        }
+        return "(e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
+    }
 
     /// Relevance: an exact acronym or SCHAC/domain match first, then entries whose words all match as
     /// typed (no misspelling needed), then the weighted text rank (names over city over description
     /// over goals) plus how close the names are to q as a whole (trigram similarity).
-    private static let rank: PGQuery = """
-        ((CASE WHEN e.acronym_folded = (SELECT qf FROM qq) OR e.schac = (SELECT qd FROM qq) THEN 100 ELSE 0 END)
-         + (CASE WHEN e.document @@ (SELECT st FROM qq) THEN 1 ELSE 0 END)
-         + coalesce(ts_rank(e.document, (SELECT fz FROM qq)), 0)
-         + similarity(e.names_folded, (SELECT qf FROM qq)))::float8
-        """
+    private static func rank(_ t: TextForms) -> PGQuery {
+        var rank: PGQuery = "((CASE WHEN e.acronym_folded = \(t.folded) OR e.schac = \(t.domain) THEN 100 ELSE 0 END)"
+        if let fuzzy = t.fuzzy, let strict = t.strict {
+            rank.append(" + (CASE WHEN e.document @@ \(strict)::tsquery THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
+        }
+        rank.append(" + similarity(e.names_folded, \(t.folded)))::float8")
+        return rank
+    }
 
     /// Conditions every listed or counted entry meets: text, the filters without a facet, the
     /// student range.
-    private static func baseConditions(_ query: DirectoryQuery) -> [PGQuery] {
+    private static func baseConditions(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan) -> [PGQuery] {
         var conditions: [PGQuery] = []
-        if query.text != nil { conditions.append(textMatch) }
-        for tags in query.plainTagFilters { conditions.append("e.tags && \(tags)::text[]") }
+        if let text { conditions.append(textMatch(text)) }
+        for tags in query.plainTagFilters { conditions.append(plan.condition(tags)) }
         if let low = query.minStudents { conditions.append("e.student_count >= \(low)") }
         if let high = query.maxStudents { conditions.append("e.student_count <= \(high)") }
         return conditions
     }
 
-    private static func facetConditions(_ query: DirectoryQuery) -> [(DirectoryQuery.Facet, PGQuery)] {
+    private static func facetConditions(_ query: DirectoryQuery, plan: FilterPlan) -> [(DirectoryQuery.Facet, PGQuery)] {
         DirectoryQuery.Facet.allCases.compactMap { facet in
-            query.tags(for: facet).map { (facet, "e.tags && \($0)::text[]") }
+            query.tags(for: facet).map { (facet, plan.condition($0)) }
         }
     }
 
-    static func itemsStatement(_ query: DirectoryQuery, after: (key: DirectoryCursor.Key, id: UUID)?) -> PGQuery {
-        var conditions = baseConditions(query) + facetConditions(query).map(\.1)
+    static func itemsStatement(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?) -> PGQuery {
+        var conditions = baseConditions(query, text: text, plan: plan) + facetConditions(query, plan: plan).map(\.1)
         if conditions.isEmpty { conditions = ["true"] }
-        let rank: PGQuery = query.text == nil ? "NULL::float8" : Self.rank
-        var sql: PGQuery = query.text.map { "WITH \(textCTE($0, domain: query.domain)) " } ?? ""
+        let rank: PGQuery = text.map(Self.rank) ?? "NULL::float8"
+        var sql: PGQuery = ""
         sql.append("""
             SELECT p.id, p.schac, p.names, p.acronym, p.country::text, p.city, p.type, p.tier, p.student_count,
-                   p.subject_areas, p.teaching_languages, p.offers, p.seeks, p.services, \(snippet(query)),
+                   p.subject_areas, p.teaching_languages, p.offers, p.seeks, p.services, \(snippet(text)),
                    p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM (
                 SELECT s.* FROM (
@@ -181,54 +324,91 @@ public struct DirectoryService: Sendable {
 
     /// The snippet, computed for the page's rows only: the best passages of names, city, description
     /// and goals, HTML-escaped before the marks go in.
-    private static func snippet(_ query: DirectoryQuery) -> PGQuery {
-        guard query.text != nil else { return "NULL::text" }
+    private static func snippet(_ text: TextForms?) -> PGQuery {
+        guard let fuzzy = text?.fuzzy else { return "NULL::text" }
         return """
-            (SELECT CASE WHEN (SELECT fz FROM qq) IS NULL THEN NULL
-                         ELSE ts_headline('accord_search', accord_html_escape(concat_ws(' — ', n.names_text, p.city, p.description, p.goals)),
-                                          (SELECT fz FROM qq), \(headlineOptions)) END
+            (SELECT ts_headline('accord_search', accord_html_escape(concat_ws(' — ', n.names_text, p.city, p.description, p.goals)),
+                                \(fuzzy)::tsquery, \(headlineOptions))
              FROM (SELECT string_agg(x ->> 'value', ' · ') AS names_text FROM jsonb_array_elements(p.names) x) n)
             """
     }
 
     private static let headlineOptions = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \""
 
-    /// The facets and the total in one pass over the entries that fail at most one faceted filter:
-    /// a value of facet F is counted for an entry that meets every filter except, perhaps, F's own.
-    static func facetsStatement(_ query: DirectoryQuery) -> PGQuery {
-        let faceted = facetConditions(query)
-        var where_ = baseConditions(query)
-        if faceted.count == 1 {
-            // One faceted filter: every entry of the base counts for that facet, so no restriction.
-        } else if faceted.count > 1 {
-            let alternatives: [PGQuery] = faceted.indices.map { left in
-                Self.parenthesized(PGQuery.joined(faceted.enumerated().filter { $0.offset != left }.map(\.element.1), separator: " AND "))
+    /// The facets and the total, as rows (kind, value, type, counts):
+    /// - `t`: a tag's count over the whole directory (directory_tag_counts), for a facet whose other
+    ///   conditions are all empty: the directory with no query, or with only that facet's own filter;
+    /// - `g`: per country and type, counted over the entries that fail at most one faceted filter:
+    ///   [country, region, type, total, 12 broad-field bits, 8 offered-activity bits], each counting
+    ///   an entry that meets every filter except, perhaps, its own facet's;
+    /// - `l`: per teaching language, the same way.
+    /// One pass over compact columns (country, type, two bit masks, the language codes); regions are
+    /// summed from the countries in Swift.
+    static func facetsStatement(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan) -> PGQuery {
+        typealias Facet = DirectoryQuery.Facet
+        let faceted = facetConditions(query, plan: plan)
+        let base = baseConditions(query, text: text, plan: plan)
+        let global: Set<Facet>
+        switch (base.isEmpty, faceted.count) {
+        case (true, 0): global = Set(Facet.allCases)
+        case (true, 1): global = [faceted[0].0]
+        default: global = []
+        }
+        var parts: [PGQuery] = []
+        if !global.isEmpty {
+            let prefixes = global.map(\.prefix) + (global.count == Facet.allCases.count ? ["#"] : [])
+            parts.append("""
+                SELECT 't', tag, NULL::text, ARRAY[entries::int8] FROM directory_tag_counts
+                WHERE (left(tag, 2) = ANY (\(prefixes)::text[]) OR tag = ANY (\(prefixes)::text[]))
+                  AND (left(tag, 2) NOT IN ('f:', 'l:') OR length(tag) = 4) AND entries > 0
+                """)
+        }
+        if global.count < Facet.allCases.count {
+            // The entries to count: the base, and either every faceted filter (when a facet is served
+            // by the global counts, no other facet needs the entries that fail one) or all but one.
+            var conditions = base
+            if !global.isEmpty {
+                conditions += faceted.map(\.1)
+            } else if faceted.count > 1 {
+                let alternatives: [PGQuery] = faceted.indices.map { left in
+                    Self.parenthesized(PGQuery.joined(faceted.enumerated().filter { $0.offset != left }.map(\.element.1), separator: " AND "))
+                }
+                conditions.append(Self.parenthesized(PGQuery.joined(alternatives, separator: " OR ")))
             }
-            where_.append(Self.parenthesized(PGQuery.joined(alternatives, separator: " OR ")))
+            if conditions.isEmpty { conditions = ["true"] }
+            // With one faceted filter and no global counts, the entries that fail it still count for
+            // its own facet: m is the base, and a flag tells the others apart.
+            let flagged = global.isEmpty && !faceted.isEmpty
+            var columns: PGQuery = "e.country, e.type, e.fields_mask, e.offers_mask, e.languages"
+            if flagged {
+                for (index, condition) in faceted.enumerated() { columns.append(", \(condition.1) AS f\(unsafeRaw: String(index))") }
+            }
+            func filter(except facet: Facet?) -> String {
+                guard flagged else { return "" }
+                let names = faceted.enumerated().filter { $0.element.0 != facet }.map { "f\($0.offset)" }
+                return names.isEmpty ? "" : " FILTER (WHERE \(names.joined(separator: " AND ")))"
+            }
+            func count(_ facet: Facet?) -> String {
+                if let facet, global.contains(facet) { return "0::int8" }
+                return "count(*)\(filter(except: facet))"
+            }
+            let fields = (0...11).map { "coalesce(sum((fields_mask >> \($0)) & 1)\(filter(except: .field)), 0)::int8" }
+            let offers = (0..<8).map { "coalesce(sum((offers_mask >> \($0)) & 1)\(filter(except: .offers)), 0)::int8" }
+            let groups = [count(.country), count(.region), count(.type), count(nil)] + fields + offers
+            parts.append("""
+                SELECT 'g', country::text, type, ARRAY[\(unsafeRaw: groups.joined(separator: ", "))] FROM m GROUP BY country, type
+                """)
+            if !global.contains(.language) {
+                let languageFilter = filter(except: .language).replacingOccurrences(of: " FILTER (WHERE ", with: " WHERE ").dropLast()
+                parts.append("""
+                    SELECT 'l', language, NULL::text, ARRAY[count(*)] FROM m, unnest(m.languages) language\(unsafeRaw: String(languageFilter)) GROUP BY language
+                    """)
+            }
+            var sql: PGQuery = "WITH m AS MATERIALIZED (SELECT \(columns) FROM directory_entries e WHERE \(PGQuery.joined(conditions, separator: " AND "))) "
+            sql.append(PGQuery.joined(parts, separator: " UNION ALL "))
+            return sql
         }
-        if where_.isEmpty { where_ = ["true"] }
-        var flags: [PGQuery] = []
-        for (index, condition) in faceted.enumerated() { flags.append("\(condition.1) AS f\(unsafeRaw: String(index))") }
-
-        var sql: PGQuery = "WITH "
-        if let text = query.text { sql.append("\(textCTE(text, domain: query.domain)), ") }
-        sql.append("m AS MATERIALIZED (SELECT e.tags")
-        for flag in flags { sql.append(", \(flag)") }
-        sql.append(" FROM directory_entries e WHERE \(PGQuery.joined(where_, separator: " AND ")))")
-
-        func allFlags(except facet: DirectoryQuery.Facet?) -> String {
-            let names = faceted.enumerated().filter { $0.element.0 != facet }.map { "m.f\($0.offset)" }
-            return names.isEmpty ? "true" : names.joined(separator: " AND ")
-        }
-        let kinds = DirectoryQuery.Facet.allCases.map { facet -> String in
-            let length = (facet == .field || facet == .language) ? " AND length(t) = 4" : ""
-            return "(left(t, 2) = '\(facet.prefix)'\(length) AND \(allFlags(except: facet)))"
-        }
-        sql.append("""
-             SELECT t, count(*) FROM m, unnest(m.tags) t WHERE \(unsafeRaw: kinds.joined(separator: " OR ")) GROUP BY t
-             UNION ALL SELECT '', count(*) FROM m WHERE \(unsafeRaw: allFlags(except: nil))
-            """)
-        return sql
+        return PGQuery.joined(parts, separator: " UNION ALL ")
     }
 
     private static func parenthesized(_ query: PGQuery) -> PGQuery { "(\(query))" }

@@ -23,9 +23,9 @@ extension DirectoryService {
     /// it seeks and seek what it offers; shared subject areas, above all where one is strong and the
     /// other growing; a common teaching language at B2 or above.
     ///
-    /// Two passes. PostgreSQL scores every entry coarsely from bit masks (activities, broad fields)
-    /// and one array overlap (languages at B2 or above), and keeps the best few hundred; Swift then
-    /// scores those exactly, with detailed fields and strengths, and says why.
+    /// Two passes. PostgreSQL scores every entry coarsely from bit masks (activities offered and
+    /// sought, broad fields), reading only a covering index, and keeps the best few hundred; Swift
+    /// then scores those exactly (detailed fields and strengths, common languages) and says why.
     ///
     /// Leaves out the caller's own institution. Partnerships do not exist yet: once they do, current
     /// partners and the institutions the caller declined are left out here too.
@@ -33,27 +33,26 @@ extension DirectoryService {
         guard let own = caller.institutionID else {
             throw Problem.forbidden("Recommendations are for the members of an institution.")
         }
-        let results = try await pool.readAsTenant(caller, [
+        let results = try await pool.readAsTenant(caller, settings: [("jit", "off")], [
             """
             SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)
             """,
             """
-            WITH me AS (
+            WITH me AS MATERIALIZED (
                 SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
-                       (SELECT coalesce(bit_or(1 << left(s ->> 'code', 2)::integer), 0)
-                          FROM jsonb_array_elements(i.subject_areas) s) AS fm,
-                       ARRAY(SELECT 'l:' || (l ->> 'code') || ':B2' FROM jsonb_array_elements(i.teaching_languages) l
-                             JOIN cefr_levels c ON c.code = l ->> 'level' WHERE c.rank >= 4) AS langs
+                       accord_fields_mask(i.subject_areas) AS fm
                 FROM institutions i WHERE i.id = \(own)
+            ),
+            top AS (
+                SELECT e.id FROM directory_entries e, me
+                WHERE e.id <> me.id
+                ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
+                         + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
+                LIMIT \(Self.recommendationCandidates)
             )
             SELECT e.id, e.schac, e.names, e.acronym, e.country::text, e.city, e.type, e.tier, e.student_count,
                    e.subject_areas, e.teaching_languages, e.offers, e.seeks, e.services
-            FROM directory_entries e, me
-            WHERE e.id <> me.id
-            ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
-                     + bit_count((e.fields_mask & me.fm)::bit(11)) + (CASE WHEN e.tags && me.langs THEN 1 ELSE 0 END) DESC,
-                     e.id
-            LIMIT \(Self.recommendationCandidates)
+            FROM top JOIN directory_entries e ON e.id = top.id
             """,
         ])
         guard let mine = try results[0].first((

@@ -18,7 +18,7 @@ struct DirectoryCommand: AsyncParsableCommand {
             discussion: """
                 QUERY is the query string of GET /v1/directory (for example 'q=bologna&country=IT'). The \
                 script is the request's read-only transaction as the given user: BEGIN, the tenant \
-                settings, the items and facets statements with their values written in, COMMIT. With \
+                and search settings, the text forms of q, the items and facets statements with their values written in, COMMIT. With \
                 --explain, each statement is prefixed with EXPLAIN (ANALYZE, BUFFERS). Run it as \
                 accord_app (psql "$ACCORD_DATABASE_URL" -f …) to see what the server sees. Looks the \
                 user up as the owner role (ACCORD_MIGRATION_DATABASE_URL, else ACCORD_DATABASE_URL).
@@ -48,10 +48,22 @@ struct DirectoryCommand: AsyncParsableCommand {
                     let identity = Identity(accountID: user.0, institutionID: user.1, role: InstitutionRole(rawValue: user.2),
                                             isNetworkAdmin: false, institutionStatus: nil, tokenHash: [])
                     let pairs = (URLComponents(string: "?" + text)?.queryItems ?? []).map { ($0.name, $0.value ?? "") }
-                    let query = try DirectoryQuery.parse(pairs, reference: try await ReferenceData(pool: pool).lists())
+                    let lists = try await ReferenceData(pool: pool).lists()
+                    let query = try DirectoryQuery.parse(pairs, reference: lists)
+                    var text: DirectoryService.TextForms?
+                    var prelude: [String] = []
+                    if let q = query.text {
+                        text = try await DirectoryService.TextForms.compute(q, domain: query.domain) { queries in
+                            // The server computes the text forms first, in their own round trip: so does the script.
+                            prelude = queries.map { $0.inlinedForTooling + ";" }
+                            return try await pool.pipeline(queries)
+                        }
+                    }
                     let prefix = explain ? "EXPLAIN (ANALYZE, BUFFERS) " : ""
-                    let statements = try DirectoryService.statements(for: query).map { prefix + $0.inlinedForTooling + ";" }
-                    return (["BEGIN READ ONLY;", PGQuery.setConfig(identity.settings).inlinedForTooling + ";"] + statements + ["COMMIT;"])
+                    let statistics = try await DirectoryService.TagStatistics.load { try await pool.query($0) }
+                    let statements = try DirectoryService.statements(for: query, text: text, statistics: statistics, lists: lists).map { prefix + $0.inlinedForTooling + ";" }
+                    let settings = PGQuery.setConfig(identity.settings + DirectoryService.settings).inlinedForTooling
+                    return (["BEGIN READ ONLY;", settings + ";"] + (explain ? [] : prelude) + statements + ["COMMIT;"])
                         .joined(separator: "\n")
                 }
             } catch {

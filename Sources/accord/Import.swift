@@ -59,7 +59,9 @@ struct Progress: Sendable {
             FileHandle.standardOutput.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
         } else if !onlyOnTerminal, total > 0 {
             let step = max(1, total / 10)
-            if done == total || done / step != (done - 1) / step { print("\(done)/\(total)") }
+            if done == total || done / step != (done - 1) / step {
+                FileHandle.standardOutput.write(Data("\(done)/\(total)\n".utf8))
+            }
         }
     }
 

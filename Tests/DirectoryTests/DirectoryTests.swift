@@ -196,6 +196,25 @@ struct DirectoryTests {
             let patch = try await n.h.request(.patch, "/v1/institutions/\(unlisted)", token: memberToken, json: ["listed": false], headers: [.ifMatch: etag])
             #expect(patch.status == .ok, "\(patch.body)")
             #expect(try await n.names("q=quixotic").isEmpty)
+            // The per-tag counts behind the unfiltered facets stay exact through every change.
+            let drift = try await n.h.count("""
+                SELECT count(*) FROM (SELECT t, count(*) AS n FROM directory_entries, unnest(tags) t GROUP BY t
+                                      UNION ALL SELECT '#', count(*) FROM directory_entries) actual
+                FULL JOIN directory_tag_counts c ON c.tag = actual.t
+                WHERE coalesce(actual.n, 0) <> coalesce(c.entries, 0)
+                """)
+            #expect(drift == 0)
+            let everything = try await n.search("limit=1")
+            let entries = try await n.h.count("SELECT count(*) FROM directory_entries")
+            #expect(everything["total"] as? Int == entries)
+            let byCountry = try #require((everything["facets"] as? [String: [String: Int]])?["country"])
+            #expect(byCountry.values.reduce(0, +) == entries)
+            let finnish = try await n.search("country=FI&limit=1")
+            let finnishFacets = try #require(finnish["facets"] as? [String: [String: Int]])
+            #expect(finnishFacets["country"] == byCountry, "the country facet leaves the country filter out")
+            #expect(finnishFacets["type"]?.values.reduce(0, +) == finnish["total"] as? Int)
+            #expect(finnishFacets["region"]?["154"] == finnish["total"] as? Int)
+
             // Without a session there is no directory.
             #expect(try await n.h.request(.get, "/v1/directory?q=helsinki").status == .unauthorized)
         }
