@@ -15,7 +15,10 @@
 --    unnesting every tag. fields_mask gives ISCED-F broad field 99 (field unknown) bit 11.
 -- 3. A covering index of the activity and field masks: recommendations score every entry from it
 --    with an index-only scan, without reading the wide rows.
--- 4. directory_tag_counts: how many entries carry each tag ('#': all entries), kept exact by the
+-- 4. Words of one or two letters ("of", "de", "la", "8") no longer take part in a query that has a
+--    longer word: as prefixes they match most entries ("of:*" matches every "offers"), and their
+--    intersection with the real words cost hundreds of milliseconds for nothing.
+-- 5. directory_tag_counts: how many entries carry each tag ('#': all entries), kept exact by the
 --    same triggers. A facet whose other conditions are all empty (the directory with no query, or
 --    with only that facet's own filter) reads its counts here instead of counting a million rows.
 
@@ -156,3 +159,22 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION accord_directory_tsquery(p_q text, p_fuzzy boolean) RETURNS tsquery
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT string_agg(
+        CASE WHEN p_fuzzy AND length(w) >= 4
+                  AND NOT EXISTS (SELECT 1 FROM directory_words d
+                                  WHERE d.word >= w COLLATE "C" AND d.word < (w || chr(1114111)) COLLATE "C")
+             THEN '(' || concat_ws(' | ', quote_literal(w) || ':*', (
+                      SELECT string_agg(quote_literal(s.word), ' | ')
+                      FROM (SELECT d.word FROM directory_words d WHERE d.word % w
+                            ORDER BY similarity(d.word, w) DESC, d.word LIMIT 3) s)) || ')'
+             ELSE quote_literal(w) || ':*'
+        END, ' & ' ORDER BY n)::tsquery
+    FROM (SELECT w, n FROM (
+              SELECT w, n, max(length(w)) OVER () AS longest
+              FROM regexp_split_to_table(accord_fold(p_q), '[[:space:][:punct:][:cntrl:]]+') WITH ORDINALITY AS t (w, n)
+              WHERE w <> '') split
+          WHERE length(w) > 2 OR longest <= 2
+          ORDER BY n LIMIT 16) words
+$$;
