@@ -138,6 +138,19 @@ struct DirectoryTests {
             #expect(try await n.names("offers=summer_school&q=rotterdam") == ["Academy of Arts Rotterdam"])
             #expect(try await n.names("seeks=staff_exchange&service=visa_support") == ["Institute of Automation Rotterdam"])
 
+            // Student counts, and filters that most entries pass (written against the compact
+            // columns rather than the tag index): the same answers either way.
+            try await n.member("small.test", name: "Tiny Rotterdam Conservatory", country: "NL", profile: ["studentCount": 300])
+            #expect(try await n.names("q=rotterdam&maxStudents=1000") == ["Tiny Rotterdam Conservatory"])
+            #expect(try await n.names("q=rotterdam&minStudents=200&maxStudents=400") == ["Tiny Rotterdam Conservatory"])
+            #expect(try await n.names("q=rotterdam&minStudents=1000").isEmpty)
+            let american = try await n.all("q=college&country=US&limit=100&facets=false")
+            #expect(!american.isEmpty && american.allSatisfy { $0["country"] as? String == "US" })
+            let americas = try await n.all("q=college&region=019&type=university&tier=member&limit=100&facets=false")
+            #expect(americas.count >= american.count)
+            let broad = try await n.search("q=college&region=019&type=university&tier=member&limit=1")
+            #expect(broad["total"] as? Int == americas.count)
+
             // Facets: each with its own filter left out.
             let faceted = try await n.search("q=rotterdam&field=07")
             let facets = try #require(faceted["facets"] as? [String: [String: Int]])
