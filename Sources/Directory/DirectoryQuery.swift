@@ -24,15 +24,6 @@ public struct DirectoryQuery: Sendable, Equatable {
             case .type: "t:"
             }
         }
-
-        /// Whether `tag` (already known to start with `prefix`) is a value this facet counts:
-        /// broad fields only (`f:07`), languages without a level (`l:fr`).
-        func counts(_ tag: String) -> Bool {
-            switch self {
-            case .field, .language: tag.utf8.count == 4
-            default: true
-            }
-        }
     }
 
     public static let maxQueryLength = 200

@@ -67,7 +67,8 @@ public struct DirectoryService: Sendable {
     public func search(_ query: DirectoryQuery, caller: Identity) async throws -> DirectoryPage {
         var text: TextForms?
         if let q = query.text {
-            text = try await TextForms.compute(q, domain: query.domain) { try await pool.readAsTenant(caller, $0) }
+            // directory_words is reference data: no tenant transaction needed.
+            text = try await TextForms.compute(q, domain: query.domain) { try await pool.pipeline($0) }
         }
         let statistics = try await statistics()
         let lists = try await reference.lists()
@@ -383,11 +384,13 @@ public struct DirectoryService: Sendable {
             if flagged {
                 for (index, condition) in faceted.enumerated() { columns.append(", \(condition.1) AS f\(unsafeRaw: String(index))") }
             }
-            func filter(except facet: Facet?) -> String {
-                guard flagged else { return "" }
+            /// The flags of every faceted filter but `facet`'s, joined with AND; nil when none.
+            func flags(except facet: Facet?) -> String? {
+                guard flagged else { return nil }
                 let names = faceted.enumerated().filter { $0.element.0 != facet }.map { "f\($0.offset)" }
-                return names.isEmpty ? "" : " FILTER (WHERE \(names.joined(separator: " AND ")))"
+                return names.isEmpty ? nil : names.joined(separator: " AND ")
             }
+            func filter(except facet: Facet?) -> String { flags(except: facet).map { " FILTER (WHERE \($0))" } ?? "" }
             func count(_ facet: Facet?) -> String {
                 if let facet, global.contains(facet) { return "0::int8" }
                 return "count(*)\(filter(except: facet))"
@@ -399,9 +402,9 @@ public struct DirectoryService: Sendable {
                 SELECT 'g', country::text, type, ARRAY[\(unsafeRaw: groups.joined(separator: ", "))] FROM m GROUP BY country, type
                 """)
             if !global.contains(.language) {
-                let languageFilter = filter(except: .language).replacingOccurrences(of: " FILTER (WHERE ", with: " WHERE ").dropLast()
+                let condition = flags(except: .language).map { " WHERE \($0)" } ?? ""
                 parts.append("""
-                    SELECT 'l', language, NULL::text, ARRAY[count(*)] FROM m, unnest(m.languages) language\(unsafeRaw: String(languageFilter)) GROUP BY language
+                    SELECT 'l', language, NULL::text, ARRAY[count(*)] FROM m, unnest(m.languages) language\(unsafeRaw: condition) GROUP BY language
                     """)
             }
             var sql: PGQuery = "WITH m AS MATERIALIZED (SELECT \(columns) FROM directory_entries e WHERE \(PGQuery.joined(conditions, separator: " AND "))) "
