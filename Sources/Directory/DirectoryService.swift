@@ -25,6 +25,28 @@ public struct DirectoryItem: Codable, Sendable, Equatable {
     public var snippet: String?
 }
 
+extension DirectoryItem {
+    /// The entry columns an item is read from, in order, from the table or subquery `alias`; a
+    /// statement may add columns after them.
+    static func columns(_ alias: String) -> String {
+        ["id", "schac", "names", "acronym", "country::text", "city", "type", "tier", "student_count",
+         "subject_areas", "teaching_languages", "offers", "seeks", "services"].map { "\(alias).\($0)" }.joined(separator: ", ")
+    }
+
+    static let columnCount = 14
+
+    /// The item in the first `columnCount` columns of `row` (see `columns`), without a snippet.
+    init(row: PGRow) throws {
+        let r = try row.decode((
+            UUID, String, PGJSONB<[LocalizedName]>, String?, String, String?, String, String, Int?,
+            PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>, [String], [String], [String]
+        ).self)
+        self.init(
+            id: r.0, schac: r.1, names: r.2.value, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
+            studentCount: r.8, fields: r.9.value, languages: r.10.value, offers: r.11, seeks: r.12, services: r.13)
+    }
+}
+
 /// A page of directory results.
 public struct DirectoryPage: Codable, Sendable {
     public var items: [DirectoryItem]
@@ -80,20 +102,15 @@ public struct DirectoryService: Sendable {
         var lastKey: DirectoryCursor.Key?
         var lastID: UUID?
         for row in rows.prefix(query.limit) {
-            let r = try row.decode((
-                UUID, String, PGJSONB<[LocalizedName]>, String?, String, String?, String, String, Int?,
-                PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>, [String], [String], [String], String?,
-                Double?, String?, String
-            ).self)
-            items.append(DirectoryItem(
-                id: r.0, schac: r.1, names: r.2.value, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
-                studentCount: r.8, fields: r.9.value, languages: r.10.value, offers: r.11, seeks: r.12, services: r.13,
-                snippet: r.14))
-            lastID = r.0
+            var item = try DirectoryItem(row: row)
+            let n = DirectoryItem.columnCount
+            item.snippet = try row.column(n, as: String?.self)
+            items.append(item)
+            lastID = item.id
             switch query.sort {
-            case .relevance: lastKey = r.15.map { .rank($0) }
-            case .name: lastKey = r.16.map { .name($0) }
-            case .newest: lastKey = .created(r.17)
+            case .relevance: lastKey = try row.column(n + 1, as: Double?.self).map { .rank($0) }
+            case .name: lastKey = try row.column(n + 2, as: String?.self).map { .name($0) }
+            case .newest: lastKey = .created(try row.column(n + 3, as: String.self))
             }
         }
         var next: String?
@@ -295,8 +312,7 @@ public struct DirectoryService: Sendable {
         let rank: PGQuery = text.map(Self.rank) ?? "NULL::float8"
         var sql: PGQuery = ""
         sql.append("""
-            SELECT p.id, p.schac, p.names, p.acronym, p.country::text, p.city, p.type, p.tier, p.student_count,
-                   p.subject_areas, p.teaching_languages, p.offers, p.seeks, p.services, \(snippet(text)),
+            SELECT \(unsafeRaw: DirectoryItem.columns("p")), \(snippet(text)),
                    p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM (
                 SELECT s.* FROM (

@@ -50,9 +50,7 @@ extension DirectoryService {
                          + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
                 LIMIT \(Self.recommendationCandidates)
             )
-            SELECT e.id, e.schac, e.names, e.acronym, e.country::text, e.city, e.type, e.tier, e.student_count,
-                   e.subject_areas, e.teaching_languages, e.offers, e.seeks, e.services
-            FROM top JOIN directory_entries e ON e.id = top.id
+            SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM top JOIN directory_entries e ON e.id = top.id
             """,
         ])
         guard let mine = try results[0].first((
@@ -63,13 +61,7 @@ extension DirectoryService {
 
         var scored: [Recommendations.Item] = []
         for row in results[1] {
-            let r = try row.decode((
-                UUID, String, PGJSONB<[LocalizedName]>, String?, String, String?, String, String, Int?,
-                PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>, [String], [String], [String]
-            ).self)
-            let item = DirectoryItem(
-                id: r.0, schac: r.1, names: r.2.value, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
-                studentCount: r.8, fields: r.9.value, languages: r.10.value, offers: r.11, seeks: r.12, services: r.13)
+            let item = try DirectoryItem(row: row)
             let (score, reasons) = Self.complementarity(of: item, to: profile, lists: lists)
             guard score > 0 else { continue }
             scored.append(.init(institution: item, score: (score * 10).rounded() / 10, reasons: reasons))
