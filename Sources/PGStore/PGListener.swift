@@ -46,6 +46,10 @@ public final class PGListener: Service, Sendable {
         var started = false
         var backendPID: Int32?
         var reconnects = 0
+        /// Counts the connections on which every subscribed channel was LISTENed; nil while there
+        /// is none.
+        var epoch: Int?
+        var connections = 0
     }
 
     public init(configuration: PGConfiguration, logger: Logger = Logger(label: "accord.pgstore.listener")) {
@@ -68,6 +72,13 @@ public final class PGListener: Service, Sendable {
 
     /// The server process of the current connection, nil while disconnected.
     public var backendPID: Int32? { shared.withLock { $0.backendPID } }
+
+    /// Nil while the listener has no connection that LISTENs on every subscribed channel; otherwise
+    /// a number that changes with each such connection. Notifications can only have been missed
+    /// between two different epochs (or while it was nil), so a cache that is invalidated by
+    /// notifications stays correct if it forgets everything whenever the epoch changes and serves
+    /// nothing while it is nil.
+    public var connectionEpoch: Int? { shared.withLock { $0.epoch } }
 
     /// How many times the connection was re-established after a loss.
     public var reconnectCount: Int { shared.withLock { $0.reconnects } }
@@ -175,7 +186,10 @@ public final class PGListener: Service, Sendable {
                 if let old = current { PQfinish(old) }
                 current = nil
                 listening.removeAll()
-                shared.withLock { $0.backendPID = nil }
+                shared.withLock {
+                    $0.backendPID = nil
+                    $0.epoch = nil
+                }
                 do {
                     let opened = try openConnection()
                     current = opened
@@ -191,6 +205,20 @@ public final class PGListener: Service, Sendable {
                     let channels = shared.withLock { Array($0.subscribers.keys) }
                     for channel in channels where execute(opened, "LISTEN \(PGQuery.quoteIdentifier(channel))") {
                         listening.insert(channel)
+                    }
+                    if listening.count == channels.count {
+                        shared.withLock {
+                            $0.connections += 1
+                            $0.epoch = $0.connections
+                        }
+                    } else {
+                        // A LISTEN failed: start over on a new connection rather than run half-deaf.
+                        logger.warning("listener could not LISTEN again; reconnecting", metadata: ["error": "\(PGConnection.errorMessage(opened))"])
+                        PQfinish(opened)
+                        current = nil
+                        waitForWake(seconds: backoff)
+                        backoff = min(backoff * 2, 5)
+                        continue
                     }
                 } catch {
                     logger.warning("listener cannot connect; retrying", metadata: ["error": "\(String(reflecting: error))"])
@@ -236,6 +264,7 @@ public final class PGListener: Service, Sendable {
             if descriptors[0].revents != 0 {
                 if PQconsumeInput(connection) == 0 {
                     logger.warning("listener connection lost", metadata: ["error": "\(PGConnection.errorMessage(connection))"])
+                    shared.withLock { $0.epoch = nil }
                     PQfinish(connection)
                     current = nil
                     continue  // the next turn reconnects

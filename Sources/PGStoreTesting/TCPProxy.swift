@@ -83,7 +83,7 @@ public final class TCPProxy: Sendable {
                 if count <= 0 { break }
                 var offset = 0
                 while offset < count {
-                    let written = buffer[offset..<count].withUnsafeBytes { write(destination, $0.baseAddress, $0.count) }
+                    let written = buffer[offset..<count].withUnsafeBytes { send(destination, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     if written <= 0 { break }
                     offset += written
                 }
