@@ -5,6 +5,7 @@ import Hummingbird
 import Institutions
 import Logging
 import PGStore
+import ServiceLifecycle
 
 /// What `accord serve` needs: where to listen, the database, and the migration files.
 public struct ServerConfiguration: Sendable {
@@ -15,10 +16,13 @@ public struct ServerConfiguration: Sendable {
     public var identity: IdentityConfiguration
     /// The first network administrator, created at start-up when there is none yet.
     public var bootstrapAdmin: (email: String, password: String)?
+    /// Resolved sessions kept in memory (see `IdentityCache`); nil: every request asks the database.
+    public var identityCache: IdentityCache.Configuration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
-        identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil
+        identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil,
+        identityCache: IdentityCache.Configuration? = IdentityCache.Configuration()
     ) {
         self.host = host
         self.port = port
@@ -26,6 +30,7 @@ public struct ServerConfiguration: Sendable {
         self.schemaDirectory = schemaDirectory
         self.identity = identity
         self.bootstrapAdmin = bootstrapAdmin
+        self.identityCache = identityCache
     }
 }
 
@@ -38,7 +43,7 @@ public struct StartupError: Error, CustomStringConvertible {
 /// Builds the router: middleware, then every feature's routes. Tests call this too.
 public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
-    logger: Logger = Logger(label: "accord")
+    identityCache: IdentityCache? = nil, logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
@@ -48,13 +53,13 @@ public func buildRouter(
     OpenAPIController().addRoutes(to: router)
 
     let reference = ReferenceData(pool: pool)
-    let identityService = IdentityService(pool: pool, configuration: identity, reference: reference, logger: logger)
+    let identityService = IdentityService(pool: pool, configuration: identity, reference: reference, cache: identityCache, logger: logger)
     let identityController = IdentityController(identity: identityService)
     identityController.addMeRoute(to: router.group("v1"))
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
     let authenticated = v1.group(context: AuthenticatedContext.self)
     identityController.addRoutes(public: v1, authenticated: authenticated)
-    AdminController(admission: AdmissionService(pool: pool)).addRoutes(to: authenticated)
+    AdminController(admission: AdmissionService(pool: pool, cache: identityCache)).addRoutes(to: authenticated)
     DirectoryController(directory: DirectoryService(pool: pool, reference: reference), reference: reference).addRoutes(to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
@@ -71,11 +76,20 @@ public func buildApplication(
     let migrations = try Migration.load(from: configuration.schemaDirectory)
     let pool = PGPool(configuration: configuration.database, logger: logger)
     let schemaCheck = SchemaCheck(migrations: migrations, pool: pool)
-    let router = buildRouter(pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, logger: logger)
+    var services: [any Service] = [pool]
+    var identityCache: IdentityCache?
+    if let cacheConfiguration = configuration.identityCache {
+        // One more connection, for LISTEN: the identity cache forgets whatever the database says changed.
+        let listener = PGListener(configuration: configuration.database, logger: logger)
+        let cache = IdentityCache(listener: listener, configuration: cacheConfiguration, logger: logger)
+        services += [listener, cache]
+        identityCache = cache
+    }
+    let router = buildRouter(pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache, logger: logger)
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accord"),
-        services: [pool],
+        services: services,
         logger: logger
     )
     application.beforeServerStarts {

@@ -7,8 +7,13 @@ import PGStore
 /// Network administration of member institutions: admission decisions, tiers, the audit log.
 public struct AdmissionService: Sendable {
     let pool: PGPool
+    /// Told after every decision, since statuses and tiers are part of what sessions resolve to.
+    let cache: IdentityCache?
 
-    public init(pool: PGPool) { self.pool = pool }
+    public init(pool: PGPool, cache: IdentityCache? = nil) {
+        self.pool = pool
+        self.cache = cache
+    }
 
     public enum Decision: String, Sendable, CaseIterable {
         case approve, reject, suspend, reinstate
@@ -91,6 +96,7 @@ public struct AdmissionService: Sendable {
         let reason = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
         if decision.needsReason, reason?.isEmpty ?? true { throw Problem.invalid(field: "/reason", "is required to \(decision.rawValue)") }
         if let reason, reason.count > 2000 { throw Problem.invalid(field: "/reason", "must have at most 2000 characters") }
+        defer { cache?.invalidateAll() }  // after the transaction: this instance serves the change at once
         return try await pool.withTenant(caller) { tx in
             guard let current = try await tx.query("SELECT status, claim_of FROM institutions WHERE id = \(id) FOR UPDATE").first((String, UUID?).self) else {
                 throw Problem.notFound("No such institution.")
@@ -138,6 +144,7 @@ public struct AdmissionService: Sendable {
     public func setTier(_ tier: String, on id: UUID, caller: Identity) async throws -> Summary {
         try Self.requireNetworkAdmin(caller)
         guard ["member", "partner", "premium"].contains(tier) else { throw Problem.invalid(field: "/tier", "must be member, partner or premium") }
+        defer { cache?.invalidateAll() }  // after the transaction: this instance serves the change at once
         return try await pool.withTenant(caller) { tx in
             guard let old = try await tx.query("SELECT tier FROM institutions WHERE id = \(id) FOR UPDATE").first(String.self) else {
                 throw Problem.notFound("No such institution.")

@@ -17,16 +17,19 @@ public struct IdentityController: Sendable {
         self.membership = MembershipService(identity: identity)
     }
 
-    /// `GET /v1/me`, the hottest authenticated route, on a group *without* the `Authenticator`: it
-    /// resolves the token, sets the tenant context and builds the answer in one statement
-    /// (`accord_me`), where other routes pay a token lookup and then their own transaction.
+    /// `GET /v1/me`, the hottest authenticated route, on a group *without* the `Authenticator`: a
+    /// token resolved recently is answered from the identity cache; otherwise one statement
+    /// (`accord_me_session`) resolves the token, sets the tenant context and builds the answer,
+    /// where other routes pay a token lookup and then their own transaction.
     public func addMeRoute(to routes: RouterGroup<AccordRequestContext>) {
         routes.get("me") { request, _ -> Response in
             guard let token = try Authenticator.bearerToken(request) else { throw Problem.unauthorized() }
-            guard let json = try await identity.meJSON(token: token) else { throw Authenticator.unknownToken }
-            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+            guard let body = try await identity.meBody(token: token) else { throw Authenticator.unknownToken }
+            return Response(status: .ok, headers: Self.meHeaders, body: .init(byteBuffer: body))
         }
     }
+
+    static let meHeaders: HTTPFields = [.contentType: "application/json; charset=utf-8"]
 
     public func addRoutes(public routes: RouterGroup<AccordRequestContext>, authenticated: RouterGroup<AuthenticatedContext>) {
         routes.post("registrations") { request, context -> EditedResponse<IdentityService.Registration> in

@@ -3,6 +3,7 @@ import AccordCrypto
 import Foundation
 import HTTPTypes
 import Logging
+import NIOCore
 import NIOPosix
 import PGStore
 
@@ -53,12 +54,25 @@ public struct IdentityService: Sendable {
     public let configuration: IdentityConfiguration
     let reference: ReferenceData
     let logger: Logger
+    /// Resolved sessions in memory; nil: every request asks the database.
+    public let cache: IdentityCache?
 
-    public init(pool: PGPool, configuration: IdentityConfiguration, reference: ReferenceData, logger: Logger = Logger(label: "accord.identity")) {
+    public init(
+        pool: PGPool, configuration: IdentityConfiguration, reference: ReferenceData, cache: IdentityCache? = nil,
+        logger: Logger = Logger(label: "accord.identity")
+    ) {
         self.pool = pool
         self.configuration = configuration
         self.reference = reference
+        self.cache = cache
         self.logger = logger
+    }
+
+    /// After this process committed a change to what sessions resolve to (a revocation, a role, a
+    /// status, a profile): nothing it remembered is served again. Other instances learn of it from
+    /// the database's notification.
+    func identitiesChanged() {
+        cache?.invalidateAll()
     }
 
     // MARK: Passwords
@@ -224,13 +238,22 @@ public struct IdentityService: Sendable {
     public func authenticate(token: String) async throws -> Identity? {
         guard (20...200).contains(token.utf8.count) else { return nil }
         let hash = Secrets.sha256(token.utf8)
+        var ticket: IdentityCache.Ticket?
+        if let cache {
+            switch cache.lookup(hash) {
+            case .hit(let entry): return entry.identity
+            case .miss(let missed): ticket = missed
+            }
+        }
         guard let row = try await pool.query("""
-            SELECT account_id, is_admin, institution_id, role, institution_status FROM accord_authenticate(\(Data(hash)))
-            """).first((UUID, Bool, UUID?, String, String?).self)
+            SELECT account_id, is_admin, institution_id, role, institution_status, expires_at FROM accord_authenticate(\(Data(hash)))
+            """).first((UUID, Bool, UUID?, String, String?, Date).self)
         else { return nil }
-        return Identity(
+        let identity = Identity(
             accountID: row.0, institutionID: row.2, role: InstitutionRole(rawValue: row.3), isNetworkAdmin: row.1,
             institutionStatus: row.4, tokenHash: hash)
+        if let cache, let ticket { cache.store(hash, identity: identity, me: nil, expiresAt: row.5, ticket: ticket) }
+        return identity
     }
 
     /// Revokes the session that authenticated `identity`.
@@ -238,6 +261,7 @@ public struct IdentityService: Sendable {
         try await pool.withTenant(identity) { tx in
             try await tx.query("DELETE FROM sessions WHERE token_hash = \(Data(identity.tokenHash))")
         }
+        identitiesChanged()
     }
 
     public struct Me: Codable, Sendable {
@@ -248,32 +272,44 @@ public struct IdentityService: Sendable {
 
     /// The caller, their institution and their roles: one statement, one round trip.
     public func me(_ identity: Identity) async throws -> Me {
-        let json = try await meJSON(identity)
-        let decoder = JSONDecoder()
-        return try decoder.decode(Me.self, from: Data(json.bytes))
-    }
-
-    /// `me` as the JSON document PostgreSQL builds: the hot path of `GET /v1/me` sends it as it is,
-    /// without decoding and encoding it again. Ids are upper-case and absent optional fields are left
-    /// out, as everywhere in the API (Swift's encoding).
-    public func meJSON(_ identity: Identity) async throws -> PGRawJSON {
-        guard let json = try await meJSON(tokenHash: identity.tokenHash) else {
+        guard let body = try await meBody(tokenHash: identity.tokenHash) else {
             throw Problem.unauthorized("The token is unknown, expired or revoked.")
         }
-        return json
+        return try JSONDecoder().decode(Me.self, from: Data(body.readableBytesView))
     }
 
-    /// `me` for a bearer token in one statement and one round trip: `accord_me` (Schema/0005_me.sql)
-    /// resolves the token, sets the tenant context and builds the document under the caller's
-    /// row-level security. Nil when the token does not authenticate (unknown, expired, revoked, or
-    /// its institution rejected or suspended).
-    public func meJSON(token: String) async throws -> PGRawJSON? {
+    /// The body of `GET /v1/me` for a bearer token, as the JSON document PostgreSQL builds (ids
+    /// upper-case, absent optional fields left out, as everywhere in the API); nil when the token
+    /// does not authenticate (unknown, expired, revoked, or its institution rejected or suspended).
+    /// From the cache when the token was resolved recently; otherwise one statement and one round
+    /// trip: `accord_me_session` (Schema/0007_identity_cache.sql) resolves the token, sets the
+    /// tenant context and builds the document under the caller's row-level security.
+    public func meBody(token: String) async throws -> ByteBuffer? {
         guard (20...200).contains(token.utf8.count) else { return nil }
-        return try await meJSON(tokenHash: Secrets.sha256(token.utf8))
+        return try await meBody(tokenHash: Secrets.sha256(token.utf8))
     }
 
-    func meJSON(tokenHash: [UInt8]) async throws -> PGRawJSON? {
-        try await pool.query("SELECT accord_me(\(Data(tokenHash)))").first(PGRawJSON?.self) ?? nil
+    func meBody(tokenHash hash: [UInt8]) async throws -> ByteBuffer? {
+        var ticket: IdentityCache.Ticket?
+        if let cache {
+            switch cache.lookup(hash, needsMe: true) {
+            case .hit(let entry): if let me = entry.me { return me }
+            case .miss(let missed): ticket = missed
+            }
+        }
+        guard let row = try await pool.query("""
+            SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
+            FROM accord_me_session(\(Data(hash)))
+            """).first((PGRawJSON, UUID, Bool, UUID?, String, String?, Date).self)
+        else { return nil }
+        let body = ByteBuffer(bytes: row.0.bytes)
+        if let cache, let ticket {
+            let identity = Identity(
+                accountID: row.1, institutionID: row.3, role: InstitutionRole(rawValue: row.4), isNetworkAdmin: row.2,
+                institutionStatus: row.5, tokenHash: hash)
+            cache.store(hash, identity: identity, me: body, expiresAt: row.6, ticket: ticket)
+        }
+        return body
     }
 
     // MARK: Network administrators

@@ -32,6 +32,7 @@ public struct MembershipService: Sendable {
         ProfileValidation(lists: lists).check(input, at: "", creating: false, into: &v)
         if input.schac != nil { v.fail("/schac", "cannot be changed; ask a network administrator") }
         try v.validate()
+        defer { identity.identitiesChanged() }  // after the transaction: this instance serves the change at once
         return try await pool.withTenant(caller) { tx in
             guard let version = try await tx.query("SELECT version FROM institutions WHERE id = \(id) FOR UPDATE").first(Int.self) else {
                 throw Problem.notFound("No such institution.")
@@ -61,6 +62,7 @@ public struct MembershipService: Sendable {
         guard let newRole = InstitutionRole(rawValue: role) else {
             throw Problem.invalid(field: "/role", "must be one of admin, staff, faculty")
         }
+        defer { identity.identitiesChanged() }  // after the transaction: this instance serves the change at once
         return try await pool.withTenant(caller) { tx in
             let current = try await lockMember(userID, in: id, on: tx)
             if current == "admin", newRole != .admin { try await requireAnotherAdmin(in: id, besides: userID, on: tx) }
@@ -74,6 +76,7 @@ public struct MembershipService: Sendable {
     /// Removes a member (and so their sessions). The last admin cannot be removed.
     public func removeMember(_ userID: UUID, from id: UUID, caller: Identity) async throws {
         try requireAdmin(of: id, caller: caller)
+        defer { identity.identitiesChanged() }  // after the transaction: this instance serves the change at once
         try await pool.withTenant(caller) { tx in
             let current = try await lockMember(userID, in: id, on: tx)
             if current == "admin" { try await requireAnotherAdmin(in: id, besides: userID, on: tx) }

@@ -14,7 +14,7 @@ struct Serve: AsyncParsableCommand {
             applies to. Refuses to start when the database schema is behind (run `accord migrate`) \
             or the database refuses the credentials; when the database is merely unreachable it \
             starts anyway and /readyz answers 503 until the database is back. SIGTERM or SIGINT \
-            shut it down gracefully.
+            shut it down gracefully. Sessions resolved recently are kept in memory and forgotten             as soon as the database notifies a change (one more connection, for LISTEN);             ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off).
             """
     )
 
@@ -51,13 +51,19 @@ struct Serve: AsyncParsableCommand {
                 }
                 bootstrapAdmin = (email, password)
             }
+            var identityCache: IdentityCache.Configuration? = IdentityCache.Configuration()
+            if let text = environment["ACCORD_IDENTITY_CACHE_ENTRIES"] {
+                guard let entries = Int(text), entries >= 0 else { throw CommandFailure("ACCORD_IDENTITY_CACHE_ENTRIES must be a whole number (0 turns the cache off)") }
+                identityCache = entries == 0 ? nil : IdentityCache.Configuration(maxEntries: entries)
+            }
             let configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
                 database: try PGConfiguration(url: url, maxConnections: connections),
                 schemaDirectory: try SchemaLocator.locate(explicit: database.schemaDirectory),
                 identity: identity,
-                bootstrapAdmin: bootstrapAdmin
+                bootstrapAdmin: bootstrapAdmin,
+                identityCache: identityCache
             )
             let application = try buildApplication(configuration, logger: logger)
             try await application.runService()

@@ -16,19 +16,51 @@ public struct Harness {
     public let client: any TestClientProtocol
     public let database: TestDatabase
     public let pool: PGPool
+    /// The identity cache, live (subscribed to the database's notifications) as in `accord serve`.
+    public let identityCache: IdentityCache
+    public let listener: PGListener
+    /// With `listenThroughProxy`: what stands between the listener and the database.
+    public let listenerProxy: TCPProxy?
 
     public static let identity = IdentityConfiguration(passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
 
-    public static func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
+    public static func run(
+        identity: IdentityConfiguration = Harness.identity, cache: IdentityCache.Configuration = IdentityCache.Configuration(),
+        listenThroughProxy: Bool = false,
+        _ body: @Sendable (Harness) async throws -> Void
+    ) async throws {
         try await TestDatabase.with { database in
             let pool = try database.pool(maxConnections: 4)
+            let proxy = listenThroughProxy ? try TCPProxy(targetPort: Int(PGConfiguration.option("port", in: database.appURL) ?? "5432")!) : nil
+            defer { proxy?.stop() }
+            let listenerURL = try proxy.map {
+                try PGConfiguration.url(database.appURL, replacingDatabase: database.name) + " host='127.0.0.1' port='\($0.port)'"
+            } ?? database.appURL
+            let listener = PGListener(configuration: try PGConfiguration(url: listenerURL, connectTimeoutSeconds: 2))
+            let identityCache = IdentityCache(listener: listener, configuration: cache)
+            let subscription = Task { try await identityCache.run() }
+            defer {
+                subscription.cancel()
+                listener.shutdown()
+            }
+            try await Self.waitUntilLive(identityCache)
             let router = buildRouter(
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
-                identity: identity)
+                identity: identity, identityCache: identityCache)
             try await Application(router: router).test(.router) { client in
-                try await body(Harness(client: client, database: database, pool: pool))
+                try await body(Harness(
+                    client: client, database: database, pool: pool, identityCache: identityCache, listener: listener, listenerProxy: proxy))
             }
             await pool.close()
+        }
+    }
+
+    /// Waits (up to 10 s) until the cache serves entries: subscribed, on a listening connection.
+    public static func waitUntilLive(_ cache: IdentityCache) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !cache.isLive {
+            try #require(ContinuousClock.now < deadline, "the identity cache did not go live")
+            try await Task.sleep(for: .milliseconds(5))
         }
     }
 

@@ -1,0 +1,193 @@
+import AccordCore
+import Foundation
+import Logging
+import NIOCore
+import PGStore
+import ServiceLifecycle
+import Synchronization
+
+/// Resolved sessions kept in memory, so that a request with a bearer token the server has seen
+/// recently needs no database round trip to learn who is calling (and `GET /v1/me` none at all).
+///
+/// Keyed by the token's SHA-256 (the token itself is never kept). Correct because it forgets:
+/// - everything, whenever the database says that something a session resolves to has changed
+///   (`accord_identity`, notified by the triggers of Schema/0007_identity_cache.sql, from whatever
+///   program made the change), and at once when this process changed it itself (`invalidateAll`);
+/// - everything, whenever the listener's connection changes, since notifications may have been
+///   lost meanwhile; and it serves nothing while there is no listening connection;
+/// - an entry when its session expires, and every entry after `maxAge` in any case;
+/// - an answer read from the database before an invalidation that arrives while it was being
+///   read (the `Ticket` of the lookup must still be current when the answer is stored).
+///
+/// So a suspension, a revoked session or a changed role ends what the token may do as soon as the
+/// change commits: at once on this instance, and within the notification's delivery (a
+/// millisecond or so) on every other instance.
+public final class IdentityCache: Service, Sendable {
+    /// The channel the triggers notify.
+    public static let channel = "accord_identity"
+
+    public struct Configuration: Sendable {
+        /// The most entries kept; when full, expired entries go first, then everything.
+        public var maxEntries: Int
+        /// The longest an entry is served, even without a notification.
+        public var maxAge: Duration
+
+        public init(maxEntries: Int = 100_000, maxAge: Duration = .seconds(60)) {
+            self.maxEntries = maxEntries
+            self.maxAge = maxAge
+        }
+    }
+
+    /// What a token resolved to.
+    public struct Entry: Sendable {
+        public let identity: Identity
+        /// The body of `GET /v1/me`, when it was asked for.
+        public let me: ByteBuffer?
+        let expiresAt: Date
+        let storedAt: ContinuousClock.Instant
+    }
+
+    /// Handed out by a lookup that missed: the answer read afterwards may be stored only if nothing
+    /// was invalidated in between.
+    public struct Ticket: Sendable {
+        let generation: UInt64
+        let epoch: Int
+    }
+
+    public enum Lookup: Sendable {
+        case hit(Entry)
+        /// Read the database; store with the ticket (nil: the cache is not live, do not store).
+        case miss(Ticket?)
+    }
+
+    struct State {
+        var entries: [[UInt8]: Entry] = [:]
+        var generation: UInt64 = 0
+        var subscribed = false
+        /// The listener's epoch the entries were stored under.
+        var epoch: Int?
+        var hits = 0
+        var misses = 0
+        var invalidations = 0
+    }
+
+    public let configuration: Configuration
+    private let listener: PGListener
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(listener: PGListener, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "accord.identity.cache")) {
+        self.listener = listener
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Lookups
+
+    /// The entry for a token hash if it is live; `needsMe`: only an entry that holds the /v1/me body.
+    public func lookup(_ tokenHash: [UInt8], needsMe: Bool = false) -> Lookup {
+        let epoch = listener.connectionEpoch
+        let now = Date()
+        let clock = ContinuousClock.now
+        return state.withLock { state in
+            guard state.subscribed, let epoch else { return .miss(nil) }
+            if state.epoch != epoch {
+                // A new listening connection: whatever was notified in between is lost.
+                state.entries.removeAll(keepingCapacity: true)
+                state.generation &+= 1
+                state.epoch = epoch
+            }
+            if let entry = state.entries[tokenHash] {
+                if entry.expiresAt > now, clock < entry.storedAt + configuration.maxAge {
+                    if !needsMe || entry.me != nil {
+                        state.hits += 1
+                        return .hit(entry)
+                    }
+                } else {
+                    state.entries[tokenHash] = nil
+                }
+            }
+            state.misses += 1
+            return .miss(Ticket(generation: state.generation, epoch: epoch))
+        }
+    }
+
+    /// Remembers what `tokenHash` resolved to, unless something was invalidated since `ticket`.
+    public func store(_ tokenHash: [UInt8], identity: Identity, me: ByteBuffer?, expiresAt: Date, ticket: Ticket) {
+        let epoch = listener.connectionEpoch
+        let entry = Entry(identity: identity, me: me, expiresAt: expiresAt, storedAt: .now)
+        state.withLock { state in
+            guard state.subscribed, state.generation == ticket.generation, epoch == ticket.epoch, state.epoch == ticket.epoch else { return }
+            if me == nil, let existing = state.entries[tokenHash], existing.me != nil, existing.identity == identity { return }
+            if state.entries.count >= configuration.maxEntries, state.entries[tokenHash] == nil {
+                let now = Date()
+                state.entries = state.entries.filter { $0.value.expiresAt > now }
+                if state.entries.count >= configuration.maxEntries { state.entries.removeAll(keepingCapacity: true) }
+            }
+            state.entries[tokenHash] = entry
+        }
+    }
+
+    /// Forgets everything: what a session resolves to has changed. Called after this process
+    /// commits such a change (the notification that follows does the same for every instance).
+    public func invalidateAll() {
+        state.withLock { state in
+            state.entries.removeAll(keepingCapacity: true)
+            state.generation &+= 1
+            state.invalidations += 1
+        }
+    }
+
+    /// Whether entries are served: subscribed to the channel, on a listening connection.
+    public var isLive: Bool {
+        let epoch = listener.connectionEpoch
+        return state.withLock { $0.subscribed } && epoch != nil
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var entries: Int
+        public var hits: Int
+        public var misses: Int
+        public var invalidations: Int
+    }
+
+    public var statistics: Statistics {
+        state.withLock { Statistics(entries: $0.entries.count, hits: $0.hits, misses: $0.misses, invalidations: $0.invalidations) }
+    }
+
+    // MARK: The subscription
+
+    /// Subscribes to `accord_identity` and invalidates on every notification, until graceful
+    /// shutdown; subscribes again (after a pause) when the subscription fails or ends.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    let notifications = try await self.listener.notifications(channel: Self.channel)
+                    self.setSubscribed(true)
+                    backoff = .milliseconds(100)
+                    for await _ in notifications { self.invalidateAll() }
+                    self.setSubscribed(false)
+                } catch let error as PGError where error.kind == .poolClosed {
+                    break  // the listener is shut down for good
+                } catch {
+                    self.setSubscribed(false)
+                    self.logger.warning("identity cache cannot subscribe; serving from the database", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        setSubscribed(false)
+    }
+
+    private func setSubscribed(_ subscribed: Bool) {
+        state.withLock { state in
+            state.subscribed = subscribed
+            state.entries.removeAll(keepingCapacity: true)
+            state.generation &+= 1
+            state.epoch = nil
+        }
+    }
+}
