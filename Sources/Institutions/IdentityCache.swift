@@ -41,9 +41,20 @@ public final class IdentityCache: Service, Sendable {
     /// What a token resolved to.
     public struct Entry: Sendable {
         public let identity: Identity
-        /// The body of `GET /v1/me`, when it was asked for.
-        public let me: ByteBuffer?
-        let expiresAt: Date
+        /// The body of `GET /v1/me`.
+        public let me: ByteBuffer
+        /// When the session expires.
+        public let expiresAt: Date
+
+        public init(identity: Identity, me: ByteBuffer, expiresAt: Date) {
+            self.identity = identity
+            self.me = me
+            self.expiresAt = expiresAt
+        }
+    }
+
+    struct Stored {
+        let entry: Entry
         let storedAt: ContinuousClock.Instant
     }
 
@@ -61,7 +72,7 @@ public final class IdentityCache: Service, Sendable {
     }
 
     struct State {
-        var entries: [[UInt8]: Entry] = [:]
+        var entries: [[UInt8]: Stored] = [:]
         var generation: UInt64 = 0
         var subscribed = false
         /// The listener's epoch the entries were stored under.
@@ -84,8 +95,8 @@ public final class IdentityCache: Service, Sendable {
 
     // MARK: Lookups
 
-    /// The entry for a token hash if it is live; `needsMe`: only an entry that holds the /v1/me body.
-    public func lookup(_ tokenHash: [UInt8], needsMe: Bool = false) -> Lookup {
+    /// The entry for a token hash, if it is live.
+    public func lookup(_ tokenHash: [UInt8]) -> Lookup {
         let epoch = listener.connectionEpoch
         let now = Date()
         let clock = ContinuousClock.now
@@ -97,15 +108,12 @@ public final class IdentityCache: Service, Sendable {
                 state.generation &+= 1
                 state.epoch = epoch
             }
-            if let entry = state.entries[tokenHash] {
-                if entry.expiresAt > now, clock < entry.storedAt + configuration.maxAge {
-                    if !needsMe || entry.me != nil {
-                        state.hits += 1
-                        return .hit(entry)
-                    }
-                } else {
-                    state.entries[tokenHash] = nil
+            if let stored = state.entries[tokenHash] {
+                if stored.entry.expiresAt > now, clock < stored.storedAt + configuration.maxAge {
+                    state.hits += 1
+                    return .hit(stored.entry)
                 }
+                state.entries[tokenHash] = nil
             }
             state.misses += 1
             return .miss(Ticket(generation: state.generation, epoch: epoch))
@@ -113,18 +121,17 @@ public final class IdentityCache: Service, Sendable {
     }
 
     /// Remembers what `tokenHash` resolved to, unless something was invalidated since `ticket`.
-    public func store(_ tokenHash: [UInt8], identity: Identity, me: ByteBuffer?, expiresAt: Date, ticket: Ticket) {
+    public func store(_ tokenHash: [UInt8], _ entry: Entry, ticket: Ticket) {
         let epoch = listener.connectionEpoch
-        let entry = Entry(identity: identity, me: me, expiresAt: expiresAt, storedAt: .now)
+        let stored = Stored(entry: entry, storedAt: .now)
         state.withLock { state in
             guard state.subscribed, state.generation == ticket.generation, epoch == ticket.epoch, state.epoch == ticket.epoch else { return }
-            if me == nil, let existing = state.entries[tokenHash], existing.me != nil, existing.identity == identity { return }
             if state.entries.count >= configuration.maxEntries, state.entries[tokenHash] == nil {
                 let now = Date()
-                state.entries = state.entries.filter { $0.value.expiresAt > now }
+                state.entries = state.entries.filter { $0.value.entry.expiresAt > now }
                 if state.entries.count >= configuration.maxEntries { state.entries.removeAll(keepingCapacity: true) }
             }
-            state.entries[tokenHash] = entry
+            state.entries[tokenHash] = stored
         }
     }
 

@@ -238,22 +238,40 @@ public struct IdentityService: Sendable {
     public func authenticate(token: String) async throws -> Identity? {
         guard (20...200).contains(token.utf8.count) else { return nil }
         let hash = Secrets.sha256(token.utf8)
+        if cache != nil { return try await resolve(hash)?.identity }
+        guard let row = try await pool.query("""
+            SELECT account_id, is_admin, institution_id, role, institution_status FROM accord_authenticate(\(Data(hash)))
+            """).first((UUID, Bool, UUID?, String, String?).self)
+        else { return nil }
+        return Identity(
+            accountID: row.0, institutionID: row.2, role: InstitutionRole(rawValue: row.3), isNetworkAdmin: row.1,
+            institutionStatus: row.4, tokenHash: hash)
+    }
+
+    /// What a token hash resolves to (the identity, the /v1/me body, the session's expiry): from the
+    /// cache when it was resolved recently, otherwise in one statement, `accord_me_session`
+    /// (Schema/0007_identity_cache.sql), which resolves the token, sets the tenant context and
+    /// builds the document under the caller's row-level security. Nil when the token does not
+    /// authenticate (unknown, expired, revoked, or its institution rejected or suspended).
+    func resolve(_ hash: [UInt8]) async throws -> IdentityCache.Entry? {
         var ticket: IdentityCache.Ticket?
         if let cache {
             switch cache.lookup(hash) {
-            case .hit(let entry): return entry.identity
+            case .hit(let entry): return entry
             case .miss(let missed): ticket = missed
             }
         }
         guard let row = try await pool.query("""
-            SELECT account_id, is_admin, institution_id, role, institution_status, expires_at FROM accord_authenticate(\(Data(hash)))
-            """).first((UUID, Bool, UUID?, String, String?, Date).self)
+            SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
+            FROM accord_me_session(\(Data(hash)))
+            """).first((PGRawJSON, UUID, Bool, UUID?, String, String?, Date).self)
         else { return nil }
         let identity = Identity(
-            accountID: row.0, institutionID: row.2, role: InstitutionRole(rawValue: row.3), isNetworkAdmin: row.1,
-            institutionStatus: row.4, tokenHash: hash)
-        if let cache, let ticket { cache.store(hash, identity: identity, me: nil, expiresAt: row.5, ticket: ticket) }
-        return identity
+            accountID: row.1, institutionID: row.3, role: InstitutionRole(rawValue: row.4), isNetworkAdmin: row.2,
+            institutionStatus: row.5, tokenHash: hash)
+        let entry = IdentityCache.Entry(identity: identity, me: ByteBuffer(bytes: row.0.bytes), expiresAt: row.6)
+        if let cache, let ticket { cache.store(hash, entry, ticket: ticket) }
+        return entry
     }
 
     /// Revokes the session that authenticated `identity`.
@@ -272,7 +290,7 @@ public struct IdentityService: Sendable {
 
     /// The caller, their institution and their roles: one statement, one round trip.
     public func me(_ identity: Identity) async throws -> Me {
-        guard let body = try await meBody(tokenHash: identity.tokenHash) else {
+        guard let body = try await resolve(identity.tokenHash)?.me else {
             throw Problem.unauthorized("The token is unknown, expired or revoked.")
         }
         return try JSONDecoder().decode(Me.self, from: Data(body.readableBytesView))
@@ -280,36 +298,10 @@ public struct IdentityService: Sendable {
 
     /// The body of `GET /v1/me` for a bearer token, as the JSON document PostgreSQL builds (ids
     /// upper-case, absent optional fields left out, as everywhere in the API); nil when the token
-    /// does not authenticate (unknown, expired, revoked, or its institution rejected or suspended).
-    /// From the cache when the token was resolved recently; otherwise one statement and one round
-    /// trip: `accord_me_session` (Schema/0007_identity_cache.sql) resolves the token, sets the
-    /// tenant context and builds the document under the caller's row-level security.
+    /// does not authenticate. See `resolve`.
     public func meBody(token: String) async throws -> ByteBuffer? {
         guard (20...200).contains(token.utf8.count) else { return nil }
-        return try await meBody(tokenHash: Secrets.sha256(token.utf8))
-    }
-
-    func meBody(tokenHash hash: [UInt8]) async throws -> ByteBuffer? {
-        var ticket: IdentityCache.Ticket?
-        if let cache {
-            switch cache.lookup(hash, needsMe: true) {
-            case .hit(let entry): if let me = entry.me { return me }
-            case .miss(let missed): ticket = missed
-            }
-        }
-        guard let row = try await pool.query("""
-            SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
-            FROM accord_me_session(\(Data(hash)))
-            """).first((PGRawJSON, UUID, Bool, UUID?, String, String?, Date).self)
-        else { return nil }
-        let body = ByteBuffer(bytes: row.0.bytes)
-        if let cache, let ticket {
-            let identity = Identity(
-                accountID: row.1, institutionID: row.3, role: InstitutionRole(rawValue: row.4), isNetworkAdmin: row.2,
-                institutionStatus: row.5, tokenHash: hash)
-            cache.store(hash, identity: identity, me: body, expiresAt: row.6, ticket: ticket)
-        }
-        return body
+        return try await resolve(Secrets.sha256(token.utf8))?.me
     }
 
     // MARK: Network administrators

@@ -131,7 +131,7 @@ struct IdentityCacheTests {
         try await Harness.run(cache: IdentityCache.Configuration(maxEntries: 2, maxAge: .milliseconds(300))) { h in
             let cache = h.identityCache
             let identity = Identity(accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: "active", tokenHash: [])
-            let later = Date(timeIntervalSinceNow: 3600)
+            let entry = IdentityCache.Entry(identity: identity, me: ByteBuffer(string: "{}"), expiresAt: Date(timeIntervalSinceNow: 3600))
             func hash(_ n: UInt8) -> [UInt8] { [UInt8](repeating: n, count: 32) }
             func ticket(_ key: [UInt8]) throws -> IdentityCache.Ticket {
                 guard case .miss(let ticket?) = cache.lookup(key) else { throw Failure("expected a miss with a ticket") }
@@ -142,27 +142,23 @@ struct IdentityCacheTests {
             // A read that started before an invalidation is not stored after it.
             let stale = try ticket(hash(1))
             cache.invalidateAll()
-            cache.store(hash(1), identity: identity, me: nil, expiresAt: later, ticket: stale)
+            cache.store(hash(1), entry, ticket: stale)
             #expect(!isHit(hash(1)))
-            cache.store(hash(1), identity: identity, me: nil, expiresAt: later, ticket: try ticket(hash(1)))
-            #expect(isHit(hash(1)))
-
-            // An identity-only entry does not answer /v1/me; one with the body does.
-            guard case .miss(let forMe?) = cache.lookup(hash(1), needsMe: true) else { throw Failure("expected a miss for /v1/me") }
-            cache.store(hash(1), identity: identity, me: ByteBuffer(string: "{}"), expiresAt: later, ticket: forMe)
-            guard case .hit(let entry) = cache.lookup(hash(1), needsMe: true) else { throw Failure("expected a hit for /v1/me") }
-            #expect(entry.me == ByteBuffer(string: "{}"))
+            cache.store(hash(1), entry, ticket: try ticket(hash(1)))
+            guard case .hit(let found) = cache.lookup(hash(1)) else { throw Failure("expected a hit") }
+            #expect(found.identity == identity && found.me == ByteBuffer(string: "{}"))
 
             // Never more than maxEntries.
-            for n: UInt8 in 2...4 { cache.store(hash(n), identity: identity, me: nil, expiresAt: later, ticket: try ticket(hash(n))) }
+            for n: UInt8 in 2...4 { cache.store(hash(n), entry, ticket: try ticket(hash(n))) }
             #expect(cache.statistics.entries <= 2)
 
             // Never older than maxAge, nor past the session's expiry.
-            cache.store(hash(5), identity: identity, me: nil, expiresAt: later, ticket: try ticket(hash(5)))
+            cache.store(hash(5), entry, ticket: try ticket(hash(5)))
             #expect(isHit(hash(5)))
             try await Task.sleep(for: .milliseconds(400))
             #expect(!isHit(hash(5)))
-            cache.store(hash(6), identity: identity, me: nil, expiresAt: Date(timeIntervalSinceNow: -1), ticket: try ticket(hash(6)))
+            let expired = IdentityCache.Entry(identity: identity, me: ByteBuffer(string: "{}"), expiresAt: Date(timeIntervalSinceNow: -1))
+            cache.store(hash(6), expired, ticket: try ticket(hash(6)))
             #expect(!isHit(hash(6)))
         }
     }
