@@ -536,7 +536,8 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
     /// `settings` are applied with `set_config(name, value, true)`, so they last for this
-    /// transaction only (this is how the tenant context reaches row-level security).
+    /// transaction only (this is how the tenant context reaches row-level security). BEGIN and
+    /// COMMIT are prepared statements like any other: once prepared they go out without blocking.
     @discardableResult
     public func withTransaction<Result: Sendable>(
         settings: [(String, String)] = [],
@@ -545,7 +546,7 @@ public final class PGConnection: @unchecked Sendable {
         var opening: [PGQuery] = ["BEGIN"]
         if !settings.isEmpty { opening.append(.setConfig(settings)) }
         if opening.count == 1 {
-            try await execute(unsafeSQL: "BEGIN")
+            try await query("BEGIN")
         } else {
             try await pipeline(opening)
         }
@@ -555,7 +556,7 @@ public final class PGConnection: @unchecked Sendable {
                 // The body swallowed a statement error; COMMIT would silently roll back.
                 throw PGError(.server, message: "the transaction was aborted by an earlier error", sqlState: "25P02")
             }
-            try await execute(unsafeSQL: "COMMIT")
+            try await query("COMMIT")
             return result
         } catch {
             if isUsable && !isIdle {
