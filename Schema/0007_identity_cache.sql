@@ -11,8 +11,9 @@
 --   institution_contacts  any change (they are part of /v1/me)
 --   network_admins        updated or deleted
 -- New rows change no existing session's answer, so inserts into sessions, users, institutions and
--- network_admins notify nothing (seeding a million institutions sends no notification). One
--- notification per statement; PostgreSQL folds identical ones within a transaction.
+-- network_admins notify nothing (seeding a million institutions sends no notification); nor does
+-- removing sessions that had expired already (they answer nothing). One notification per
+-- statement; PostgreSQL folds identical ones within a transaction.
 
 CREATE FUNCTION accord_identity_changed()
 RETURNS trigger
@@ -23,7 +24,23 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER sessions_identity_changed AFTER UPDATE OR DELETE OR TRUNCATE ON sessions
+-- Sessions: only when a live one changed or went away.
+CREATE FUNCTION accord_sessions_changed()
+RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM old_rows WHERE expires_at > now()) THEN
+        PERFORM pg_notify('accord_identity', TG_TABLE_NAME);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER sessions_identity_updated AFTER UPDATE ON sessions REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accord_sessions_changed();
+CREATE TRIGGER sessions_identity_deleted AFTER DELETE ON sessions REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accord_sessions_changed();
+CREATE TRIGGER sessions_identity_truncated AFTER TRUNCATE ON sessions
     FOR EACH STATEMENT EXECUTE FUNCTION accord_identity_changed();
 CREATE TRIGGER users_identity_changed AFTER UPDATE OR DELETE OR TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION accord_identity_changed();
@@ -33,6 +50,20 @@ CREATE TRIGGER institution_contacts_identity_changed AFTER INSERT OR UPDATE OR D
     FOR EACH STATEMENT EXECUTE FUNCTION accord_identity_changed();
 CREATE TRIGGER network_admins_identity_changed AFTER UPDATE OR DELETE OR TRUNCATE ON network_admins
     FOR EACH STATEMENT EXECUTE FUNCTION accord_identity_changed();
+
+-- Expired sessions do not stay forever: each sign-in removes up to p_limit of them, whoever's they
+-- are (the oldest first), so the table holds about the live sessions. Sessions that others are
+-- removing at the same moment are skipped, never waited for.
+CREATE FUNCTION accord_purge_expired_sessions(p_limit integer)
+RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    WITH gone AS (
+        DELETE FROM sessions WHERE token_hash IN (
+            SELECT token_hash FROM sessions WHERE expires_at <= now()
+            ORDER BY expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*)::integer FROM gone
+$$;
 
 -- accord_me_session: what a server needs to answer /v1/me and to remember the answer, in one
 -- statement: the document of accord_me together with the identity the token resolves to and when
@@ -86,5 +117,6 @@ LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
     SELECT s.document FROM accord_me_session(p_token_hash) s
 $$;
 
-REVOKE ALL ON FUNCTION accord_me_session(bytea), accord_identity_changed() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION accord_me_session(bytea) TO accord_app;
+REVOKE ALL ON FUNCTION accord_me_session(bytea), accord_identity_changed(), accord_sessions_changed(),
+    accord_purge_expired_sessions(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION accord_me_session(bytea), accord_purge_expired_sessions(integer) TO accord_app;

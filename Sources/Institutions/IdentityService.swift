@@ -214,12 +214,18 @@ public struct IdentityService: Sendable {
     }
 
     /// Opens a session for an account that just proved who it is.
+    /// How many expired sessions each sign-in removes: more than one, so that the table shrinks back
+    /// to the live sessions however sign-ins and expiries interleave.
+    static let expiredSessionsPurgedPerSignIn: Int32 = 100
+
     func createSession(accountID: UUID, isAdmin: Bool, institutionID: UUID?) async throws -> SessionGrant {
         let token = Secrets.newToken()
         let tokenHash = Data(Secrets.sha256(token.utf8))
         let expiresAt = Date(timeIntervalSinceNow: configuration.sessionLifetime)
         let identity = Identity(accountID: accountID, institutionID: institutionID, role: nil, isNetworkAdmin: isAdmin, institutionStatus: nil, tokenHash: [])
         let user = try await pool.withTenant(identity) { tx -> User in
+            // Each new session removes a few expired ones (anyone's), so the table stays small.
+            try await tx.query("SELECT accord_purge_expired_sessions(\(Self.expiredSessionsPurgedPerSignIn))")
             if isAdmin {
                 try await tx.query("INSERT INTO sessions (token_hash, admin_id, expires_at) VALUES (\(tokenHash), \(accountID), \(expiresAt))")
                 return try await UserStore.networkAdmin(accountID, on: tx)

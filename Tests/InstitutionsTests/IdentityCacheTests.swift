@@ -114,6 +114,34 @@ struct IdentityCacheTests {
         }
     }
 
+    @Test func signInsClearExpiredSessionsWithoutDisturbingTheCache() async throws {
+        try await Harness.run { h in
+            let (id, email) = try await h.register(schac: "ulb.be")
+            let token = try await h.signIn(email)
+            #expect(try await h.request(.get, "/v1/me", token: token).status == .ok)
+            let owner = try h.database.pool(asOwner: true, maxConnections: 1)
+            defer { Task { await owner.close() } }
+            let user = try await owner.query("SELECT id FROM users WHERE institution_id = \(id)").scalar(UUID.self)
+            for n in 0..<3 {
+                let hash = Data([UInt8](repeating: UInt8(n), count: 32))
+                try await owner.query("""
+                    INSERT INTO sessions (token_hash, user_id, institution_id, expires_at)
+                    VALUES (\(hash), \(user), \(id), now() - interval '1 hour')
+                    """)
+            }
+            let invalidations = h.identityCache.statistics.invalidations
+            _ = try await h.signIn(email)
+            #expect(try await h.count("SELECT count(*) FROM sessions WHERE expires_at <= now()") == 0)
+            #expect(try await h.count("SELECT count(*) FROM sessions") == 2)
+            // Removing sessions that had expired changes no answer: nothing was forgotten.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(h.identityCache.statistics.invalidations == invalidations)
+            let hits = h.identityCache.statistics.hits
+            #expect(try await h.request(.get, "/v1/me", token: token).status == .ok)
+            #expect(h.identityCache.statistics.hits == hits + 1)
+        }
+    }
+
     @Test func anExpiredSessionIsNotServedFromMemory() async throws {
         var identity = Harness.identity
         identity.sessionLifetime = 1.5
