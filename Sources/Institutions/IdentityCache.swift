@@ -29,11 +29,15 @@ public final class IdentityCache: Service, Sendable {
     public struct Configuration: Sendable {
         /// The most entries kept; when full, expired entries go first, then everything.
         public var maxEntries: Int
+        /// The most bytes of /v1/me bodies kept (a body holds the institution's profile, a few KB);
+        /// beyond it, as beyond `maxEntries`.
+        public var maxBytes: Int
         /// The longest an entry is served, even without a notification.
         public var maxAge: Duration
 
-        public init(maxEntries: Int = 100_000, maxAge: Duration = .seconds(60)) {
+        public init(maxEntries: Int = 100_000, maxBytes: Int = 64 << 20, maxAge: Duration = .seconds(60)) {
             self.maxEntries = maxEntries
+            self.maxBytes = maxBytes
             self.maxAge = maxAge
         }
     }
@@ -73,6 +77,8 @@ public final class IdentityCache: Service, Sendable {
 
     struct State {
         var entries: [[UInt8]: Stored] = [:]
+        /// Bytes of the bodies in `entries`.
+        var bytes = 0
         var generation: UInt64 = 0
         var subscribed = false
         /// The listener's epoch the entries were stored under.
@@ -104,8 +110,7 @@ public final class IdentityCache: Service, Sendable {
             guard state.subscribed, let epoch else { return .miss(nil) }
             if state.epoch != epoch {
                 // A new listening connection: whatever was notified in between is lost.
-                state.entries.removeAll(keepingCapacity: true)
-                state.generation &+= 1
+                state.forgetAll()
                 state.epoch = epoch
             }
             if let stored = state.entries[tokenHash] {
@@ -113,7 +118,7 @@ public final class IdentityCache: Service, Sendable {
                     state.hits += 1
                     return .hit(stored.entry)
                 }
-                state.entries[tokenHash] = nil
+                state.remove(tokenHash)
             }
             state.misses += 1
             return .miss(Ticket(generation: state.generation, epoch: epoch))
@@ -126,12 +131,19 @@ public final class IdentityCache: Service, Sendable {
         let stored = Stored(entry: entry, storedAt: .now)
         state.withLock { state in
             guard state.subscribed, state.generation == ticket.generation, epoch == ticket.epoch, state.epoch == ticket.epoch else { return }
-            if state.entries.count >= configuration.maxEntries, state.entries[tokenHash] == nil {
+            state.remove(tokenHash)
+            let size = stored.entry.me.readableBytes
+            if state.entries.count >= configuration.maxEntries || state.bytes + size > configuration.maxBytes {
                 let now = Date()
-                state.entries = state.entries.filter { $0.value.entry.expiresAt > now }
-                if state.entries.count >= configuration.maxEntries { state.entries.removeAll(keepingCapacity: true) }
+                for (key, old) in state.entries where old.entry.expiresAt <= now { state.remove(key) }
+                if state.entries.count >= configuration.maxEntries || state.bytes + size > configuration.maxBytes {
+                    state.entries.removeAll(keepingCapacity: true)
+                    state.bytes = 0
+                }
             }
+            guard size <= configuration.maxBytes else { return }
             state.entries[tokenHash] = stored
+            state.bytes += size
         }
     }
 
@@ -139,8 +151,7 @@ public final class IdentityCache: Service, Sendable {
     /// commits such a change (the notification that follows does the same for every instance).
     public func invalidateAll() {
         state.withLock { state in
-            state.entries.removeAll(keepingCapacity: true)
-            state.generation &+= 1
+            state.forgetAll()
             state.invalidations += 1
         }
     }
@@ -153,13 +164,14 @@ public final class IdentityCache: Service, Sendable {
 
     public struct Statistics: Sendable, Equatable {
         public var entries: Int
+        public var bytes: Int
         public var hits: Int
         public var misses: Int
         public var invalidations: Int
     }
 
     public var statistics: Statistics {
-        state.withLock { Statistics(entries: $0.entries.count, hits: $0.hits, misses: $0.misses, invalidations: $0.invalidations) }
+        state.withLock { Statistics(entries: $0.entries.count, bytes: $0.bytes, hits: $0.hits, misses: $0.misses, invalidations: $0.invalidations) }
     }
 
     // MARK: The subscription
@@ -192,9 +204,21 @@ public final class IdentityCache: Service, Sendable {
     private func setSubscribed(_ subscribed: Bool) {
         state.withLock { state in
             state.subscribed = subscribed
-            state.entries.removeAll(keepingCapacity: true)
-            state.generation &+= 1
+            state.forgetAll()
             state.epoch = nil
         }
+    }
+}
+
+extension IdentityCache.State {
+    /// Forgets every entry; a read that started before cannot store its answer.
+    mutating func forgetAll() {
+        entries.removeAll(keepingCapacity: true)
+        bytes = 0
+        generation &+= 1
+    }
+
+    mutating func remove(_ key: [UInt8]) {
+        if let old = entries.removeValue(forKey: key) { bytes -= old.entry.me.readableBytes }
     }
 }

@@ -156,7 +156,7 @@ struct IdentityCacheTests {
     }
 
     @Test func entriesAreBoundedInAgeAndNumberAndARacingReadIsNotStored() async throws {
-        try await Harness.run(cache: IdentityCache.Configuration(maxEntries: 2, maxAge: .milliseconds(300))) { h in
+        try await Harness.run(cache: IdentityCache.Configuration(maxEntries: 2, maxBytes: 1024, maxAge: .milliseconds(300))) { h in
             let cache = h.identityCache
             let identity = Identity(accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: "active", tokenHash: [])
             let entry = IdentityCache.Entry(identity: identity, me: ByteBuffer(string: "{}"), expiresAt: Date(timeIntervalSinceNow: 3600))
@@ -176,9 +176,14 @@ struct IdentityCacheTests {
             guard case .hit(let found) = cache.lookup(hash(1)) else { throw Failure("expected a hit") }
             #expect(found.identity == identity && found.me == ByteBuffer(string: "{}"))
 
-            // Never more than maxEntries.
+            // Never more than maxEntries, nor more than maxBytes of bodies.
             for n: UInt8 in 2...4 { cache.store(hash(n), entry, ticket: try ticket(hash(n))) }
             #expect(cache.statistics.entries <= 2)
+            #expect(cache.statistics.bytes == cache.statistics.entries * 2)
+            let big = IdentityCache.Entry(identity: identity, me: ByteBuffer(repeating: 32, count: 2048), expiresAt: Date(timeIntervalSinceNow: 3600))
+            cache.store(hash(7), big, ticket: try ticket(hash(7)))
+            #expect(!isHit(hash(7)), "a body over maxBytes was kept")
+            #expect(cache.statistics.bytes <= 1024)
 
             // Never older than maxAge, nor past the session's expiry.
             cache.store(hash(5), entry, ticket: try ticket(hash(5)))
