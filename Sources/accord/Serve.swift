@@ -14,7 +14,9 @@ struct Serve: AsyncParsableCommand {
             applies to. Refuses to start when the database schema is behind (run `accord migrate`) \
             or the database refuses the credentials; when the database is merely unreachable it \
             starts anyway and /readyz answers 503 until the database is back. SIGTERM or SIGINT \
-            shut it down gracefully. Sessions resolved recently are kept in memory and forgotten             as soon as the database notifies a change (one more connection, for LISTEN);             ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off).
+            shut it down gracefully. Sessions resolved recently are kept in memory and forgotten \
+            as soon as the database notifies a change (one more connection, for LISTEN); \
+            ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off).
             """
     )
 

@@ -137,6 +137,16 @@ struct CLITests {
         }
     }
 
+    @Test func badServeSettingsEndServeWithOneLine() async throws {
+        for (name, value) in [("ACCORD_IDENTITY_CACHE_ENTRIES", "many"), ("ACCORD_IDENTITY_CACHE_ENTRIES", "-1"), ("ACCORD_SCRYPT_LOG_N", "40")] {
+            let outcome = try await AccordProcess.run(
+                ["serve", "--port", "0", "--database-url", "postgresql://nobody@127.0.0.1:1/accord"], environment: [name: value], timeout: 20)
+            #expect(outcome.status != 0)
+            #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("Error: \(name) must be"), "\(outcome.stderr)")
+        }
+    }
+
     /// An unreachable database ends `migrate`; `serve` starts anyway (see
     /// serveStartsWhileTheDatabaseIsDown).
     @Test func unreachableDatabaseEndsMigrateWithOneLine() async throws {
