@@ -169,7 +169,7 @@ public struct DirectoryService: Sendable {
         let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
         let plan = FilterPlan(query: query, text: text != nil, statistics: statistics, lists: lists)
         var statements = [itemsStatement(query, text: text, plan: plan, after: after)]
-        if query.withFacets { statements.append(facetsStatement(query, text: text, plan: plan)) }
+        if query.withFacets { statements.append(facetsStatement(query, text: text, plan: plan.forFacets(of: query, text: text != nil))) }
         return statements
     }
 
@@ -206,7 +206,12 @@ public struct DirectoryService: Sendable {
     /// (as arrayoverlap(), it filters the rows the selective conditions found) — unless nothing else is selective.
     struct FilterPlan {
         static let selective = 0.05
-        let indexable: Set<[String]>
+        /// Counting facets over more than this share of the directory reads the covering index
+        /// `directory_entries_facets` whole rather than that many wide rows.
+        static let broadFacets = 0.1
+        private(set) var indexable: Set<[String]>
+        /// The share of the directory that carries each filter's tags.
+        let fractions: [[String]: Double]
 
         let countryRegions: [String: [String]]
 
@@ -215,7 +220,47 @@ public struct DirectoryService: Sendable {
             let fractions = filters.map { statistics.fraction($0) }
             let somethingSelective = text || fractions.contains { $0 <= Self.selective }
             indexable = Set(zip(filters, fractions).filter { !somethingSelective || $0.1 <= Self.selective }.map(\.0))
+            self.fractions = Dictionary(zip(filters, fractions), uniquingKeysWith: { a, _ in a })
             countryRegions = lists.countryRegions
+        }
+
+        /// The plan for the facets of `query`. Without q, when the entries to count (those that fail
+        /// at most one faceted filter) are many and every filter can be tested on the compact columns,
+        /// no filter goes through the tags' index: then every column the count needs is in the
+        /// covering index `directory_entries_facets`, and PostgreSQL counts from an index-only scan
+        /// (a tenth of the bytes of the rows, and no heap page per entry). A region and a type over a
+        /// million entries: 4.6 s from the rows, 0.8 s from the index.
+        func forFacets(of query: DirectoryQuery, text: Bool) -> FilterPlan {
+            guard !text else { return self }
+            let faceted = DirectoryQuery.Facet.allCases.compactMap { query.tags(for: $0) }
+            let plain = query.plainTagFilters
+            guard (faceted + plain).allSatisfy(Self.hasCompactForm) else { return self }
+            let share = { (tags: [String]) in fractions[tags] ?? 1 }
+            let base = plain.map(share).reduce(1, *)
+            // Those that fail at most one faceted filter (filters taken as independent).
+            let counted = faceted.count < 2 ? 1 : faceted.indices.map { left in
+                faceted.indices.filter { $0 != left }.map { share(faceted[$0]) }.reduce(1, *)
+            }.reduce(0, +)
+            guard base * min(1, counted) > Self.broadFacets else { return self }
+            return onCompactColumns()
+        }
+
+        /// Every filter tested on the compact columns (where it has a compact form), none through
+        /// the tags' index.
+        func onCompactColumns() -> FilterPlan {
+            var plan = self
+            plan.indexable = []
+            return plan
+        }
+
+        /// Whether `tags` can be tested on the compact columns alone (see `condition`).
+        static func hasCompactForm(_ tags: [String]) -> Bool {
+            switch tags.first?.prefix(2) {
+            case "c:", "r:", "t:", "k:", "o:", "s:", "v:": true
+            case "f:": tags.allSatisfy { $0.count == 4 }
+            case "l:": tags.allSatisfy { $0.count == 4 }
+            default: false
+            }
         }
 
         /// The filter on `tags` (all of one kind): through the GIN index when it is selective, else
@@ -227,10 +272,10 @@ public struct DirectoryService: Sendable {
             func mask(_ codes: [String], _ bit: (String) -> Int?) -> Int { codes.compactMap(bit).reduce(0) { $0 | (1 << $1) } }
             let activityBit = { (code: String) in Activity.allCases.firstIndex { $0.rawValue == code } }
             switch tags.first?.prefix(2) {
-            case "c:": return "e.country::text = ANY (\(values)::text[])"
+            case "c:": return "e.country = ANY (\(values)::text[]::bpchar[])"
             case "r:":
                 let countries = countryRegions.filter { !Set($0.value).isDisjoint(with: values) }.keys.sorted()
-                return "e.country::text = ANY (\(countries)::text[])"
+                return "e.country = ANY (\(countries)::text[]::bpchar[])"
             case "t:": return "e.type = ANY (\(values)::text[])"
             case "k:": return "e.tier = ANY (\(values)::text[])"
             case "o:": return "(e.offers_mask & \(mask(values, activityBit))) <> 0"

@@ -1,4 +1,5 @@
 import AccordTesting
+@testable import Directory
 import Foundation
 import HTTPTypes
 import Institutions
@@ -188,6 +189,60 @@ struct DirectoryTests {
             let ids = rest.map { $0["id"] as! String }
             #expect(Set(ids).count == ids.count)
             #expect(ids.count == finnish.count + 1, "the entry added after the cursor appears, the one before it does not")
+        }
+    }
+
+    @Test func broadFacetsWithoutTextCountTheSameFromTheCoveringIndex() async throws {
+        try await Self.withNetwork { n in
+            let pool = n.h.pool
+            let lists = try await ReferenceData(pool: pool).lists()
+            let statistics = try await DirectoryService.TagStatistics.load { try await pool.query($0) }
+            func parse(_ text: String) throws -> DirectoryQuery {
+                try DirectoryQuery.parse(text.split(separator: "&").map { pair in
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    return (parts[0], parts[1])
+                }, reference: lists)
+            }
+            func rows(_ statement: PGQuery) async throws -> [String] {
+                try await pool.query(statement).decode((String, String?, String?, [Int]).self)
+                    .map { "\($0.0) \($0.1 ?? "-") \($0.2 ?? "-") \($0.3)" }.sorted()
+            }
+            // The real list has names and places only: two members with full profiles for the masks.
+            try await n.member("automation.test", name: "Institute of Automation Delft", country: "NL", profile: [
+                "subjectAreas": [["code": "0714", "strength": "strong"]], "teachingLanguages": [["code": "en", "level": "C1"]],
+                "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"], "studentCount": 5000,
+            ])
+            try await n.member("arts.test", name: "Academy of Arts Lisbon", country: "PT", profile: [
+                "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "pt", "level": "C2"], ["code": "en", "level": "B2"]],
+                "offers": ["summer_school", "student_exchange"], "seeks": ["joint_degree"], "studentCount": 800,
+            ])
+            for text in ["region=150&type=university", "region=150&country=US&tier=member", "type=university&region=019&country=DE",
+                         "region=150&offers=student_exchange&language=en", "region=150&field=07&seeks=staff_exchange",
+                         "region=150&type=university&minStudents=1000&service=visa_support"] {
+                let query = try parse(text)
+                let plan = DirectoryService.FilterPlan(query: query, text: false, statistics: statistics, lists: lists)
+                let compact = plan.onCompactColumns()
+                #expect(!plan.indexable.isEmpty)
+                let fromIndex = try await rows(DirectoryService.facetsStatement(query, text: nil, plan: compact))
+                #expect(!fromIndex.isEmpty, "\(text)")
+                #expect(fromIndex == (try await rows(DirectoryService.facetsStatement(query, text: nil, plan: plan))), "\(text)")
+            }
+            // Which plan a search gets: the covering index when the entries to count are many (a
+            // region and a type: a quarter of the list), the tags' index when a filter is selective.
+            for (text, broad) in [("region=150&type=university", true), ("type=university&region=019&country=DE", true),
+                                  ("region=150&offers=student_exchange&language=en", false), ("region=150&field=07&seeks=staff_exchange", false)] {
+                let query = try parse(text)
+                let plan = DirectoryService.FilterPlan(query: query, text: false, statistics: statistics, lists: lists)
+                #expect(plan.forFacets(of: query, text: false).indexable.isEmpty == broad, "\(text)")
+            }
+            // A detailed field or a language level has no compact column; a search with q always
+            // starts from the text's index: both keep the plan they had.
+            for text in ["field=0714&region=150&type=university", "language=fr&minCefr=B2&type=university&region=150"] {
+                let query = try parse(text)
+                let plan = DirectoryService.FilterPlan(query: query, text: false, statistics: statistics, lists: lists)
+                #expect(plan.forFacets(of: query, text: false).indexable == plan.indexable, "\(text)")
+                #expect(plan.forFacets(of: query, text: true).indexable == plan.indexable, "\(text)")
+            }
         }
     }
 
