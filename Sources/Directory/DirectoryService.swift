@@ -240,7 +240,7 @@ public struct DirectoryService: Sendable {
             guard !text else { return self }
             let faceted = DirectoryQuery.Facet.allCases.compactMap { query.tags(for: $0) }
             let plain = query.plainTagFilters
-            guard allCompact(query) else { return self }
+            guard allCompact(faceted + plain) else { return self }
             let share = { (tags: [String]) in fractions[tags] ?? 1 }
             let base = plain.map(share).reduce(1, *)
             // Those that fail at most one faceted filter (filters taken as independent).
@@ -253,7 +253,11 @@ public struct DirectoryService: Sendable {
 
         /// Whether every filter of `query` can be tested on the compact columns alone.
         func allCompact(_ query: DirectoryQuery) -> Bool {
-            (DirectoryQuery.Facet.allCases.compactMap { query.tags(for: $0) } + query.plainTagFilters).allSatisfy(Self.hasCompactForm)
+            allCompact(DirectoryQuery.Facet.allCases.compactMap { query.tags(for: $0) } + query.plainTagFilters)
+        }
+
+        private func allCompact(_ filters: [[String]]) -> Bool {
+            filters.allSatisfy { compactCondition($0) != nil }
         }
 
         /// Every filter tested on the compact columns (where it has a compact form), none through
@@ -264,21 +268,18 @@ public struct DirectoryService: Sendable {
             return plan
         }
 
-        /// Whether `tags` can be tested on the compact columns alone (see `condition`).
-        static func hasCompactForm(_ tags: [String]) -> Bool {
-            switch tags.first?.prefix(2) {
-            case "c:", "r:", "t:", "k:", "o:", "s:", "v:": true
-            case "f:": tags.allSatisfy { $0.count == 4 }
-            case "l:": tags.allSatisfy { $0.count == 4 }
-            default: false
-            }
-        }
-
         /// The filter on `tags` (all of one kind): through the GIN index when it is selective, else
         /// on the compact columns (a comparison or a bit test per row; an overlap of ~25-element tag
         /// arrays costs microseconds per row, which adds up over a broad text match).
         func condition(_ tags: [String]) -> PGQuery {
             if indexable.contains(tags) { return "e.tags && \(tags)::text[]" }
+            // arrayoverlap() is the function behind &&; spelled as a function, no index matches it.
+            return compactCondition(tags) ?? "arrayoverlap(e.tags, \(tags)::text[])"
+        }
+
+        /// The filter on `tags` tested on the compact columns alone; nil when they cannot (a narrow
+        /// or detailed field, a language with a level).
+        func compactCondition(_ tags: [String]) -> PGQuery? {
             let values = tags.map { String($0.split(separator: ":", maxSplits: 1).last ?? "") }
             func mask(_ codes: [String], _ bit: (String) -> Int?) -> Int { codes.compactMap(bit).reduce(0) { $0 | (1 << $1) } }
             let activityBit = { (code: String) in Activity.allCases.firstIndex { $0.rawValue == code } }
@@ -297,8 +298,7 @@ public struct DirectoryService: Sendable {
             case "l:" where tags.allSatisfy({ $0.count == 4 }):
                 return "e.languages && \(values)::text[]"
             default:
-                // arrayoverlap() is the function behind &&; spelled as a function, no index matches it.
-                return "arrayoverlap(e.tags, \(tags)::text[])"
+                return nil
             }
         }
     }
