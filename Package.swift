@@ -98,6 +98,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -164,6 +165,7 @@ let package = Package(
                 "AccordServer",
                 "AccordCore",
                 "AccordCrypto",
+                "Directory",
                 "Institutions",
                 "PGStore",
                 "PGStoreTesting",

@@ -18,11 +18,14 @@ public struct ServerConfiguration: Sendable {
     public var bootstrapAdmin: (email: String, password: String)?
     /// Resolved sessions kept in memory (see `IdentityCache`); nil: every request asks the database.
     public var identityCache: IdentityCache.Configuration?
+    /// The directory in memory for text searches (see `DirectoryIndex`); nil: searches are SQL only.
+    public var directoryIndex: DirectoryIndex.Configuration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
         identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil,
-        identityCache: IdentityCache.Configuration? = IdentityCache.Configuration()
+        identityCache: IdentityCache.Configuration? = IdentityCache.Configuration(),
+        directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration()
     ) {
         self.host = host
         self.port = port
@@ -31,6 +34,7 @@ public struct ServerConfiguration: Sendable {
         self.identity = identity
         self.bootstrapAdmin = bootstrapAdmin
         self.identityCache = identityCache
+        self.directoryIndex = directoryIndex
     }
 }
 
@@ -43,7 +47,7 @@ public struct StartupError: Error, CustomStringConvertible {
 /// Builds the router: middleware, then every feature's routes. Tests call this too.
 public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
-    identityCache: IdentityCache? = nil, logger: Logger = Logger(label: "accord")
+    identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
@@ -60,7 +64,7 @@ public func buildRouter(
     let authenticated = v1.group(context: AuthenticatedContext.self)
     identityController.addRoutes(public: v1, authenticated: authenticated)
     AdminController(admission: AdmissionService(pool: pool, cache: identityCache)).addRoutes(to: authenticated)
-    DirectoryController(directory: DirectoryService(pool: pool, reference: reference), reference: reference).addRoutes(to: authenticated)
+    DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
 }
@@ -78,14 +82,26 @@ public func buildApplication(
     let schemaCheck = SchemaCheck(migrations: migrations, pool: pool)
     var services: [any Service] = [pool]
     var identityCache: IdentityCache?
-    if let cacheConfiguration = configuration.identityCache {
-        // One more connection, for LISTEN: the identity cache forgets whatever the database says changed.
+    var directoryIndex: DirectoryIndex?
+    if configuration.identityCache != nil || configuration.directoryIndex != nil {
+        // One more connection, for LISTEN: the identity cache forgets, and the directory index
+        // reads again, whatever the database says changed.
         let listener = PGListener(configuration: configuration.database, logger: logger)
-        let cache = IdentityCache(listener: listener, configuration: cacheConfiguration, logger: logger)
-        services += [listener, cache]
-        identityCache = cache
+        services.append(listener)
+        if let cacheConfiguration = configuration.identityCache {
+            let cache = IdentityCache(listener: listener, configuration: cacheConfiguration, logger: logger)
+            services.append(cache)
+            identityCache = cache
+        }
+        if let indexConfiguration = configuration.directoryIndex {
+            let index = DirectoryIndex(pool: pool, listener: listener, configuration: indexConfiguration, logger: logger)
+            services.append(index)
+            directoryIndex = index
+        }
     }
-    let router = buildRouter(pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache, logger: logger)
+    let router = buildRouter(
+        pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache,
+        directoryIndex: directoryIndex, logger: logger)
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accord"),

@@ -46,8 +46,11 @@ struct DirectoryCursor: Codable, Equatable {
         String(Secrets.sha256Hex(Array(query.fingerprint.utf8)).prefix(16))
     }
 
+    /// The cursor as a client sees it: the same position always gives the same text (sorted keys).
     var encoded: String {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = (try? encoder.encode(self)) ?? Data()
         return Secrets.base64URL(Array(data))
     }
 

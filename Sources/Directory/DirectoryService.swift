@@ -62,11 +62,19 @@ public struct DirectoryPage: Codable, Sendable {
 public struct DirectoryService: Sendable {
     let pool: PGPool
     let reference: ReferenceData
+    /// The directory in memory: matches and facets of a search with q, when it is serving.
+    let index: DirectoryIndex?
     private let cachedStatistics = StatisticsCache()
 
-    public init(pool: PGPool, reference: ReferenceData) {
+    /// Up to this many entries matching a query with q, the page is ranked and ordered by
+    /// PostgreSQL over the entries the index found (read by primary key); beyond, the SQL search
+    /// finds the page itself (the facets still come from the index).
+    public static let maxIndexedPage = 5_000
+
+    public init(pool: PGPool, reference: ReferenceData, index: DirectoryIndex? = nil) {
         self.pool = pool
         self.reference = reference
+        self.index = index
     }
 
     /// The tag statistics, read again when older than a minute.
@@ -84,8 +92,10 @@ public struct DirectoryService: Sendable {
 
     // MARK: Search
 
-    /// One page of `query`'s results, with the facets and the total (two statements, one round trip,
-    /// one read-only transaction as `caller`).
+    /// One page of `query`'s results, with the facets and the total: with q, the forms of q (one
+    /// round trip), then either the index's matches and facets and the page ranked over those
+    /// entries, or (without q, or while the index is not serving) the items and facets statements
+    /// (one round trip); one read-only transaction as `caller`.
     public func search(_ query: DirectoryQuery, caller: Identity) async throws -> DirectoryPage {
         var text: TextForms?
         if let q = query.text {
@@ -94,31 +104,21 @@ public struct DirectoryService: Sendable {
         }
         let statistics = try await statistics()
         let lists = try await reference.lists()
+        if let text, let index,
+           let found = index.evaluate(query, text: text, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage) {
+            let plan = FilterPlan(query: query, text: true, statistics: statistics, lists: lists)
+            let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
+            let statement = found.ids.map { Self.itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: $0) }
+                ?? Self.itemsStatement(query, text: text, plan: plan, after: after)
+            let results = try await pool.readAsTenant(caller, settings: Self.settings, [statement])
+            var page = try Self.page(results[0], query: query)
+            page.facets = found.facets
+            page.total = query.withFacets ? found.total : nil
+            return page
+        }
         let results = try await pool.readAsTenant(
             caller, settings: Self.settings, try Self.statements(for: query, text: text, statistics: statistics, lists: lists))
-
-        let rows = results[0]
-        var items: [DirectoryItem] = []
-        var lastKey: DirectoryCursor.Key?
-        var lastID: UUID?
-        for row in rows.prefix(query.limit) {
-            var item = try DirectoryItem(row: row)
-            let n = DirectoryItem.columnCount
-            item.snippet = try row.column(n, as: String?.self)
-            items.append(item)
-            lastID = item.id
-            switch query.sort {
-            case .relevance: lastKey = try row.column(n + 1, as: Double?.self).map { .rank($0) }
-            case .name: lastKey = try row.column(n + 2, as: String?.self).map { .name($0) }
-            case .newest: lastKey = .created(try row.column(n + 3, as: String.self))
-            }
-        }
-        var next: String?
-        if rows.count > query.limit, let lastKey, let lastID {
-            next = DirectoryCursor(key: lastKey, id: lastID, query: query).encoded
-        }
-
-        var page = DirectoryPage(items: items, nextCursor: next)
+        var page = try Self.page(results[0], query: query)
         if query.withFacets {
             var facets: [String: [String: Int]] = [:]
             for facet in DirectoryQuery.Facet.allCases { facets[facet.rawValue] = [:] }
@@ -153,6 +153,30 @@ public struct DirectoryService: Sendable {
             page.total = total
         }
         return page
+    }
+
+    /// The page in the rows of an items statement (one more row than the limit: a next page).
+    static func page(_ rows: PGRows, query: DirectoryQuery) throws -> DirectoryPage {
+        var items: [DirectoryItem] = []
+        var lastKey: DirectoryCursor.Key?
+        var lastID: UUID?
+        for row in rows.prefix(query.limit) {
+            var item = try DirectoryItem(row: row)
+            let n = DirectoryItem.columnCount
+            item.snippet = try row.column(n, as: String?.self)
+            items.append(item)
+            lastID = item.id
+            switch query.sort {
+            case .relevance: lastKey = try row.column(n + 1, as: Double?.self).map { .rank($0) }
+            case .name: lastKey = try row.column(n + 2, as: String?.self).map { .name($0) }
+            case .newest: lastKey = .created(try row.column(n + 3, as: String.self))
+            }
+        }
+        var next: String?
+        if rows.count > query.limit, let lastKey, let lastID {
+            next = DirectoryCursor(key: lastKey, id: lastID, query: query).encoded
+        }
+        return DirectoryPage(items: items, nextCursor: next)
     }
 
     /// Settings of a search transaction. Directory statements change with every query: custom plans
@@ -316,18 +340,25 @@ public struct DirectoryService: Sendable {
         public var folded: String
         /// q as a domain, for an exact SCHAC match.
         public var domain: String?
+        /// The directory's version when the search began (Schema/0009): the index answers only if
+        /// it has applied every change up to it.
+        public var directoryVersion: Int64 = 0
 
         public static func compute(_ q: String, domain: String?, run: ([PGQuery]) async throws -> [PGRows]) async throws -> TextForms {
             let rows = try await run(["""
-                SELECT accord_directory_tsquery(\(q), true)::text, accord_directory_tsquery(\(q), false)::text, accord_fold(\(q))
+                SELECT accord_directory_tsquery(\(q), true)::text, accord_directory_tsquery(\(q), false)::text, accord_fold(\(q)),
+                       (SELECT version FROM directory_version)
                 """])
-            let r = try rows[0].first((String?, String?, String).self)!
-            return TextForms(fuzzy: r.0, strict: r.1, folded: r.2, domain: domain)
+            let r = try rows[0].first((String?, String?, String, Int64).self)!
+            return TextForms(fuzzy: r.0, strict: r.1, folded: r.2, domain: domain, directoryVersion: r.3)
         }
     }
 
-    private static func textMatch(_ t: TextForms) -> PGQuery {
+    /// The text condition. With `indexable` false the match is spelled as the function behind `@@`,
+    /// which no index serves: for entries already found by id.
+    private static func textMatch(_ t: TextForms, indexable: Bool = true) -> PGQuery {
         if let fuzzy = t.fuzzy {
+            if !indexable { return "(ts_match_vq(e.document, \(fuzzy)::tsquery) OR e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))" }
             return "(e.document @@ \(fuzzy)::tsquery OR e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
         }
         return "(e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
@@ -347,9 +378,9 @@ public struct DirectoryService: Sendable {
 
     /// Conditions every listed or counted entry meets: text, the filters without a facet, the
     /// student range.
-    private static func baseConditions(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan) -> [PGQuery] {
+    private static func baseConditions(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, indexable: Bool = true) -> [PGQuery] {
         var conditions: [PGQuery] = []
-        if let text { conditions.append(textMatch(text)) }
+        if let text { conditions.append(textMatch(text, indexable: indexable)) }
         for tags in query.plainTagFilters { conditions.append(plan.condition(tags)) }
         if let low = query.minStudents { conditions.append("e.student_count >= \(low)") }
         if let high = query.maxStudents { conditions.append("e.student_count <= \(high)") }
@@ -362,8 +393,12 @@ public struct DirectoryService: Sendable {
         }
     }
 
-    static func itemsStatement(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?) -> PGQuery {
-        var conditions = baseConditions(query, text: text, plan: plan) + facetConditions(query, plan: plan).map(\.1)
+    /// The page's items. With `ids` (the entries the index found), PostgreSQL reads those entries by
+    /// primary key and tests every condition again on them, with none written so that an index
+    /// could serve it: a changed entry the index has not caught up with is never listed wrongly.
+    static func itemsStatement(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?, among ids: [UUID]? = nil) -> PGQuery {
+        var conditions = baseConditions(query, text: text, plan: plan, indexable: ids == nil) + facetConditions(query, plan: plan).map(\.1)
+        if let ids { conditions.insert("e.id = ANY (\(ids))", at: 0) }
         if conditions.isEmpty { conditions = ["true"] }
         let rank: PGQuery = text.map(Self.rank) ?? "NULL::float8"
         var sql: PGQuery = ""

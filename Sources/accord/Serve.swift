@@ -1,5 +1,6 @@
 import AccordCrypto
 import AccordServer
+import Directory
 import ArgumentParser
 import Foundation
 import Hummingbird
@@ -16,7 +17,10 @@ struct Serve: AsyncParsableCommand {
             starts anyway and /readyz answers 503 until the database is back. SIGTERM or SIGINT \
             shut it down gracefully. Sessions resolved recently are kept in memory and forgotten \
             as soon as the database notifies a change (one more connection, for LISTEN); \
-            ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off).
+            ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off). \
+            Text searches of the directory match and count facets in an index kept in memory and \
+            loaded at start-up (searches use SQL alone until it is loaded, about 30 s and 400 MB \
+            for a million institutions); ACCORD_DIRECTORY_INDEX=off turns it off.
             """
     )
 
@@ -58,6 +62,12 @@ struct Serve: AsyncParsableCommand {
                 guard let entries = Int(text), entries >= 0 else { throw CommandFailure("ACCORD_IDENTITY_CACHE_ENTRIES must be a whole number (0 turns the cache off)") }
                 identityCache = entries == 0 ? nil : IdentityCache.Configuration(maxEntries: entries)
             }
+            var directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration()
+            switch environment["ACCORD_DIRECTORY_INDEX"] {
+            case nil, "on": break
+            case "off": directoryIndex = nil
+            case let other?: throw CommandFailure("ACCORD_DIRECTORY_INDEX must be on or off, not '\(other.prefix(40))'")
+            }
             let configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
@@ -65,7 +75,8 @@ struct Serve: AsyncParsableCommand {
                 schemaDirectory: try SchemaLocator.locate(explicit: database.schemaDirectory),
                 identity: identity,
                 bootstrapAdmin: bootstrapAdmin,
-                identityCache: identityCache
+                identityCache: identityCache,
+                directoryIndex: directoryIndex
             )
             let application = try buildApplication(configuration, logger: logger)
             try await application.runService()

@@ -1,6 +1,7 @@
 import AccordCore
 import AccordCrypto
 import AccordServer
+import Directory
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,6 +19,8 @@ public struct Harness {
     public let pool: PGPool
     /// The identity cache, live (subscribed to the database's notifications) as in `accord serve`.
     public let identityCache: IdentityCache
+    /// The directory index, live as in `accord serve`.
+    public let directoryIndex: DirectoryIndex
     public let listener: PGListener
     /// With `listenThroughProxy`: what stands between the listener and the database.
     public let listenerProxy: TCPProxy?
@@ -38,18 +41,24 @@ public struct Harness {
             } ?? database.appURL
             let listener = PGListener(configuration: try PGConfiguration(url: listenerURL, connectTimeoutSeconds: 2))
             let identityCache = IdentityCache(listener: listener, configuration: cache)
+            let directoryIndex = DirectoryIndex(pool: pool, listener: listener)
             let subscription = Task { try await identityCache.run() }
+            let indexing = Task { try await directoryIndex.run() }
             defer {
                 subscription.cancel()
+                indexing.cancel()
                 listener.shutdown()
             }
             try await Self.waitUntilLive(identityCache)
             let router = buildRouter(
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
-                identity: identity, identityCache: identityCache)
+                identity: identity, identityCache: identityCache, directoryIndex: directoryIndex)
             try await Application(router: router).test(.router) { client in
-                try await body(Harness(
-                    client: client, database: database, pool: pool, identityCache: identityCache, listener: listener, listenerProxy: proxy))
+                let harness = Harness(
+                    client: client, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
+                    listener: listener, listenerProxy: proxy)
+                try await harness.waitUntilDirectoryIndexIsCurrent()
+                try await body(harness)
             }
             await pool.close()
         }
@@ -61,6 +70,19 @@ public struct Harness {
         while !cache.isLive {
             try #require(ContinuousClock.now < deadline, "the identity cache did not go live")
             try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Waits (up to 30 s) until the directory index serves and has applied every change committed
+    /// so far (directory_version): from then on, searches with q are answered from it.
+    public func waitUntilDirectoryIndexIsCurrent() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
+        while true {
+            let statistics = directoryIndex.statistics
+            if statistics.serving && statistics.version >= version { return }
+            try #require(ContinuousClock.now < deadline, "the directory index did not catch up with version \(version): \(statistics)")
+            try await Task.sleep(for: .milliseconds(10))
         }
     }
 

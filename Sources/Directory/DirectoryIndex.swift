@@ -1,0 +1,706 @@
+import AccordCore
+import Institutions
+import Foundation
+import Logging
+import PGStore
+import ServiceLifecycle
+import Synchronization
+
+/// The directory in memory, for the part of a search that PostgreSQL can only do by reading every
+/// matching row: which entries a text query matches under the filters, and the facets.
+///
+/// A topic word such as `architecture` is in 26,000 of a million profiles. PostgreSQL finds them in
+/// the GIN index but must then read each one's row (3.5 µs each, 1.7 GB of heap) to test the
+/// filters and count the facets, 100–300 ms a query. Here each entry is its lexemes (exactly those
+/// of its `document` tsvector, in posting lists), its tags (as in `directory_entries.tags`, which is
+/// what every filter tests) and its student count, so the same work is a pass over bitsets and
+/// small arrays: a millisecond. PostgreSQL still does the rest for the page only — rank, order,
+/// cursor, snippet — over the ids the index found (`DirectoryService`), and checks every condition
+/// again on those rows, so an item is never one that does not match.
+///
+/// Kept current through `accord_directory` (Schema/0009_directory_index_notify.sql): the ids a
+/// statement changed are read again; `*` (a bulk change), a changed listener connection or too many
+/// dead entries read everything again. The index answers nothing — the search falls back to SQL —
+/// until it is loaded, while changes are pending or being read, while it reloads, and while the
+/// listener has no connection; so its answers lag the database by at most the delivery of a
+/// notification (a millisecond or so), as the identity cache's do.
+public final class DirectoryIndex: Service, Sendable {
+    /// The channel the triggers notify.
+    public static let channel = "accord_directory"
+
+    public struct Configuration: Sendable {
+        /// Entries read per statement when everything is (re)loaded.
+        public var loadBatch: Int
+        /// Most pending changed ids before a full reload is cheaper.
+        public var maxPending: Int
+
+        public init(loadBatch: Int = 20_000, maxPending: Int = 10_000) {
+            self.loadBatch = loadBatch
+            self.maxPending = maxPending
+        }
+    }
+
+    /// What the index found for a query.
+    public struct Result: Sendable {
+        /// The entries that meet the whole query, in no particular order; nil when there are more
+        /// than the caller's limit.
+        public var ids: [UUID]?
+        /// How many entries meet the whole query.
+        public var total: Int
+        /// Per facet, value → count, each with its own filter left out; nil when not asked for.
+        public var facets: [String: [String: Int]]?
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        /// Entries listed now.
+        public var entries: Int
+        /// Slots of entries changed or removed since the last full load.
+        public var dead: Int
+        public var lexemes: Int
+        public var tags: Int
+        /// Full loads, and change notifications applied.
+        public var loads: Int
+        public var applied: Int
+        /// Whether searches are answered from the index now.
+        public var serving: Bool
+        /// The directory_version the index reflects.
+        public var version: Int64
+    }
+
+    let pool: PGPool
+    let listener: PGListener
+    let configuration: Configuration
+    let logger: Logger
+    private let state = Mutex(State())
+
+    struct State {
+        var store: Store?
+        /// The listener epoch the store has followed since its load.
+        var epoch: Int?
+        /// Changed ids not applied yet, with the number of the last notification naming each.
+        var pending: [UUID: UInt64] = [:]
+        var sequence: UInt64 = 0
+        /// The directory_version the store reflects: every change numbered up to it is in.
+        var version: Int64 = -1
+        /// The highest version notified; the store reflects it once nothing is pending.
+        var notified: Int64 = -1
+        var reloadRequested = false
+        var reloading = false
+        var loads = 0
+        var applied = 0
+        /// Wakes the task that applies changes.
+        var wake: AsyncStream<Void>.Continuation?
+    }
+
+    public init(pool: PGPool, listener: PGListener, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "accord.directory.index")) {
+        self.pool = pool
+        self.listener = listener
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Whether searches are answered from the index now.
+    public var isServing: Bool {
+        let epoch = listener.connectionEpoch
+        return state.withLock { Self.serving($0, epoch: epoch) }
+    }
+
+    private static func serving(_ state: State, epoch: Int?) -> Bool {
+        state.store != nil && epoch != nil && state.epoch == epoch && state.pending.isEmpty && !state.reloadRequested && !state.reloading
+    }
+
+    /// The directory_version (Schema/0009) the index reflects, or nil while it is not serving.
+    public var version: Int64? {
+        let epoch = listener.connectionEpoch
+        return state.withLock { Self.serving($0, epoch: epoch) ? $0.version : nil }
+    }
+
+    public var statistics: Statistics {
+        let epoch = listener.connectionEpoch
+        return state.withLock { state in
+            Statistics(
+                entries: state.store?.liveCount ?? 0, dead: state.store.map { $0.ids.count - $0.liveCount } ?? 0,
+                lexemes: state.store?.lexicon.words.count ?? 0, tags: state.store?.tagNames.count ?? 0,
+                loads: state.loads, applied: state.applied, serving: Self.serving(state, epoch: epoch), version: state.version)
+        }
+    }
+
+    /// The entries that match `query` (which has q; `text` are its forms) and its facets, or nil
+    /// when the index is not serving, has not yet applied `text.directoryVersion` (a change
+    /// committed before the search began), or cannot read the text form: the caller then searches
+    /// with SQL. `ids` is nil when more than `maxIDs` entries match.
+    public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
+        let expression: TextExpression?
+        if let fuzzy = text.fuzzy {
+            guard let parsed = TextExpression.parse(fuzzy) else { return nil }
+            expression = parsed
+        } else {
+            expression = nil
+        }
+        let epoch = listener.connectionEpoch
+        return state.withLock { state -> Result? in
+            guard Self.serving(state, epoch: epoch), state.version >= text.directoryVersion, let store = state.store else { return nil }
+            return store.evaluate(query, expression: expression, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
+        }
+    }
+
+    // MARK: Following the database
+
+    /// Subscribes to `accord_directory`, loads everything, then applies each notified change, until
+    /// graceful shutdown; subscribes again (after a pause) when the subscription or a load fails.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    let notifications = try await self.listener.notifications(channel: Self.channel)
+                    let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                    self.state.withLock { $0.wake = wake.continuation }
+                    wake.continuation.yield()
+                    backoff = .milliseconds(100)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for await notification in notifications { self.note(notification.payload) }
+                        }
+                        group.addTask {
+                            for await _ in wake.stream { try await self.synchronize() }
+                        }
+                        group.addTask {
+                            // A new listener connection sends no notification: look for one.
+                            while true {
+                                try await Task.sleep(for: .milliseconds(250))
+                                wake.continuation.yield()
+                            }
+                        }
+                        // Either ends only when the listener shuts down or a read fails.
+                        _ = try await group.next()
+                        group.cancelAll()
+                    }
+                } catch let error as PGError where error.kind == .poolClosed {
+                    break
+                } catch is CancellationError {
+                    break
+                } catch {
+                    self.logger.warning("directory index cannot follow the database; searching with SQL", metadata: ["error": "\(error)"])
+                }
+                self.state.withLock { $0.reloadRequested = true }
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        state.withLock { $0.store = nil }
+    }
+
+    /// Notes a notification's payload: ids to read again, or `*`.
+    func note(_ payload: String) {
+        let wake = state.withLock { state -> AsyncStream<Void>.Continuation? in
+            state.sequence += 1
+            let parts = payload.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let version = Int64(parts[0]) else {
+                state.reloadRequested = true  // not a payload of ours: be safe
+                state.pending.removeAll()
+                return state.wake
+            }
+            state.notified = max(state.notified, version)
+            if parts[1] == "*" {
+                state.reloadRequested = true
+            } else {
+                for part in parts[1].split(separator: ",") {
+                    if let id = UUID(uuidString: String(part)) {
+                        state.pending[id] = state.sequence
+                    } else {
+                        state.reloadRequested = true
+                    }
+                }
+                if state.pending.count > configuration.maxPending { state.reloadRequested = true }
+            }
+            if state.reloadRequested { state.pending.removeAll() }
+            return state.wake
+        }
+        wake?.yield()
+    }
+
+    /// One step: a full load when the index has none, follows another connection, was told to, or
+    /// has too many dead slots; else the pending changes.
+    func synchronize() async throws {
+        while true {
+            guard let epoch = listener.connectionEpoch else { return }
+            enum Step { case reload, apply([UUID: UInt64]), done }
+            let step = state.withLock { state -> Step in
+                let tooManyDead = state.store.map { $0.ids.count - $0.liveCount > max(10_000, $0.liveCount / 4) } ?? false
+                if state.store == nil || state.epoch != epoch || state.reloadRequested || tooManyDead {
+                    state.reloadRequested = false
+                    state.reloading = true
+                    state.pending.removeAll()
+                    return .reload
+                }
+                if state.pending.isEmpty { return .done }
+                return .apply(Dictionary(uniqueKeysWithValues: state.pending.prefix(500).map { ($0.key, $0.value) }))
+            }
+            switch step {
+            case .done:
+                return
+            case .reload:
+                let started = ContinuousClock.now
+                let store: Store
+                let version: Int64
+                do {
+                    // Every change numbered up to this version committed before the load began.
+                    version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
+                    store = try await load()
+                } catch {
+                    state.withLock { $0.reloading = false; $0.reloadRequested = true }
+                    throw error
+                }
+                let count = store.liveCount
+                state.withLock { state in
+                    state.store = store
+                    state.epoch = epoch
+                    state.reloading = false
+                    state.loads += 1
+                    state.version = version
+                    state.notified = max(state.notified, version)
+                    if state.pending.isEmpty { state.version = state.notified }
+                }
+                let elapsed = (ContinuousClock.now - started).components
+                let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                logger.info("directory index loaded", metadata: [
+                    "entries": "\(count)", "lexemes": "\(store.lexicon.words.count)", "seconds": "\(String(format: "%.1f", seconds))",
+                ])
+            case .apply(let batch):
+                let ids = Array(batch.keys)
+                let rows = try await pool.query(Self.select("WHERE e.id = ANY (\(ids))"))
+                let entries = try rows.map(Entry.init(row:))
+                state.withLock { state in
+                    guard state.epoch == epoch, !state.reloading, state.store != nil else { return }
+                    state.store!.replace(ids, with: entries)
+                    state.applied += 1
+                    for (id, sequence) in batch where state.pending[id] == sequence { state.pending[id] = nil }
+                    if state.pending.isEmpty { state.version = state.notified }
+                }
+            }
+        }
+    }
+
+    /// Reads every entry, in batches in id order.
+    func load() async throws -> Store {
+        var store = Store()
+        var after: UUID?
+        while true {
+            let condition: PGQuery = after.map { "WHERE e.id > \($0)" } ?? ""
+            let rows = try await pool.query(Self.select(condition, orderedLimit: configuration.loadBatch))
+            for row in rows { store.append(try Entry(row: row)) }
+            guard rows.count == configuration.loadBatch, let last = rows.last else { break }
+            after = try last.column(0, as: UUID.self)
+        }
+        store.lexicon.sortWords()
+        return store
+    }
+
+    /// The columns an `Entry` is read from: the lexemes of the document and the tags as single
+    /// strings (one value each instead of arrays of many small ones: a million entries hold 40
+    /// million lexemes and 32 million tags).
+    static func select(_ condition: PGQuery, orderedLimit: Int? = nil) -> PGQuery {
+        var sql: PGQuery = """
+            SELECT e.id, e.acronym_folded, e.schac, e.student_count, array_to_string(e.tags, ' '),
+                   array_to_string(tsvector_to_array(e.document), chr(31))
+            FROM directory_entries e \(condition)
+            """
+        if let orderedLimit { sql.append(" ORDER BY e.id LIMIT \(orderedLimit)") }
+        return sql
+    }
+
+    struct Entry {
+        var id: UUID
+        var acronym: String?
+        var schac: String
+        var students: Int?
+        var tags: String
+        var lexemes: String
+
+        init(row: PGRow) throws {
+            (id, acronym, schac, students, tags, lexemes) = try row.decode((UUID, String?, String, Int?, String, String).self)
+        }
+    }
+}
+
+// MARK: - The store
+
+extension DirectoryIndex {
+    /// Every entry in a slot (an ordinal); a changed entry gets a new slot at the end and its old
+    /// one is marked dead, so posting lists stay sorted by appending.
+    struct Store: Sendable {
+        var ids: [UUID] = []
+        var alive: [Bool] = []
+        var liveCount = 0
+        var slotOf: [UUID: Int32] = [:]
+        var students: [Int32] = []
+        /// Slot i's tags are tagIDs[tagStart[i] ..< tagStart[i + 1]].
+        var tagStart: [Int32] = [0]
+        var tagIDs: [UInt16] = []
+        var tagNames: [String] = []
+        var tagNumber: [String: UInt16] = [:]
+        /// Per tag, the facet it counts for (`FacetSlot`), or `noFacet`.
+        var tagFacet: [UInt8] = []
+        var lexicon = Lexicon()
+        var acronyms: [String: [Int32]] = [:]
+        var schacs: [String: [Int32]] = [:]
+
+        static let noFacet: UInt8 = .max
+
+        mutating func append(_ entry: Entry) {
+            let slot = Int32(ids.count)
+            ids.append(entry.id)
+            alive.append(true)
+            liveCount += 1
+            slotOf[entry.id] = slot
+            students.append(entry.students.map { Int32(clamping: $0) } ?? -1)
+            for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
+                tagIDs.append(tagNumber(String(decoding: tag, as: UTF8.self)))
+            }
+            tagStart.append(Int32(tagIDs.count))
+            for word in entry.lexemes.utf8.split(separator: 31) {
+                lexicon.add(String(decoding: word, as: UTF8.self), slot: slot)
+            }
+            if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
+            schacs[entry.schac, default: []].append(slot)
+        }
+
+        private mutating func tagNumber(_ tag: String) -> UInt16 {
+            if let number = tagNumber[tag] { return number }
+            precondition(tagNames.count < Int(UInt16.max), "more distinct directory tags than the index holds")
+            let number = UInt16(tagNames.count)
+            tagNames.append(tag)
+            tagNumber[tag] = number
+            tagFacet.append(Self.facet(of: tag))
+            return number
+        }
+
+        /// The facet a tag counts for: `c:` country (and, through the country, region), `t:` type,
+        /// a broad field `f:07`, a language without a level `l:fr`, an offered activity.
+        static func facet(of tag: String) -> UInt8 {
+            let value = tag.dropFirst(2)
+            let facet: DirectoryQuery.Facet?
+            switch tag.prefix(2) {
+            case "c:": facet = .country
+            case "t:": facet = .type
+            case "f:": facet = value.count == 2 ? .field : nil
+            case "l:": facet = value.contains(":") ? nil : .language
+            case "o:": facet = Activity(rawValue: String(value)) != nil ? .offers : nil
+            default: facet = nil
+            }
+            return facet.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0)!) } ?? noFacet
+        }
+
+        /// Replaces the entries `ids` with `entries` (those of them still listed).
+        mutating func replace(_ ids: [UUID], with entries: [Entry]) {
+            for id in ids {
+                if let slot = slotOf.removeValue(forKey: id), alive[Int(slot)] {
+                    alive[Int(slot)] = false
+                    liveCount -= 1
+                }
+            }
+            let appended = lexicon.words.count
+            for entry in entries where slotOf[entry.id] == nil { append(entry) }
+            if lexicon.words.count > appended { lexicon.insertSorted(from: appended) }
+        }
+
+        func evaluate(
+            _ query: DirectoryQuery, expression: TextExpression?, folded: String, domain: String?,
+            countryRegions: [String: [String]], maxIDs: Int
+        ) -> Result {
+            let slots = ids.count
+            // The text: the document's words, or the exact acronym or SCHAC code.
+            var matches = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? Bitset(count: slots)
+            for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
+            if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
+
+            // The filters as groups of tags, one bit each: faceted ones first, then the others.
+            let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
+            let groups = faceted.map(\.1) + query.plainTagFilters
+            var groupMask = [UInt32](repeating: 0, count: tagNames.count)
+            for (bit, tags) in groups.enumerated() {
+                for tag in tags { if let number = tagNumber[tag] { groupMask[Int(number)] |= 1 << UInt32(bit) } }
+            }
+            let facetedMask: UInt32 = faceted.isEmpty ? 0 : (1 << UInt32(faceted.count)) - 1
+            let plainMask: UInt32 = ((1 << UInt32(groups.count)) - 1) & ~facetedMask
+            let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
+            let everyFacet: UInt8 = (1 << UInt8(DirectoryQuery.Facet.allCases.count)) - 1
+            let countryBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
+            let regionBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
+
+            let low = query.minStudents.map { Int32(clamping: $0) }
+            let high = query.maxStudents.map { Int32(clamping: $0) }
+            var counts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
+            var regionCounts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
+            var total = 0
+            var found: [UUID] = []
+            matches.forEach { slot in
+                guard alive[slot] else { return }
+                if low != nil || high != nil {
+                    let students = self.students[slot]
+                    if students < 0 { return }
+                    if let low, students < low { return }
+                    if let high, students > high { return }
+                }
+                let tags = Int(tagStart[slot])..<Int(tagStart[slot + 1])
+                var satisfied: UInt32 = 0
+                for k in tags { satisfied |= groupMask[Int(tagIDs[k])] }
+                guard plainMask & ~satisfied == 0 else { return }
+                let failing = facetedMask & ~satisfied
+                let counted: UInt8
+                if failing == 0 {
+                    total += 1
+                    if found.count <= maxIDs { found.append(ids[slot]) }
+                    counted = everyFacet
+                } else if failing & (failing - 1) == 0 {
+                    // Fails one faceted filter: counts for that facet only.
+                    counted = 1 << facetOfGroup[failing.trailingZeroBitCount]
+                } else {
+                    return
+                }
+                guard query.withFacets else { return }
+                for k in tags {
+                    let tag = Int(tagIDs[k])
+                    let facet = tagFacet[tag]
+                    guard facet != Self.noFacet else { continue }
+                    let bit: UInt8 = 1 << facet
+                    if bit == countryBit {
+                        if counted & countryBit != 0 { counts[tag] += 1 }
+                        if counted & regionBit != 0 { regionCounts[tag] += 1 }
+                    } else if counted & bit != 0 {
+                        counts[tag] += 1
+                    }
+                }
+            }
+
+            var facets: [String: [String: Int]]?
+            if query.withFacets {
+                var result: [String: [String: Int]] = [:]
+                for facet in DirectoryQuery.Facet.allCases { result[facet.rawValue] = [:] }
+                for tag in 0..<tagNames.count {
+                    let value = String(tagNames[tag].dropFirst(2))
+                    if counts[tag] > 0 {
+                        let facet = DirectoryQuery.Facet.allCases[Int(tagFacet[tag])]
+                        result[facet.rawValue, default: [:]][value, default: 0] += Int(counts[tag])
+                    }
+                    if regionCounts[tag] > 0 {
+                        for region in countryRegions[value] ?? [] {
+                            result[DirectoryQuery.Facet.region.rawValue, default: [:]][region, default: 0] += Int(regionCounts[tag])
+                        }
+                    }
+                }
+                facets = result
+            }
+            return Result(ids: found.count <= maxIDs ? found : nil, total: total, facets: facets)
+        }
+    }
+
+    /// The lexemes: posting lists of slots, and the words in byte order for prefix matching (the
+    /// order PostgreSQL compares lexemes in).
+    struct Lexicon: Sendable {
+        var number: [String: Int32] = [:]
+        var words: [String] = []
+        var postings: [[Int32]] = []
+        /// Word numbers in byte order of their words.
+        var sorted: [Int32] = []
+
+        mutating func add(_ word: String, slot: Int32) {
+            if let n = number[word] {
+                // A document lists each lexeme once, so a slot is appended at most once.
+                postings[Int(n)].append(slot)
+                return
+            }
+            let n = Int32(words.count)
+            number[word] = n
+            words.append(word)
+            postings.append([slot])
+        }
+
+        mutating func sortWords() {
+            sorted = (0..<Int32(words.count)).sorted { words[Int($0)].utf8.lexicographicallyPrecedes(words[Int($1)].utf8) }
+        }
+
+        /// Puts the words numbered `first...` into the sorted list.
+        mutating func insertSorted(from first: Int) {
+            for n in first..<words.count {
+                sorted.insert(Int32(n), at: lowerBound(words[n]))
+            }
+        }
+
+        /// The first position in `sorted` whose word is not before `key` in byte order.
+        func lowerBound(_ key: String) -> Int {
+            var low = 0
+            var high = sorted.count
+            while low < high {
+                let middle = (low + high) / 2
+                if words[Int(sorted[middle])].utf8.lexicographicallyPrecedes(key.utf8) { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+
+        /// The slots of documents with `word`, or with a word that starts with it.
+        func insert(_ word: String, prefix: Bool, into bits: inout Bitset) {
+            if !prefix {
+                if let n = number[word] { for slot in postings[Int(n)] { bits.insert(Int(slot)) } }
+                return
+            }
+            var position = lowerBound(word)
+            while position < sorted.count {
+                let n = Int(sorted[position])
+                guard words[n].utf8.starts(with: word.utf8) else { break }
+                for slot in postings[n] { bits.insert(Int(slot)) }
+                position += 1
+            }
+        }
+    }
+
+    struct Bitset {
+        var words: [UInt64]
+
+        init(count: Int) { words = [UInt64](repeating: 0, count: (count + 63) / 64) }
+
+        mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+
+        mutating func formIntersection(_ other: Bitset) { for i in words.indices { words[i] &= other.words[i] } }
+        mutating func formUnion(_ other: Bitset) { for i in words.indices { words[i] |= other.words[i] } }
+        mutating func invert(count: Int) {
+            for i in words.indices { words[i] = ~words[i] }
+            if count % 64 != 0, !words.isEmpty { words[words.count - 1] &= (1 << UInt64(count % 64)) - 1 }
+        }
+
+        func forEach(_ body: (Int) -> Void) {
+            for (index, word) in words.enumerated() where word != 0 {
+                var rest = word
+                while rest != 0 {
+                    body(index << 6 | rest.trailingZeroBitCount)
+                    rest &= rest - 1
+                }
+            }
+        }
+    }
+
+    /// A tsquery as PostgreSQL prints it (`'bolgna':* | 'bologna'`, `'a':* & ( 'b' | 'c' )`):
+    /// operands, `&`, `|`, `!` and parentheses. Anything else (a phrase, a weight) is not parsed, and
+    /// the search goes to SQL.
+    indirect enum TextExpression: Equatable {
+        case word(String, prefix: Bool)
+        case and([TextExpression])
+        case or([TextExpression])
+        case not(TextExpression)
+
+        static func parse(_ text: String) -> TextExpression? {
+            var parser = Parser(bytes: Array(text.utf8))
+            guard let expression = parser.or(), parser.atEnd else { return nil }
+            return expression
+        }
+
+        func evaluate(in lexicon: Lexicon, slots: Int) -> Bitset {
+            switch self {
+            case .word(let word, let prefix):
+                var bits = Bitset(count: slots)
+                lexicon.insert(word, prefix: prefix, into: &bits)
+                return bits
+            case .and(let parts):
+                var bits = parts[0].evaluate(in: lexicon, slots: slots)
+                for part in parts.dropFirst() { bits.formIntersection(part.evaluate(in: lexicon, slots: slots)) }
+                return bits
+            case .or(let parts):
+                var bits = parts[0].evaluate(in: lexicon, slots: slots)
+                for part in parts.dropFirst() { bits.formUnion(part.evaluate(in: lexicon, slots: slots)) }
+                return bits
+            case .not(let part):
+                var bits = part.evaluate(in: lexicon, slots: slots)
+                bits.invert(count: slots)
+                return bits
+            }
+        }
+
+        struct Parser {
+            let bytes: [UInt8]
+            var position = 0
+
+            var atEnd: Bool {
+                mutating get {
+                    skipSpaces()
+                    return position == bytes.count
+                }
+            }
+
+            mutating func skipSpaces() { while position < bytes.count, bytes[position] == UInt8(ascii: " ") { position += 1 } }
+
+            mutating func take(_ byte: UInt8) -> Bool {
+                skipSpaces()
+                guard position < bytes.count, bytes[position] == byte else { return false }
+                position += 1
+                return true
+            }
+
+            mutating func or() -> TextExpression? {
+                guard let first = and() else { return nil }
+                var parts = [first]
+                while take(UInt8(ascii: "|")) {
+                    guard let next = and() else { return nil }
+                    parts.append(next)
+                }
+                return parts.count == 1 ? first : .or(parts)
+            }
+
+            mutating func and() -> TextExpression? {
+                guard let first = unary() else { return nil }
+                var parts = [first]
+                while true {
+                    skipSpaces()
+                    // `<->` and `<N>` are phrase operators, not `&`.
+                    guard take(UInt8(ascii: "&")) else { break }
+                    guard let next = unary() else { return nil }
+                    parts.append(next)
+                }
+                return parts.count == 1 ? first : .and(parts)
+            }
+
+            mutating func unary() -> TextExpression? {
+                if take(UInt8(ascii: "!")) { return unary().map { .not($0) } }
+                if take(UInt8(ascii: "(")) {
+                    guard let inner = or(), take(UInt8(ascii: ")")) else { return nil }
+                    return inner
+                }
+                return operand()
+            }
+
+            /// `'word'` with `''` and `\x` escapes, then `:*` or nothing.
+            mutating func operand() -> TextExpression? {
+                guard take(UInt8(ascii: "'")) else { return nil }
+                var word: [UInt8] = []
+                while true {
+                    guard position < bytes.count else { return nil }
+                    let byte = bytes[position]
+                    position += 1
+                    if byte == UInt8(ascii: "\\") {
+                        guard position < bytes.count else { return nil }
+                        word.append(bytes[position])
+                        position += 1
+                    } else if byte == UInt8(ascii: "'") {
+                        if position < bytes.count, bytes[position] == UInt8(ascii: "'") {
+                            word.append(byte)
+                            position += 1
+                        } else {
+                            break
+                        }
+                    } else {
+                        word.append(byte)
+                    }
+                }
+                var prefix = false
+                if position < bytes.count, bytes[position] == UInt8(ascii: ":") {
+                    // Only `:*` (prefix) is understood; a weight restriction is not.
+                    guard position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "*") else { return nil }
+                    position += 2
+                    prefix = true
+                    if position < bytes.count, ![UInt8(ascii: " "), UInt8(ascii: ")")].contains(bytes[position]) { return nil }
+                }
+                return .word(String(decoding: word, as: UTF8.self), prefix: prefix)
+            }
+        }
+    }
+}
