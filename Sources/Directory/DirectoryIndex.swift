@@ -45,6 +45,9 @@ public final class DirectoryIndex: Service, Sendable {
         /// The entries that meet the whole query, in no particular order; nil when there are more
         /// than the caller's limit.
         public var ids: [UUID]?
+        /// For each of `ids`: whether its document matches q with no word widened (the strict form),
+        /// a term of the rank.
+        public var strict: [Bool]
         /// How many entries meet the whole query.
         public var total: Int
         /// Per facet, value → count, each with its own filter left out; nil when not asked for.
@@ -130,17 +133,21 @@ public final class DirectoryIndex: Service, Sendable {
     /// committed before the search began), or cannot read the text form: the caller then searches
     /// with SQL. `ids` is nil when more than `maxIDs` entries match.
     public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
-        let expression: TextExpression?
+        var expression: TextExpression?
+        var strict: TextExpression?
         if let fuzzy = text.fuzzy {
             guard let parsed = TextExpression.parse(fuzzy) else { return nil }
             expression = parsed
-        } else {
-            expression = nil
+            if let form = text.strict, form != fuzzy {
+                guard let parsed = TextExpression.parse(form) else { return nil }
+                strict = parsed
+            }
         }
         let epoch = listener.connectionEpoch
         return state.withLock { state -> Result? in
             guard Self.serving(state, epoch: epoch), state.version >= text.directoryVersion, let store = state.store else { return nil }
-            return store.evaluate(query, expression: expression, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
+            return store.evaluate(
+                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
         }
     }
 
@@ -340,8 +347,12 @@ extension DirectoryIndex {
         var tagIDs: [UInt16] = []
         var tagNames: [String] = []
         var tagNumber: [String: UInt16] = [:]
-        /// Per tag, the facet it counts for (`FacetSlot`), or `noFacet`.
+        /// Per tag, the facet it counts for (an index into `DirectoryQuery.Facet.allCases`), or `noFacet`.
         var tagFacet: [UInt8] = []
+        /// Per tag, the slots that carry it, as a bitset of `bitWords` words (room for more slots):
+        /// a filter is a few bitset operations over all entries instead of a test per match.
+        var tagBits: [[UInt64]] = []
+        var bitWords = 0
         var lexicon = Lexicon()
         var acronyms: [String: [Int32]] = [:]
         var schacs: [String: [Int32]] = [:]
@@ -355,8 +366,15 @@ extension DirectoryIndex {
             liveCount += 1
             slotOf[entry.id] = slot
             students.append(entry.students.map { Int32(clamping: $0) } ?? -1)
+            if Int(slot) >> 6 >= bitWords {
+                let grown = max(1024, bitWords * 2)
+                for tag in tagBits.indices { tagBits[tag].append(contentsOf: repeatElement(0, count: grown - bitWords)) }
+                bitWords = grown
+            }
             for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
-                tagIDs.append(tagNumber(String(decoding: tag, as: UTF8.self)))
+                let number = tagNumber(String(decoding: tag, as: UTF8.self))
+                tagIDs.append(number)
+                tagBits[Int(number)][Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             }
             tagStart.append(Int32(tagIDs.count))
             for word in entry.lexemes.utf8.split(separator: 31) {
@@ -373,6 +391,7 @@ extension DirectoryIndex {
             tagNames.append(tag)
             tagNumber[tag] = number
             tagFacet.append(Self.facet(of: tag))
+            tagBits.append([UInt64](repeating: 0, count: bitWords))
             return number
         }
 
@@ -405,13 +424,16 @@ extension DirectoryIndex {
             if lexicon.words.count > appended { lexicon.insertSorted(from: appended) }
         }
 
+        /// `strict` is the strict form of q when it differs from `expression` (the fuzzy form).
         func evaluate(
-            _ query: DirectoryQuery, expression: TextExpression?, folded: String, domain: String?,
+            _ query: DirectoryQuery, expression: TextExpression?, strict: TextExpression?, folded: String, domain: String?,
             countryRegions: [String: [String]], maxIDs: Int
         ) -> Result {
             let slots = ids.count
             // The text: the document's words, or the exact acronym or SCHAC code.
-            var matches = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? Bitset(count: slots)
+            let documents = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? Bitset(count: slots)
+            let strictDocuments = strict.map { $0.evaluate(in: lexicon, slots: slots) } ?? documents
+            var matches = documents
             for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
             if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
 
@@ -422,6 +444,24 @@ extension DirectoryIndex {
             for (bit, tags) in groups.enumerated() {
                 for tag in tags { if let number = tagNumber[tag] { groupMask[Int(number)] |= 1 << UInt32(bit) } }
             }
+            // Only entries that meet every filter without a facet, and fail at most one faceted
+            // filter, are visited (the others count for nothing): bitset operations over the tags.
+            let groupBits = groups.map { tags in
+                var bits = Bitset(count: slots)
+                for tag in tags { if let number = tagNumber[tag] { bits.formUnion(tagBits[Int(number)]) } }
+                return bits
+            }
+            for plain in groupBits.dropFirst(faceted.count) { matches.formIntersection(plain.words) }
+            if faceted.count >= 2 {
+                var candidates = Bitset(count: slots)
+                for left in faceted.indices {
+                    var others = matches
+                    for other in faceted.indices where other != left { others.formIntersection(groupBits[other].words) }
+                    candidates.formUnion(others.words)
+                }
+                matches = candidates
+            }
+
             let facetedMask: UInt32 = faceted.isEmpty ? 0 : (1 << UInt32(faceted.count)) - 1
             let plainMask: UInt32 = ((1 << UInt32(groups.count)) - 1) & ~facetedMask
             let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
@@ -435,6 +475,7 @@ extension DirectoryIndex {
             var regionCounts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
             var total = 0
             var found: [UUID] = []
+            var foundStrict: [Bool] = []
             matches.forEach { slot in
                 guard alive[slot] else { return }
                 if low != nil || high != nil {
@@ -451,7 +492,10 @@ extension DirectoryIndex {
                 let counted: UInt8
                 if failing == 0 {
                     total += 1
-                    if found.count <= maxIDs { found.append(ids[slot]) }
+                    if found.count <= maxIDs {
+                        found.append(ids[slot])
+                        foundStrict.append(strictDocuments.contains(slot))
+                    }
                     counted = everyFacet
                 } else if failing & (failing - 1) == 0 {
                     // Fails one faceted filter: counts for that facet only.
@@ -492,7 +536,8 @@ extension DirectoryIndex {
                 }
                 facets = result
             }
-            return Result(ids: found.count <= maxIDs ? found : nil, total: total, facets: facets)
+            let complete = found.count <= maxIDs
+            return Result(ids: complete ? found : nil, strict: complete ? foundStrict : [], total: total, facets: facets)
         }
     }
 
@@ -561,9 +606,11 @@ extension DirectoryIndex {
         init(count: Int) { words = [UInt64](repeating: 0, count: (count + 63) / 64) }
 
         mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+        func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 
-        mutating func formIntersection(_ other: Bitset) { for i in words.indices { words[i] &= other.words[i] } }
-        mutating func formUnion(_ other: Bitset) { for i in words.indices { words[i] |= other.words[i] } }
+        /// With the first `words.count` words of `other` (which has at least as many).
+        mutating func formIntersection(_ other: [UInt64]) { for i in words.indices { words[i] &= other[i] } }
+        mutating func formUnion(_ other: [UInt64]) { for i in words.indices { words[i] |= other[i] } }
         mutating func invert(count: Int) {
             for i in words.indices { words[i] = ~words[i] }
             if count % 64 != 0, !words.isEmpty { words[words.count - 1] &= (1 << UInt64(count % 64)) - 1 }
@@ -603,11 +650,11 @@ extension DirectoryIndex {
                 return bits
             case .and(let parts):
                 var bits = parts[0].evaluate(in: lexicon, slots: slots)
-                for part in parts.dropFirst() { bits.formIntersection(part.evaluate(in: lexicon, slots: slots)) }
+                for part in parts.dropFirst() { bits.formIntersection(part.evaluate(in: lexicon, slots: slots).words) }
                 return bits
             case .or(let parts):
                 var bits = parts[0].evaluate(in: lexicon, slots: slots)
-                for part in parts.dropFirst() { bits.formUnion(part.evaluate(in: lexicon, slots: slots)) }
+                for part in parts.dropFirst() { bits.formUnion(part.evaluate(in: lexicon, slots: slots).words) }
                 return bits
             case .not(let part):
                 var bits = part.evaluate(in: lexicon, slots: slots)

@@ -108,8 +108,9 @@ public struct DirectoryService: Sendable {
            let found = index.evaluate(query, text: text, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage) {
             let plan = FilterPlan(query: query, text: true, statistics: statistics, lists: lists)
             let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
-            let statement = found.ids.map { Self.itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: $0) }
-                ?? Self.itemsStatement(query, text: text, plan: plan, after: after)
+            let statement = found.ids.map {
+                Self.itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: (ids: $0, strict: found.strict))
+            } ?? Self.itemsStatement(query, text: text, plan: plan, after: after)
             let results = try await pool.readAsTenant(caller, settings: Self.settings, [statement])
             var page = try Self.page(results[0], query: query)
             page.facets = found.facets
@@ -354,11 +355,8 @@ public struct DirectoryService: Sendable {
         }
     }
 
-    /// The text condition. With `indexable` false the match is spelled as the function behind `@@`,
-    /// which no index serves: for entries already found by id.
-    private static func textMatch(_ t: TextForms, indexable: Bool = true) -> PGQuery {
+    private static func textMatch(_ t: TextForms) -> PGQuery {
         if let fuzzy = t.fuzzy {
-            if !indexable { return "(ts_match_vq(e.document, \(fuzzy)::tsquery) OR e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))" }
             return "(e.document @@ \(fuzzy)::tsquery OR e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
         }
         return "(e.acronym_folded = \(t.folded) OR e.schac = \(t.domain))"
@@ -366,11 +364,12 @@ public struct DirectoryService: Sendable {
 
     /// Relevance: an exact acronym or SCHAC/domain match first, then entries whose words all match as
     /// typed (no misspelling needed), then the weighted text rank (names over city over description
-    /// over goals) plus how close the names are to q as a whole (trigram similarity).
-    private static func rank(_ t: TextForms) -> PGQuery {
+    /// over goals) plus how close the names are to q as a whole (trigram similarity). `strictMatch`
+    /// is the condition "the document matches the strict form" when known already.
+    private static func rank(_ t: TextForms, strictMatch: PGQuery? = nil) -> PGQuery {
         var rank: PGQuery = "((CASE WHEN e.acronym_folded = \(t.folded) OR e.schac = \(t.domain) THEN 100 ELSE 0 END)"
         if let fuzzy = t.fuzzy, let strict = t.strict {
-            rank.append(" + (CASE WHEN e.document @@ \(strict)::tsquery THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
+            rank.append(" + (CASE WHEN \(strictMatch ?? "e.document @@ \(strict)::tsquery") THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
         }
         rank.append(" + similarity(e.names_folded, \(t.folded)))::float8")
         return rank
@@ -378,9 +377,9 @@ public struct DirectoryService: Sendable {
 
     /// Conditions every listed or counted entry meets: text, the filters without a facet, the
     /// student range.
-    private static func baseConditions(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, indexable: Bool = true) -> [PGQuery] {
+    private static func baseConditions(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan) -> [PGQuery] {
         var conditions: [PGQuery] = []
-        if let text { conditions.append(textMatch(text, indexable: indexable)) }
+        if let text { conditions.append(textMatch(text)) }
         for tags in query.plainTagFilters { conditions.append(plan.condition(tags)) }
         if let low = query.minStudents { conditions.append("e.student_count >= \(low)") }
         if let high = query.maxStudents { conditions.append("e.student_count <= \(high)") }
@@ -393,21 +392,27 @@ public struct DirectoryService: Sendable {
         }
     }
 
-    /// The page's items. With `ids` (the entries the index found), PostgreSQL reads those entries by
-    /// primary key and tests every condition again on them, with none written so that an index
-    /// could serve it: a changed entry the index has not caught up with is never listed wrongly.
-    static func itemsStatement(_ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?, among ids: [UUID]? = nil) -> PGQuery {
-        var conditions = baseConditions(query, text: text, plan: plan, indexable: ids == nil) + facetConditions(query, plan: plan).map(\.1)
-        if let ids { conditions.insert("e.id = ANY (\(ids))", at: 0) }
+    /// The page's items. With `among` (the entries the index found, and whether each matches the
+    /// strict form of q), PostgreSQL reads only those entries, by primary key, and neither looks
+    /// for text matches nor tests them again: the index has applied every change committed before
+    /// the search began. The filters are tested again (a comparison or a bit test per entry).
+    static func itemsStatement(
+        _ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?,
+        among found: (ids: [UUID], strict: [Bool])? = nil
+    ) -> PGQuery {
+        var conditions = (found == nil ? baseConditions(query, text: text, plan: plan) : baseConditions(query, text: nil, plan: plan))
+            + facetConditions(query, plan: plan).map(\.1)
         if conditions.isEmpty { conditions = ["true"] }
-        let rank: PGQuery = text.map(Self.rank) ?? "NULL::float8"
+        let rank: PGQuery = text.map { Self.rank($0, strictMatch: found == nil ? nil : "k.strict") } ?? "NULL::float8"
+        let from: PGQuery = found.map { "unnest(\($0.ids)::uuid[], \($0.strict)::bool[]) AS k (id, strict) JOIN directory_entries e ON e.id = k.id" }
+            ?? "directory_entries e"
         var sql: PGQuery = ""
         sql.append("""
             SELECT \(unsafeRaw: DirectoryItem.columns("p")), \(snippet(text)),
                    p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM (
                 SELECT s.* FROM (
-                    SELECT e.*, \(rank) AS rank FROM directory_entries e
+                    SELECT e.*, \(rank) AS rank FROM \(from)
                     WHERE \(PGQuery.joined(conditions, separator: " AND "))
                 ) s
             """)
