@@ -53,7 +53,7 @@ public func buildRouter(
     router.add(middleware: RequestLogMiddleware())
     let routes = RouteTable()
     router.add(middleware: ProblemMiddleware(routes: routes))
-    HealthController(schemaCheck: schemaCheck, logger: logger).addRoutes(to: router)
+    HealthController(schemaCheck: schemaCheck, directoryIndex: directoryIndex, logger: logger).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
 
     let reference = ReferenceData(pool: pool)

@@ -133,16 +133,7 @@ public final class DirectoryIndex: Service, Sendable {
     /// committed before the search began), or cannot read the text form: the caller then searches
     /// with SQL. `ids` is nil when more than `maxIDs` entries match.
     public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
-        var expression: TextExpression?
-        var strict: TextExpression?
-        if let fuzzy = text.fuzzy {
-            guard let parsed = TextExpression.parse(fuzzy) else { return nil }
-            expression = parsed
-            if let form = text.strict, form != fuzzy {
-                guard let parsed = TextExpression.parse(form) else { return nil }
-                strict = parsed
-            }
-        }
+        guard let (expression, strict) = Self.expressions(text) else { return nil }
         let epoch = listener.connectionEpoch
         return state.withLock { state -> Result? in
             guard Self.serving(state, epoch: epoch), state.version >= text.directoryVersion, let store = state.store else { return nil }
@@ -291,17 +282,50 @@ public final class DirectoryIndex: Service, Sendable {
 
     /// Reads every entry, in batches in id order.
     func load() async throws -> Store {
+        try await Self.load(pool: pool, batch: configuration.loadBatch)
+    }
+
+    static func load(pool: PGPool, batch: Int) async throws -> Store {
         var store = Store()
         var after: UUID?
         while true {
             let condition: PGQuery = after.map { "WHERE e.id > \($0)" } ?? ""
-            let rows = try await pool.query(Self.select(condition, orderedLimit: configuration.loadBatch))
+            let rows = try await pool.query(Self.select(condition, orderedLimit: batch))
             for row in rows { store.append(try Entry(row: row)) }
-            guard rows.count == configuration.loadBatch, let last = rows.last else { break }
+            guard rows.count == batch, let last = rows.last else { break }
             after = try last.column(0, as: UUID.self)
         }
         store.lexicon.sortWords()
         return store
+    }
+
+    /// The directory as loaded once, not following changes: for tools (`accord directory sql
+    /// --index` shows the statements the server runs with the index).
+    public struct Snapshot: Sendable {
+        let store: Store
+        /// The directory_version it reflects.
+        public let version: Int64
+
+        public static func load(pool: PGPool, batch: Int = 20_000) async throws -> Snapshot {
+            let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
+            return Snapshot(store: try await DirectoryIndex.load(pool: pool, batch: batch), version: version)
+        }
+
+        /// As `DirectoryIndex.evaluate`, on this snapshot whatever the directory's version now.
+        public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
+            guard let (expression, strict) = DirectoryIndex.expressions(text) else { return nil }
+            return store.evaluate(
+                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
+        }
+    }
+
+    /// The fuzzy form of q, and the strict one where it differs; nil when either cannot be parsed.
+    static func expressions(_ text: DirectoryService.TextForms) -> (TextExpression?, TextExpression?)? {
+        guard let fuzzy = text.fuzzy else { return (nil, nil) }
+        guard let expression = TextExpression.parse(fuzzy) else { return nil }
+        guard let form = text.strict, form != fuzzy else { return (expression, nil) }
+        guard let strict = TextExpression.parse(form) else { return nil }
+        return (expression, strict)
     }
 
     /// The columns an `Entry` is read from: the lexemes of the document and the tags as single

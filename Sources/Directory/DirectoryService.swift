@@ -106,11 +106,7 @@ public struct DirectoryService: Sendable {
         let lists = try await reference.lists()
         if let text, let index,
            let found = index.evaluate(query, text: text, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage) {
-            let plan = FilterPlan(query: query, text: true, statistics: statistics, lists: lists)
-            let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
-            let statement = found.ids.map {
-                Self.itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: (ids: $0, strict: found.strict))
-            } ?? Self.itemsStatement(query, text: text, plan: plan, after: after)
+            let statement = try Self.itemsStatement(for: query, text: text, found: found, statistics: statistics, lists: lists)
             let results = try await pool.readAsTenant(caller, settings: Self.settings, [statement])
             var page = try Self.page(results[0], query: query)
             page.facets = found.facets
@@ -202,6 +198,19 @@ public struct DirectoryService: Sendable {
         var statements = [statement]
         if query.withFacets { statements.append(facetsStatement(query, text: text, plan: plan.forFacets(of: query, text: text != nil))) }
         return statements
+    }
+
+    /// The statement behind a search with q that the index answered (`found`): the page's items,
+    /// ranked and ordered over the entries it found, or found by SQL when they are too many. Public
+    /// for tooling, as `statements`.
+    public static func itemsStatement(
+        for query: DirectoryQuery, text: TextForms, found: DirectoryIndex.Result, statistics: TagStatistics, lists: ReferenceData.Lists
+    ) throws -> PGQuery {
+        let plan = FilterPlan(query: query, text: true, statistics: statistics, lists: lists)
+        let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
+        return found.ids.map {
+            itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: (ids: $0, strict: found.strict))
+        } ?? itemsStatement(query, text: text, plan: plan, after: after)
     }
 
     /// How many entries carry each tag (directory_tag_counts), kept for a minute: only to decide

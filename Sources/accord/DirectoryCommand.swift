@@ -19,9 +19,14 @@ struct DirectoryCommand: AsyncParsableCommand {
                 QUERY is the query string of GET /v1/directory (for example 'q=bologna&country=IT'). The \
                 script is the request's read-only transaction as the given user: BEGIN, the tenant \
                 and search settings, the text forms of q, the items and facets statements with their values written in, COMMIT. With \
-                --explain, each statement is prefixed with EXPLAIN (ANALYZE, BUFFERS). Run it as \
-                accord_app (psql "$ACCORD_DATABASE_URL" -f …) to see what the server sees. Looks the \
-                user up as the owner role (ACCORD_MIGRATION_DATABASE_URL, else ACCORD_DATABASE_URL).
+                --index, a search with q is shown as the server runs it with its directory index: the \
+                index (loaded here once, about a minute for a million institutions) finds the matches \
+                and counts the facets, and the items statement ranks only those entries. With \
+                --explain, each statement is prefixed with EXPLAIN (ANALYZE, BUFFERS). With --output \
+                DIR, the N-th QUERY's script goes to DIR/N.sql and its EXPLAIN script to \
+                DIR/N.explain.sql (N from 0). Run a script as accord_app (psql "$ACCORD_DATABASE_URL" \
+                -f …) to see what the server sees. Looks the user up as the owner role \
+                (ACCORD_MIGRATION_DATABASE_URL, else ACCORD_DATABASE_URL).
                 """
         )
 
@@ -31,45 +36,79 @@ struct DirectoryCommand: AsyncParsableCommand {
         @Flag(help: "Prefix each statement with EXPLAIN (ANALYZE, BUFFERS).")
         var explain = false
 
-        @Argument(help: "The query string of GET /v1/directory.")
-        var query: String
+        @Flag(help: "Show searches with q as the server runs them with its in-memory directory index.")
+        var index = false
+
+        @Option(help: "Write each query's script and EXPLAIN script to files in this directory.")
+        var output: String?
+
+        @Argument(help: "The query string of GET /v1/directory (one or more).")
+        var queries: [String]
 
         @OptionGroup var database: DatabaseOptions
 
+        func validate() throws {
+            if queries.isEmpty { throw ValidationError("give at least one QUERY") }
+            if queries.count > 1, output == nil { throw ValidationError("several QUERY arguments need --output") }
+        }
+
         func run() async throws {
-            let (email, text, explain) = (email, query, self.explain)
-            let script: String
+            let (email, texts, useIndex) = (email, queries, index)
+            var scripts: [(plain: String, explained: String)] = []
             do {
-                script = try await OperatorTools.withOwnerPool(database) { pool in
+                scripts = try await OperatorTools.withOwnerPool(database) { pool in
                     guard let user = try await pool.withTransaction(settings: [("accord.is_admin", "true")], { tx in
                         try await tx.query("SELECT id, institution_id, role FROM users WHERE lower(email) = lower(\(email))")
                             .first((UUID, UUID, String).self)
                     }) else { throw CommandFailure("no user with the e-mail address \(email)") }
                     let identity = Identity(accountID: user.0, institutionID: user.1, role: InstitutionRole(rawValue: user.2),
                                             isNetworkAdmin: false, institutionStatus: nil, tokenHash: [])
-                    let pairs = (URLComponents(string: "?" + text)?.queryItems ?? []).map { ($0.name, $0.value ?? "") }
                     let lists = try await ReferenceData(pool: pool).lists()
-                    let query = try DirectoryQuery.parse(pairs, reference: lists)
-                    var text: DirectoryService.TextForms?
-                    var prelude: [String] = []
-                    if let q = query.text {
-                        text = try await DirectoryService.TextForms.compute(q, domain: query.domain) { queries in
-                            // The server computes the text forms first, in their own round trip: so does the script.
-                            prelude = queries.map { $0.inlinedForTooling + ";" }
-                            return try await pool.pipeline(queries)
-                        }
-                    }
-                    let prefix = explain ? "EXPLAIN (ANALYZE, BUFFERS) " : ""
                     let statistics = try await DirectoryService.TagStatistics.load { try await pool.query($0) }
-                    let statements = try DirectoryService.statements(for: query, text: text, statistics: statistics, lists: lists).map { prefix + $0.inlinedForTooling + ";" }
-                    let settings = PGQuery.setConfig(identity.settings + DirectoryService.settings).inlinedForTooling
-                    return (["BEGIN READ ONLY;", settings + ";"] + (explain ? [] : prelude) + statements + ["COMMIT;"])
-                        .joined(separator: "\n")
+                    let snapshot = useIndex ? try await DirectoryIndex.Snapshot.load(pool: pool) : nil
+                    var scripts: [(String, String)] = []
+                    for text in texts {
+                        let pairs = (URLComponents(string: "?" + text)?.queryItems ?? []).map { ($0.name, $0.value ?? "") }
+                        let query = try DirectoryQuery.parse(pairs, reference: lists)
+                        var forms: DirectoryService.TextForms?
+                        var prelude: [String] = []
+                        if let q = query.text {
+                            forms = try await DirectoryService.TextForms.compute(q, domain: query.domain) { queries in
+                                // The server computes the text forms first, in their own round trip: so does the script.
+                                prelude = queries.map { $0.inlinedForTooling + ";" }
+                                return try await pool.pipeline(queries)
+                            }
+                        }
+                        let statements: [PGQuery]
+                        if let forms, let snapshot,
+                           let found = snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage) {
+                            statements = [try DirectoryService.itemsStatement(for: query, text: forms, found: found, statistics: statistics, lists: lists)]
+                        } else {
+                            statements = try DirectoryService.statements(for: query, text: forms, statistics: statistics, lists: lists)
+                        }
+                        let settings = PGQuery.setConfig(identity.settings + DirectoryService.settings).inlinedForTooling
+                        func script(explain: Bool) -> String {
+                            let prefix = explain ? "EXPLAIN (ANALYZE, BUFFERS) " : ""
+                            return (["BEGIN READ ONLY;", settings + ";"] + (explain ? [] : prelude)
+                                + statements.map { prefix + $0.inlinedForTooling + ";" } + ["COMMIT;"]).joined(separator: "\n")
+                        }
+                        scripts.append((script(explain: false), script(explain: true)))
+                    }
+                    return scripts
+                }
+                if let output {
+                    let directory = URL(fileURLWithPath: output, isDirectory: true)
+                    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                    for (n, script) in scripts.enumerated() {
+                        try (script.plain + "\n").write(to: directory.appendingPathComponent("\(n).sql"), atomically: true, encoding: .utf8)
+                        try (script.explained + "\n").write(to: directory.appendingPathComponent("\(n).explain.sql"), atomically: true, encoding: .utf8)
+                    }
+                    return
                 }
             } catch {
                 throw CommandFailure.from(error)
             }
-            print(script)
+            print(explain ? scripts[0].explained : scripts[0].plain)
         }
     }
 }

@@ -226,6 +226,23 @@ struct CLITests {
             #expect(bad.status != 0 && bad.stderrLines.count == 1 && bad.stderr.contains("'XX'"))
             let nobody = try await AccordProcess.run(["directory", "sql", "--email", "nobody@nowhere.test", "q=x"], environment: env)
             #expect(nobody.stderr.contains("no user with the e-mail address"))
+
+            // With the index, as the server runs it: matches and facets from memory, the items
+            // statement over the entries found; several queries at once, into files.
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("accord-sql-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: output) }
+            let indexed = try await AccordProcess.run(
+                ["directory", "sql", "--index", "--email", "intl@unibo.it", "--output", output.path, "q=universita&country=IT", "country=IT"],
+                environment: env, timeout: 120)
+            #expect(indexed.status == 0, "\(indexed.stderr)")
+            let first = try String(contentsOf: output.appendingPathComponent("0.sql"), encoding: .utf8)
+            #expect(first.contains("unnest(") && !first.contains("WITH m AS"), "the index's items statement, no facets statement")
+            let second = try String(contentsOf: output.appendingPathComponent("1.sql"), encoding: .utf8)
+            #expect(second.contains("WITH m AS") || second.contains("directory_tag_counts"), "without q, the SQL search")
+            let explained = try String(contentsOf: output.appendingPathComponent("0.explain.sql"), encoding: .utf8)
+            #expect(explained.contains("EXPLAIN (ANALYZE, BUFFERS) SELECT"))
+            let several = try await AccordProcess.run(["directory", "sql", "--email", "intl@unibo.it", "q=a", "q=b"], environment: env)
+            #expect(several.status != 0 && several.stderr.contains("several QUERY arguments need --output"))
         }
     }
 

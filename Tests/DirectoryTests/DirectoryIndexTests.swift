@@ -134,6 +134,7 @@ struct DirectoryIndexTests {
             try await h.approve(id, adminToken: admin)
             try await h.waitUntilDirectoryIndexIsCurrent()
             let loads = h.directoryIndex.statistics.loads
+            #expect(try await h.request(.get, "/readyz").string("directoryIndex") == "serving")
             let proxy = try #require(h.listenerProxy)
             proxy.stop()
             let deadline = ContinuousClock.now + .seconds(10)
@@ -142,6 +143,8 @@ struct DirectoryIndexTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(!h.directoryIndex.isServing)
+            let ready = try await h.request(.get, "/readyz")
+            #expect(ready.status == .ok && ready.string("directoryIndex") == "loading", "searches still work, with SQL")
             let query = try Self.parse("q=arctic", lists)
             let forms = try await DirectoryService.TextForms.compute("arctic", domain: nil) { try await h.pool.pipeline($0) }
             #expect(h.directoryIndex.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: 10) == nil)
