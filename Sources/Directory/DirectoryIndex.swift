@@ -75,9 +75,12 @@ public final class DirectoryIndex: Service, Sendable {
     let configuration: Configuration
     let logger: Logger
     private let state = Mutex(State())
+    /// The entries, behind a readers-writer lock: searches evaluate in parallel, changes apply alone.
+    private let box = StoreBox()
 
     struct State {
-        var store: Store?
+        /// Whether `box` holds a loaded store.
+        var loaded = false
         /// The listener epoch the store has followed since its load.
         var epoch: Int?
         /// Changed ids not applied yet, with the number of the last notification naming each.
@@ -109,7 +112,7 @@ public final class DirectoryIndex: Service, Sendable {
     }
 
     private static func serving(_ state: State, epoch: Int?) -> Bool {
-        state.store != nil && epoch != nil && state.epoch == epoch && state.pending.isEmpty && !state.reloadRequested && !state.reloading
+        state.loaded && epoch != nil && state.epoch == epoch && state.pending.isEmpty && !state.reloadRequested && !state.reloading
     }
 
     /// The directory_version (Schema/0009) the index reflects, or nil while it is not serving.
@@ -120,10 +123,12 @@ public final class DirectoryIndex: Service, Sendable {
 
     public var statistics: Statistics {
         let epoch = listener.connectionEpoch
+        let (entries, dead, lexemes, tags) = box.read { store in
+            (store?.liveCount ?? 0, store.map { $0.ids.count - $0.liveCount } ?? 0, store?.lexicon.words.count ?? 0, store?.tagNames.count ?? 0)
+        }
         return state.withLock { state in
             Statistics(
-                entries: state.store?.liveCount ?? 0, dead: state.store.map { $0.ids.count - $0.liveCount } ?? 0,
-                lexemes: state.store?.lexicon.words.count ?? 0, tags: state.store?.tagNames.count ?? 0,
+                entries: entries, dead: dead, lexemes: lexemes, tags: tags,
                 loads: state.loads, applied: state.applied, serving: Self.serving(state, epoch: epoch), version: state.version)
         }
     }
@@ -135,9 +140,10 @@ public final class DirectoryIndex: Service, Sendable {
     public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
         guard let (expression, strict) = Self.expressions(text) else { return nil }
         let epoch = listener.connectionEpoch
-        return state.withLock { state -> Result? in
-            guard Self.serving(state, epoch: epoch), state.version >= text.directoryVersion, let store = state.store else { return nil }
-            return store.evaluate(
+        guard state.withLock({ Self.serving($0, epoch: epoch) && $0.version >= text.directoryVersion }) else { return nil }
+        // A change applied since is newer than that version, which is as good; a reload empties the box.
+        return box.read { store in
+            store?.evaluate(
                 query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
         }
     }
@@ -186,7 +192,8 @@ public final class DirectoryIndex: Service, Sendable {
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
-        state.withLock { $0.store = nil }
+        state.withLock { $0.loaded = false }
+        box.write { $0 = nil }
     }
 
     /// Notes a notification's payload: ids to read again, or `*`.
@@ -224,11 +231,13 @@ public final class DirectoryIndex: Service, Sendable {
         while true {
             guard let epoch = listener.connectionEpoch else { return }
             enum Step { case reload, apply([UUID: UInt64]), done }
+            // This task is the only writer, so the box does not change under this check.
+            let tooManyDead = box.read { store in store.map { $0.ids.count - $0.liveCount > max(10_000, $0.liveCount / 4) } ?? false }
             let step = state.withLock { state -> Step in
-                let tooManyDead = state.store.map { $0.ids.count - $0.liveCount > max(10_000, $0.liveCount / 4) } ?? false
-                if state.store == nil || state.epoch != epoch || state.reloadRequested || tooManyDead {
+                if !state.loaded || state.epoch != epoch || state.reloadRequested || tooManyDead {
                     state.reloadRequested = false
                     state.reloading = true
+                    state.loaded = false
                     state.pending.removeAll()
                     return .reload
                 }
@@ -239,6 +248,8 @@ public final class DirectoryIndex: Service, Sendable {
             case .done:
                 return
             case .reload:
+                // Not served while reloading: let it go now rather than hold two in memory.
+                box.write { $0 = nil }
                 let started = ContinuousClock.now
                 let store: Store
                 let version: Int64
@@ -251,8 +262,10 @@ public final class DirectoryIndex: Service, Sendable {
                     throw error
                 }
                 let count = store.liveCount
+                let lexemes = store.lexicon.words.count
+                box.write { $0 = store }
                 state.withLock { state in
-                    state.store = store
+                    state.loaded = true
                     state.epoch = epoch
                     state.reloading = false
                     state.loads += 1
@@ -263,15 +276,15 @@ public final class DirectoryIndex: Service, Sendable {
                 let elapsed = (ContinuousClock.now - started).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
                 logger.info("directory index loaded", metadata: [
-                    "entries": "\(count)", "lexemes": "\(store.lexicon.words.count)", "seconds": "\(String(format: "%.1f", seconds))",
+                    "entries": "\(count)", "lexemes": "\(lexemes)", "seconds": "\(String(format: "%.1f", seconds))",
                 ])
             case .apply(let batch):
                 let ids = Array(batch.keys)
                 let rows = try await pool.query(Self.select("WHERE e.id = ANY (\(ids))"))
                 let entries = try rows.map(Entry.init(row:))
+                guard state.withLock({ $0.epoch == epoch && !$0.reloading && $0.loaded }) else { continue }
+                box.write { $0?.replace(ids, with: entries) }
                 state.withLock { state in
-                    guard state.epoch == epoch, !state.reloading, state.store != nil else { return }
-                    state.store!.replace(ids, with: entries)
                     state.applied += 1
                     for (id, sequence) in batch where state.pending[id] == sequence { state.pending[id] = nil }
                     if state.pending.isEmpty { state.version = state.notified }
@@ -362,7 +375,8 @@ extension DirectoryIndex {
     /// one is marked dead, so posting lists stay sorted by appending.
     struct Store: Sendable {
         var ids: [UUID] = []
-        var alive: [Bool] = []
+        /// Bit per slot: set while the slot's entry is listed as it is (not changed or removed since).
+        var aliveBits: [UInt64] = []
         var liveCount = 0
         var slotOf: [UUID: Int32] = [:]
         var students: [Int32] = []
@@ -386,15 +400,16 @@ extension DirectoryIndex {
         mutating func append(_ entry: Entry) {
             let slot = Int32(ids.count)
             ids.append(entry.id)
-            alive.append(true)
             liveCount += 1
             slotOf[entry.id] = slot
             students.append(entry.students.map { Int32(clamping: $0) } ?? -1)
             if Int(slot) >> 6 >= bitWords {
                 let grown = max(1024, bitWords * 2)
                 for tag in tagBits.indices { tagBits[tag].append(contentsOf: repeatElement(0, count: grown - bitWords)) }
+                aliveBits.append(contentsOf: repeatElement(0, count: grown - bitWords))
                 bitWords = grown
             }
+            aliveBits[Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
                 let number = tagNumber(String(decoding: tag, as: UTF8.self))
                 tagIDs.append(number)
@@ -438,9 +453,12 @@ extension DirectoryIndex {
         /// Replaces the entries `ids` with `entries` (those of them still listed).
         mutating func replace(_ ids: [UUID], with entries: [Entry]) {
             for id in ids {
-                if let slot = slotOf.removeValue(forKey: id), alive[Int(slot)] {
-                    alive[Int(slot)] = false
-                    liveCount -= 1
+                if let slot = slotOf.removeValue(forKey: id) {
+                    let (word, bit) = (Int(slot) >> 6, UInt64(1) << UInt64(slot & 63))
+                    if aliveBits[word] & bit != 0 {
+                        aliveBits[word] &= ~bit
+                        liveCount -= 1
+                    }
                 }
             }
             let appended = lexicon.words.count
@@ -460,6 +478,7 @@ extension DirectoryIndex {
             var matches = documents
             for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
             if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
+            matches.formIntersection(aliveBits)
 
             // The filters as groups of tags, one bit each: faceted ones first, then the others.
             let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
@@ -501,7 +520,6 @@ extension DirectoryIndex {
             var found: [UUID] = []
             var foundStrict: [Bool] = []
             matches.forEach { slot in
-                guard alive[slot] else { return }
                 if low != nil || high != nil {
                     let students = self.students[slot]
                     if students < 0 { return }
@@ -773,5 +791,34 @@ extension DirectoryIndex {
                 return .word(String(decoding: word, as: UTF8.self), prefix: prefix)
             }
         }
+    }
+}
+
+/// A value behind a readers-writer lock (pthread): many readers at once, one writer alone.
+final class StoreBox: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var store: DirectoryIndex.Store?
+
+    init() {
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func read<T>(_ body: (borrowing DirectoryIndex.Store?) -> T) -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body(store)
+    }
+
+    func write<T>(_ body: (inout DirectoryIndex.Store?) -> T) -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body(&store)
     }
 }
