@@ -34,5 +34,4 @@ public struct DirectoryController: Sendable {
     }
 }
 
-extension DirectoryPage: ResponseEncodable {}
 extension Recommendations: ResponseEncodable {}

@@ -62,6 +62,8 @@ struct DirectoryIndexTests {
                     #expect(actual.total == expected.total, "\(text), page \(page): total")
                     #expect(actual.facets == expected.facets, "\(text), page \(page): facets")
                     #expect(actual.nextCursor == expected.nextCursor, "\(text), page \(page): cursor")
+                    let written = try JSONSerialization.jsonObject(with: Data(actual.jsonBytes)) as? NSDictionary
+                    #expect(written == (try JSONSerialization.jsonObject(with: JSONEncoder().encode(actual)) as? NSDictionary), "\(text): JSON")
                     guard let next = expected.nextCursor else { break }
                     query.cursor = next
                 }
@@ -159,6 +161,32 @@ struct DirectoryIndexTests {
             let boreal = try Self.parse("q=boreal", lists)
             let borealForms = try await DirectoryService.TextForms.compute("boreal", domain: nil) { try await h.pool.pipeline($0) }
             #expect(h.directoryIndex.evaluate(boreal, text: borealForms, countryRegions: lists.countryRegions, maxIDs: 10)?.ids == [id])
+        }
+    }
+
+    /// The page's hand-written JSON is the document JSONEncoder writes, whatever the strings hold.
+    @Test func pagesAreWrittenAsJSONEncoderWouldWriteThem() throws {
+        let tricky = "Quote \" backslash \\ slash / tab \t newline \n nul \u{0} bell \u{7} del \u{7F} é 漢字 🎓 <mark>x</mark>"
+        let object: [String: Any] = [
+            "id": UUID().uuidString, "schac": "x.test", "names": [["lang": "fr", "value": tricky], ["lang": "en", "value": ""]],
+            "country": "BE", "city": tricky, "type": "university", "tier": "member", "studentCount": 0,
+            "fields": [["code": "0714", "strength": "strong"], ["code": "02"]], "languages": [["code": "fr", "level": "B2"]],
+            "offers": ["joint_degree"], "seeks": [String](), "services": [tricky], "snippet": tricky,
+        ]
+        let item = try JSONDecoder().decode(DirectoryItem.self, from: JSONSerialization.data(withJSONObject: object))
+        var bare = item
+        bare.city = nil
+        bare.studentCount = nil
+        bare.snippet = nil
+        bare.acronym = "ÉCOLE"
+        let pages = [
+            DirectoryPage(items: [item, bare], total: 2, facets: ["country": ["BE": 2], "type": [:], tricky: [tricky: -1]], nextCursor: "abc"),
+            DirectoryPage(items: [], total: nil, facets: nil, nextCursor: nil),
+        ]
+        for page in pages {
+            let written = try JSONSerialization.jsonObject(with: Data(page.jsonBytes)) as? NSDictionary
+            let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(page)) as? NSDictionary
+            #expect(written != nil && written == encoded)
         }
     }
 
