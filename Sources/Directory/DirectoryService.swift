@@ -413,7 +413,13 @@ public struct DirectoryService: Sendable {
             + facetConditions(query, plan: plan).map(\.1)
         if conditions.isEmpty { conditions = ["true"] }
         let rank: PGQuery = text.map { Self.rank($0, strictMatch: found == nil ? nil : "k.strict") } ?? "NULL::float8"
-        let from: PGQuery = found.map { "unnest(\($0.ids)::uuid[], \($0.strict)::bool[]) AS k (id, strict) JOIN directory_entries e ON e.id = k.id" }
+        // The ids in key order: the primary-key probes then walk the index forward.
+        let sorted = found.map { found in
+            zip(found.ids, found.strict).sorted { a, b in
+                withUnsafeBytes(of: a.0.uuid) { x in withUnsafeBytes(of: b.0.uuid) { y in x.lexicographicallyPrecedes(y) } }
+            }
+        }
+        let from: PGQuery = sorted.map { "unnest(\($0.map(\.0))::uuid[], \($0.map(\.1))::bool[]) AS k (id, strict) JOIN directory_entries e ON e.id = k.id" }
             ?? "directory_entries e"
         var sql: PGQuery = ""
         sql.append("""

@@ -70,6 +70,15 @@ struct CodingTests {
         try await roundTrip(UUID())
         let fromServer = try await pool.query("SELECT gen_random_uuid()").scalar(UUID.self)
         #expect(try await pool.query("SELECT \(fromServer)").scalar(UUID.self) == fromServer)
+        // The text forms agree with PostgreSQL's, both ways, including the extremes and arrays.
+        let ids = [UUID(), UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+                   UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)), fromServer]
+        for id in ids {
+            #expect(try await pool.query("SELECT \(id)::text").scalar(String.self) == id.uuidString.lowercased())
+            #expect(try await pool.query("SELECT \(id.uuidString)::uuid").scalar(UUID.self) == id)
+        }
+        #expect(try await pool.query("SELECT \(ids)::uuid[]").scalar([UUID].self) == ids)
+        #expect(try await pool.query("SELECT ARRAY[\(ids[0]), NULL]::uuid[] IS NOT NULL").scalar(Bool.self))
     }
 
     @Test func dates() async throws {
