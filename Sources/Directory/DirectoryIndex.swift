@@ -390,12 +390,20 @@ extension DirectoryIndex {
         /// Per tag, the slots that carry it, as a bitset of `bitWords` words (room for more slots):
         /// a filter is a few bitset operations over all entries instead of a test per match.
         var tagBits: [[UInt64]] = []
+        /// Per slot, its country tag and its type tag (`noTag` if none): a slot that fails only the
+        /// country (or region, or type) filter counts for that facet alone, without reading its tags.
+        var countryTag: [UInt16] = []
+        var typeTag: [UInt16] = []
         var bitWords = 0
         var lexicon = Lexicon()
         var acronyms: [String: [Int32]] = [:]
         var schacs: [String: [Int32]] = [:]
 
         static let noFacet: UInt8 = .max
+        static let noTag: UInt16 = .max
+        static let countryFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
+        static let regionFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
+        static let typeFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .type)!)
 
         mutating func append(_ entry: Entry) {
             let slot = Int32(ids.count)
@@ -410,9 +418,20 @@ extension DirectoryIndex {
                 bitWords = grown
             }
             aliveBits[Int(slot) >> 6] |= 1 << UInt64(slot & 63)
+            var country = Self.noTag
+            var type = Self.noTag
+            defer {
+                countryTag.append(country)
+                typeTag.append(type)
+            }
             for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
                 let number = tagNumber(String(decoding: tag, as: UTF8.self))
                 tagIDs.append(number)
+                switch tagFacet[Int(number)] {
+                case Self.countryFacet: country = number
+                case Self.typeFacet: type = number
+                default: break
+                }
                 tagBits[Int(number)][Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             }
             tagStart.append(Int32(tagIDs.count))
@@ -483,10 +502,6 @@ extension DirectoryIndex {
             // The filters as groups of tags, one bit each: faceted ones first, then the others.
             let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
             let groups = faceted.map(\.1) + query.plainTagFilters
-            var groupMask = [UInt32](repeating: 0, count: tagNames.count)
-            for (bit, tags) in groups.enumerated() {
-                for tag in tags { if let number = tagNumber[tag] { groupMask[Int(number)] |= 1 << UInt32(bit) } }
-            }
             // Only entries that meet every filter without a facet, and fail at most one faceted
             // filter, are visited (the others count for nothing): bitset operations over the tags.
             let groupBits = groups.map { tags in
@@ -505,8 +520,6 @@ extension DirectoryIndex {
                 matches = candidates
             }
 
-            let facetedMask: UInt32 = faceted.isEmpty ? 0 : (1 << UInt32(faceted.count)) - 1
-            let plainMask: UInt32 = ((1 << UInt32(groups.count)) - 1) & ~facetedMask
             let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
             let everyFacet: UInt8 = (1 << UInt8(DirectoryQuery.Facet.allCases.count)) - 1
             let countryBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
@@ -519,6 +532,7 @@ extension DirectoryIndex {
             var total = 0
             var found: [UUID] = []
             var foundStrict: [Bool] = []
+            let facetGroups = groupBits.prefix(faceted.count).map(\.words)
             matches.forEach { slot in
                 if low != nil || high != nil {
                     let students = self.students[slot]
@@ -526,11 +540,12 @@ extension DirectoryIndex {
                     if let low, students < low { return }
                     if let high, students > high { return }
                 }
-                let tags = Int(tagStart[slot])..<Int(tagStart[slot + 1])
-                var satisfied: UInt32 = 0
-                for k in tags { satisfied |= groupMask[Int(tagIDs[k])] }
-                guard plainMask & ~satisfied == 0 else { return }
-                let failing = facetedMask & ~satisfied
+                // The filters without a facet hold (matches was narrowed by them); which faceted
+                // ones fail is a bit test per filter.
+                var failing: UInt32 = 0
+                for (group, words) in facetGroups.enumerated() where words[slot >> 6] & (1 << UInt64(slot & 63)) == 0 {
+                    failing |= 1 << UInt32(group)
+                }
                 let counted: UInt8
                 if failing == 0 {
                     total += 1
@@ -546,16 +561,28 @@ extension DirectoryIndex {
                     return
                 }
                 guard query.withFacets else { return }
-                for k in tags {
-                    let tag = Int(tagIDs[k])
-                    let facet = tagFacet[tag]
-                    guard facet != Self.noFacet else { continue }
-                    let bit: UInt8 = 1 << facet
-                    if bit == countryBit {
-                        if counted & countryBit != 0 { counts[tag] += 1 }
-                        if counted & regionBit != 0 { regionCounts[tag] += 1 }
-                    } else if counted & bit != 0 {
-                        counts[tag] += 1
+                switch counted {
+                case countryBit:
+                    let tag = countryTag[slot]
+                    if tag != Self.noTag { counts[Int(tag)] += 1 }
+                case regionBit:
+                    let tag = countryTag[slot]
+                    if tag != Self.noTag { regionCounts[Int(tag)] += 1 }
+                case 1 << Self.typeFacet:
+                    let tag = typeTag[slot]
+                    if tag != Self.noTag { counts[Int(tag)] += 1 }
+                default:
+                    for k in Int(tagStart[slot])..<Int(tagStart[slot + 1]) {
+                        let tag = Int(tagIDs[k])
+                        let facet = tagFacet[tag]
+                        guard facet != Self.noFacet else { continue }
+                        let bit: UInt8 = 1 << facet
+                        if bit == countryBit {
+                            if counted & countryBit != 0 { counts[tag] += 1 }
+                            if counted & regionBit != 0 { regionCounts[tag] += 1 }
+                        } else if counted & bit != 0 {
+                            counts[tag] += 1
+                        }
                     }
                 }
             }
@@ -651,8 +678,19 @@ extension DirectoryIndex {
         func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 
         /// With the first `words.count` words of `other` (which has at least as many).
-        mutating func formIntersection(_ other: [UInt64]) { for i in words.indices { words[i] &= other[i] } }
-        mutating func formUnion(_ other: [UInt64]) { for i in words.indices { words[i] |= other[i] } }
+        mutating func formIntersection(_ other: [UInt64]) {
+            precondition(other.count >= words.count)
+            other.withUnsafeBufferPointer { other in
+                words.withUnsafeMutableBufferPointer { words in for i in words.indices { words[i] &= other[i] } }
+            }
+        }
+
+        mutating func formUnion(_ other: [UInt64]) {
+            precondition(other.count >= words.count)
+            other.withUnsafeBufferPointer { other in
+                words.withUnsafeMutableBufferPointer { words in for i in words.indices { words[i] |= other[i] } }
+            }
+        }
         mutating func invert(count: Int) {
             for i in words.indices { words[i] = ~words[i] }
             if count % 64 != 0, !words.isEmpty { words[words.count - 1] &= (1 << UInt64(count % 64)) - 1 }
