@@ -153,43 +153,33 @@ public final class DirectoryIndex: Service, Sendable {
     /// Subscribes to `accord_directory`, loads everything, then applies each notified change, until
     /// graceful shutdown; subscribes again (after a pause) when the subscription or a load fails.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            var backoff = Duration.milliseconds(100)
-            while !Task.isCancelled {
-                do {
-                    let notifications = try await self.listener.notifications(channel: Self.channel)
-                    let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-                    self.state.withLock { $0.wake = wake.continuation }
-                    wake.continuation.yield()
-                    backoff = .milliseconds(100)
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for await notification in notifications { self.note(notification.payload) }
-                        }
-                        group.addTask {
-                            for await _ in wake.stream { try await self.synchronize() }
-                        }
-                        group.addTask {
-                            // A new listener connection sends no notification: look for one.
-                            while true {
-                                try await Task.sleep(for: .milliseconds(250))
-                                wake.continuation.yield()
-                            }
-                        }
-                        // Either ends only when the listener shuts down or a read fails.
-                        _ = try await group.next()
-                        group.cancelAll()
-                    }
-                } catch let error as PGError where error.kind == .poolClosed {
-                    break
-                } catch is CancellationError {
-                    break
-                } catch {
-                    self.logger.warning("directory index cannot follow the database; searching with SQL", metadata: ["error": "\(error)"])
+        await listener.follow(channel: Self.channel, lost: { error in
+            // Notifications may have been missed: nothing is served until everything is read again.
+            self.state.withLock { $0.reloadRequested = true }
+            if let error {
+                self.logger.warning("directory index cannot follow the database; searching with SQL", metadata: ["error": "\(error)"])
+            }
+        }) { notifications in
+            let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            self.state.withLock { $0.wake = wake.continuation }
+            wake.continuation.yield()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await notification in notifications { self.note(notification.payload) }
                 }
-                self.state.withLock { $0.reloadRequested = true }
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+                group.addTask {
+                    for await _ in wake.stream { try await self.synchronize() }
+                }
+                group.addTask {
+                    // A new listener connection sends no notification: look for one.
+                    while true {
+                        try await Task.sleep(for: .milliseconds(250))
+                        wake.continuation.yield()
+                    }
+                }
+                // Either ends only when the listener shuts down or a read fails.
+                _ = try await group.next()
+                group.cancelAll()
             }
         }
         state.withLock { $0.loaded = false }

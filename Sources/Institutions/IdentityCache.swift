@@ -179,24 +179,14 @@ public final class IdentityCache: Service, Sendable {
     /// Subscribes to `accord_identity` and invalidates on every notification, until graceful
     /// shutdown; subscribes again (after a pause) when the subscription fails or ends.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            var backoff = Duration.milliseconds(100)
-            while !Task.isCancelled {
-                do {
-                    let notifications = try await self.listener.notifications(channel: Self.channel)
-                    self.setSubscribed(true)
-                    backoff = .milliseconds(100)
-                    for await _ in notifications { self.invalidateAll() }
-                    self.setSubscribed(false)
-                } catch let error as PGError where error.kind == .poolClosed {
-                    break  // the listener is shut down for good
-                } catch {
-                    self.setSubscribed(false)
-                    self.logger.warning("identity cache cannot subscribe; serving from the database", metadata: ["error": "\(error)"])
-                }
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+        await listener.follow(channel: Self.channel, lost: { error in
+            self.setSubscribed(false)
+            if let error {
+                self.logger.warning("identity cache cannot subscribe; serving from the database", metadata: ["error": "\(error)"])
             }
+        }) { notifications in
+            self.setSubscribed(true)
+            for await _ in notifications { self.invalidateAll() }
         }
         setSubscribed(false)
     }

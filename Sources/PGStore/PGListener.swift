@@ -134,6 +134,39 @@ public final class PGListener: Service, Sendable {
         if needsWake { wake() }
     }
 
+    /// Follows `channel` until graceful shutdown (or cancellation, or the listener's shutdown):
+    /// subscribes, runs `body` with the notifications, and when the subscription fails or `body`
+    /// throws or returns, calls `lost` (with the error, if any) and subscribes again after a pause
+    /// (100 ms, doubling up to 5 s, back to 100 ms after a subscription that worked). For state
+    /// kept correct by notifications: `lost` is where it stops trusting what it holds.
+    public func follow(
+        channel: String,
+        lost: @escaping @Sendable ((any Error)?) -> Void,
+        _ body: @escaping @Sendable (AsyncStream<PGNotification>) async throws -> Void
+    ) async {
+        try? await cancelWhenGracefulShutdown {
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    let notifications = try await self.notifications(channel: channel)
+                    backoff = .milliseconds(100)
+                    try await body(notifications)
+                    lost(nil)
+                } catch let error as PGError where error.kind == .poolClosed {
+                    lost(nil)
+                    break  // the listener is shut down for good
+                } catch is CancellationError {
+                    lost(nil)
+                    break
+                } catch {
+                    lost(error)
+                }
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
     /// Runs until graceful shutdown, then stops the listener.
     public func run() async throws {
         try? await gracefulShutdown()
