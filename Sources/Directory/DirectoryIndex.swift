@@ -115,12 +115,6 @@ public final class DirectoryIndex: Service, Sendable {
         state.loaded && epoch != nil && state.epoch == epoch && state.pending.isEmpty && !state.reloadRequested && !state.reloading
     }
 
-    /// The directory_version (Schema/0009) the index reflects, or nil while it is not serving.
-    public var version: Int64? {
-        let epoch = listener.connectionEpoch
-        return state.withLock { Self.serving($0, epoch: epoch) ? $0.version : nil }
-    }
-
     public var statistics: Statistics {
         let epoch = listener.connectionEpoch
         let (entries, dead, lexemes, tags) = box.read { store in
@@ -241,16 +235,14 @@ public final class DirectoryIndex: Service, Sendable {
                 // Not served while reloading: let it go now rather than hold two in memory.
                 box.write { $0 = nil }
                 let started = ContinuousClock.now
-                let store: Store
-                let version: Int64
+                let snapshot: Snapshot
                 do {
-                    // Every change numbered up to this version committed before the load began.
-                    version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
-                    store = try await load()
+                    snapshot = try await Snapshot.load(pool: pool, batch: configuration.loadBatch)
                 } catch {
                     state.withLock { $0.reloading = false; $0.reloadRequested = true }
                     throw error
                 }
+                let (store, version) = (snapshot.store, snapshot.version)
                 let count = store.liveCount
                 let lexemes = store.lexicon.words.count
                 box.write { $0 = store }
@@ -284,10 +276,6 @@ public final class DirectoryIndex: Service, Sendable {
     }
 
     /// Reads every entry, in batches in id order.
-    func load() async throws -> Store {
-        try await Self.load(pool: pool, batch: configuration.loadBatch)
-    }
-
     static func load(pool: PGPool, batch: Int) async throws -> Store {
         var store = Store()
         var after: UUID?
@@ -302,11 +290,11 @@ public final class DirectoryIndex: Service, Sendable {
         return store
     }
 
-    /// The directory as loaded once, not following changes: for tools (`accord directory sql
-    /// --index` shows the statements the server runs with the index).
+    /// The directory as loaded once: what the index installs on a (re)load, and what tools use
+    /// (`accord directory sql --index` shows the statements the server runs with the index).
     public struct Snapshot: Sendable {
         let store: Store
-        /// The directory_version it reflects.
+        /// The directory_version it reflects: every change numbered up to it committed before the load began.
         public let version: Int64
 
         public static func load(pool: PGPool, batch: Int = 20_000) async throws -> Snapshot {
