@@ -12,11 +12,13 @@ import Synchronization
 /// A topic word such as `architecture` is in 26,000 of a million profiles. PostgreSQL finds them in
 /// the GIN index but must then read each one's row (3.5 µs each, 1.7 GB of heap) to test the
 /// filters and count the facets, 100–300 ms a query. Here each entry is its lexemes (exactly those
-/// of its `document` tsvector, in posting lists), its tags (as in `directory_entries.tags`, which is
-/// what every filter tests) and its student count, so the same work is a pass over bitsets and
-/// small arrays: a millisecond. PostgreSQL still does the rest for the page only — rank, order,
-/// cursor, snippet — over the ids the index found (`DirectoryService`), and checks every condition
-/// again on those rows, so an item is never one that does not match.
+/// of its `document` tsvector, in posting lists, with their positions and weights), its tags (as in
+/// `directory_entries.tags`, which is what every filter tests), its folded names and its student
+/// count, so the same work is a pass over bitsets and small arrays: a millisecond. In relevance
+/// order the index also ranks every match (`Relevance`) and keeps only those that can be on the
+/// page. PostgreSQL does the rest over the ids the index found (`DirectoryService`) — the exact
+/// rank, order, cursor, snippet — and checks every condition again on those rows, so an item is
+/// never one that does not match.
 ///
 /// Kept current through `accord_directory` (Schema/0009_directory_index_notify.sql): the ids a
 /// statement changed are read again; `*` (a bulk change), a changed listener connection or too many
@@ -52,6 +54,9 @@ public final class DirectoryIndex: Service, Sendable {
         public var total: Int
         /// Per facet, value → count, each with its own filter left out; nil when not asked for.
         public var facets: [String: [String: Int]]?
+        /// Whether the matches were ranked here (a search in relevance order): `ids` are then only
+        /// those that can be on the page, however many match.
+        public var ranked = false
     }
 
     public struct Statistics: Sendable, Equatable {
@@ -319,13 +324,14 @@ public final class DirectoryIndex: Service, Sendable {
         return (expression, strict)
     }
 
-    /// The columns an `Entry` is read from: the lexemes of the document and the tags as single
-    /// strings (one value each instead of arrays of many small ones: a million entries hold 40
-    /// million lexemes and 32 million tags).
+    /// The columns an `Entry` is read from: the document as text (its lexemes with their positions
+    /// and weights, one value instead of an array of many small ones: a million entries hold 40
+    /// million lexemes), the folded names (the similarity term of the rank) and the tags as one
+    /// string (32 million of them).
     static func select(_ condition: PGQuery, orderedLimit: Int? = nil) -> PGQuery {
         var sql: PGQuery = """
             SELECT e.id, e.acronym_folded, e.schac, e.student_count, array_to_string(e.tags, ' '),
-                   array_to_string(tsvector_to_array(e.document), chr(31))
+                   e.document::text, e.names_folded
             FROM directory_entries e \(condition)
             """
         if let orderedLimit { sql.append(" ORDER BY e.id LIMIT \(orderedLimit)") }
@@ -338,11 +344,33 @@ public final class DirectoryIndex: Service, Sendable {
         var schac: String
         var students: Int?
         var tags: String
-        var lexemes: String
+        /// The document's lexemes in its order (byte order), and each one's positions: those of
+        /// lexeme i are positions[positionStart[i] ..< positionStart[i + 1]].
+        var lexemes: [String] = []
+        var positionStart: [Int32] = [0]
+        var positions: [UInt16] = []
+        var namesFolded: String
 
         init(row: PGRow) throws {
-            (id, acronym, schac, students, tags, lexemes) = try row.decode((UUID, String?, String, Int?, String, String).self)
+            let document: String
+            (id, acronym, schac, students, tags, document, namesFolded) = try row.decode((UUID, String?, String, Int?, String, String, String).self)
+            var lexemes: [String] = []
+            var positionStart: [Int32] = [0]
+            var positions: [UInt16] = []
+            let readable = DirectoryIndex.forEachLexeme(in: document) { word, wordPositions in
+                lexemes.append(word)
+                positions.append(contentsOf: wordPositions)
+                positionStart.append(Int32(positions.count))
+            }
+            guard readable else { throw UnreadableDocument(id: id) }
+            (self.lexemes, self.positionStart, self.positions) = (lexemes, positionStart, positions)
         }
+    }
+
+    /// A document the index cannot read (not a tsvector as PostgreSQL prints one).
+    struct UnreadableDocument: Error, CustomStringConvertible {
+        var id: UUID
+        var description: String { "the directory index cannot read the document of entry \(id)" }
     }
 }
 
@@ -376,7 +404,13 @@ extension DirectoryIndex {
         var lexicon = Lexicon()
         var acronyms: [String: [Int32]] = [:]
         var schacs: [String: [Int32]] = [:]
+        /// Slot i's folded names (`names_folded`, the similarity term of the rank) are
+        /// names[nameStart[i] ..< nameStart[i + 1]].
+        var names: [UInt8] = []
+        var nameStart: [UInt32] = [0]
 
+        /// Most matches ranked in memory; beyond, the SQL search finds the page.
+        static let maxRanked = 200_000
         static let noFacet: UInt8 = .max
         static let noTag: UInt16 = .max
         static let countryFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
@@ -413,9 +447,11 @@ extension DirectoryIndex {
                 tagBits[Int(number)][Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             }
             tagStart.append(Int32(tagIDs.count))
-            for word in entry.lexemes.utf8.split(separator: 31) {
-                lexicon.add(String(decoding: word, as: UTF8.self), slot: slot)
+            for (i, word) in entry.lexemes.enumerated() {
+                lexicon.add(word, slot: slot, positions: entry.positions[Int(entry.positionStart[i])..<Int(entry.positionStart[i + 1])])
             }
+            names.append(contentsOf: entry.namesFolded.utf8)
+            nameStart.append(UInt32(names.count))
             if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
             schacs[entry.schac, default: []].append(slot)
         }
@@ -479,29 +515,28 @@ extension DirectoryIndex {
 
             // The filters as groups of tags, one bit each: faceted ones first, then the others.
             let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
-            let groups = faceted.map(\.1) + query.plainTagFilters
-            // Only entries that meet every filter without a facet, and fail at most one faceted
-            // filter, are visited (the others count for nothing): bitset operations over the tags.
-            let groupBits = groups.map { tags in
-                var bits = Bitset(count: slots)
-                for tag in tags { if let number = tagNumber[tag] { bits.formUnion(tagBits[Int(number)]) } }
-                return bits
-            }
-            for plain in groupBits.dropFirst(faceted.count) { matches.formIntersection(plain.words) }
-            if faceted.count >= 2 {
-                var candidates = Bitset(count: slots)
-                for left in faceted.indices {
-                    var others = matches
-                    for other in faceted.indices where other != left { others.formIntersection(groupBits[other].words) }
-                    candidates.formUnion(others.words)
-                }
-                matches = candidates
-            }
+            let groupTags: [[Int]] = (faceted.map(\.1) + query.plainTagFilters).map { tags in tags.compactMap { tagNumber[$0].map(Int.init) } }
 
             let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
             let everyFacet: UInt8 = (1 << UInt8(DirectoryQuery.Facet.allCases.count)) - 1
             let countryBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
             let regionBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
+
+            // Relevance order: every match is ranked here, and only the entries that can be on the
+            // page go to PostgreSQL (Relevance).
+            var relevance: Relevance?
+            var after: Double?
+            if query.sort == .relevance {
+                relevance = Relevance(expression: expression, folded: folded)
+                if let cursor = query.cursor {
+                    if let (key, _) = try? DirectoryCursor.decode(cursor, for: query), case .rank(let value) = key {
+                        after = value
+                    } else {
+                        relevance = nil  // the search says what is wrong with it
+                    }
+                }
+            }
+            var foundSlots: [Int32] = []
 
             let low = query.minStudents.map { Int32(clamping: $0) }
             let high = query.maxStudents.map { Int32(clamping: $0) }
@@ -510,24 +545,20 @@ extension DirectoryIndex {
             var total = 0
             var found: [UUID] = []
             var foundStrict: [Bool] = []
-            let facetGroups = groupBits.prefix(faceted.count).map(\.words)
-            matches.forEach { slot in
+            /// An entry that meets q and every filter without a facet, and fails the faceted
+            /// filters in `failing` (one bit per group).
+            func visit(_ slot: Int, failing: UInt32) {
                 if low != nil || high != nil {
                     let students = self.students[slot]
                     if students < 0 { return }
                     if let low, students < low { return }
                     if let high, students > high { return }
                 }
-                // The filters without a facet hold (matches was narrowed by them); which faceted
-                // ones fail is a bit test per filter.
-                var failing: UInt32 = 0
-                for (group, words) in facetGroups.enumerated() where words[slot >> 6] & (1 << UInt64(slot & 63)) == 0 {
-                    failing |= 1 << UInt32(group)
-                }
                 let counted: UInt8
                 if failing == 0 {
                     total += 1
-                    if found.count <= maxIDs {
+                    if relevance != nil, foundSlots.count <= Self.maxRanked { foundSlots.append(Int32(slot)) }
+                    if relevance == nil, found.count <= maxIDs {
                         found.append(ids[slot])
                         foundStrict.append(strictDocuments.contains(slot))
                     }
@@ -564,12 +595,42 @@ extension DirectoryIndex {
                     }
                 }
             }
+            // One pass over the entries 64 at a time: the filters are unions of tag bitsets, and
+            // only entries that fail at most one faceted filter are visited (the others count for
+            // nothing).
+            let facetedCount = faceted.count
+            var groupWords = [UInt64](repeating: 0, count: groupTags.count)
+            for i in matches.words.indices {
+                var m = matches.words[i]
+                guard m != 0 else { continue }
+                for k in groupTags.indices {
+                    var word: UInt64 = 0
+                    for tag in groupTags[k] { word |= tagBits[tag][i] }
+                    groupWords[k] = word
+                    if k >= facetedCount { m &= word }
+                }
+                var failingOne: UInt64 = 0
+                var failingTwo: UInt64 = 0
+                for k in 0..<facetedCount {
+                    let fails = ~groupWords[k]
+                    failingTwo |= failingOne & fails
+                    failingOne |= fails
+                }
+                m &= ~failingTwo
+                while m != 0 {
+                    let bit = m.trailingZeroBitCount
+                    m &= m - 1
+                    var failing: UInt32 = 0
+                    for k in 0..<facetedCount where groupWords[k] & (1 << UInt64(bit)) == 0 { failing |= 1 << UInt32(k) }
+                    visit(i << 6 | bit, failing: failing)
+                }
+            }
 
             var facets: [String: [String: Int]]?
             if query.withFacets {
                 var result: [String: [String: Int]] = [:]
                 for facet in DirectoryQuery.Facet.allCases { result[facet.rawValue] = [:] }
-                for tag in 0..<tagNames.count {
+                for tag in 0..<tagNames.count where counts[tag] > 0 || regionCounts[tag] > 0 {
                     let value = String(tagNames[tag].dropFirst(2))
                     if counts[tag] > 0 {
                         let facet = DirectoryQuery.Facet.allCases[Int(tagFacet[tag])]
@@ -583,6 +644,15 @@ extension DirectoryIndex {
                 }
                 facets = result
             }
+            if let relevance, foundSlots.count <= Self.maxRanked {
+                var exact = Set(acronyms[folded] ?? [])
+                if let domain { exact.formUnion(schacs[domain] ?? []) }
+                let bounds = rankBounds(foundSlots, relevance: relevance, strict: strictDocuments, exact: exact)
+                let kept = Self.candidates(bounds, keep: query.limit + 1, after: after)
+                return Result(
+                    ids: kept.map { ids[Int(foundSlots[$0])] }, strict: kept.map { strictDocuments.contains(Int(foundSlots[$0])) },
+                    total: total, facets: facets, ranked: true)
+            }
             let complete = found.count <= maxIDs
             return Result(ids: complete ? found : nil, strict: complete ? foundStrict : [], total: total, facets: facets)
         }
@@ -594,19 +664,26 @@ extension DirectoryIndex {
         var number: [String: Int32] = [:]
         var words: [String] = []
         var postings: [[Int32]] = []
+        /// Per word, for each of its postings, the positions and weights there (`encode`).
+        var positions: [[UInt32]] = []
+        /// Positions of postings with more than one.
+        var overflow: [UInt16] = []
         /// Word numbers in byte order of their words.
         var sorted: [Int32] = []
 
-        mutating func add(_ word: String, slot: Int32) {
+        mutating func add(_ word: String, slot: Int32, positions wordPositions: ArraySlice<UInt16>) {
+            let encoded = encode(wordPositions)
             if let n = number[word] {
                 // A document lists each lexeme once, so a slot is appended at most once.
                 postings[Int(n)].append(slot)
+                positions[Int(n)].append(encoded)
                 return
             }
             let n = Int32(words.count)
             number[word] = n
             words.append(word)
             postings.append([slot])
+            positions.append([encoded])
         }
 
         mutating func sortWords() {
@@ -637,12 +714,23 @@ extension DirectoryIndex {
                 if let n = number[word] { for slot in postings[Int(n)] { bits.insert(Int(slot)) } }
                 return
             }
-            var position = lowerBound(word)
-            while position < sorted.count {
-                let n = Int(sorted[position])
-                guard words[n].utf8.starts(with: word.utf8) else { break }
+            forEachWord(startingWith: word) { n in
                 for slot in postings[n] { bits.insert(Int(slot)) }
-                position += 1
+            }
+        }
+
+        /// Each word that starts with `prefix`, in byte order.
+        func forEachWord(startingWith prefix: String, _ body: (Int) -> Void) {
+            var prefix = prefix
+            prefix.withUTF8 { prefix in
+                var position = lowerBound(String(decoding: prefix, as: UTF8.self))
+                while position < sorted.count {
+                    let n = Int(sorted[position])
+                    var word = words[n]
+                    guard word.withUTF8({ $0.starts(with: prefix) }) else { break }
+                    body(n)
+                    position += 1
+                }
             }
         }
     }

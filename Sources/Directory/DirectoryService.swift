@@ -38,12 +38,12 @@ extension DirectoryItem {
     /// The item in the first `columnCount` columns of `row` (see `columns`), without a snippet.
     init(row: PGRow) throws {
         let r = try row.decode((
-            UUID, String, PGJSONB<[LocalizedName]>, String?, String, String?, String, String, Int?,
-            PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>, [String], [String], [String]
+            UUID, String, PGFlatJSONArray<LocalizedName>, String?, String, String?, String, String, Int?,
+            PGFlatJSONArray<SubjectArea>, PGFlatJSONArray<TeachingLanguage>, [String], [String], [String]
         ).self)
         self.init(
-            id: r.0, schac: r.1, names: r.2.value, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
-            studentCount: r.8, fields: r.9.value, languages: r.10.value, offers: r.11, seeks: r.12, services: r.13)
+            id: r.0, schac: r.1, names: r.2.elements, acronym: r.3, country: r.4, city: r.5, type: r.6, tier: r.7,
+            studentCount: r.8, fields: r.9.elements, languages: r.10.elements, offers: r.11, seeks: r.12, services: r.13)
     }
 }
 
@@ -66,9 +66,11 @@ public struct DirectoryService: Sendable {
     let index: DirectoryIndex?
     private let cachedStatistics = StatisticsCache()
 
-    /// Up to this many entries matching a query with q, the page is ranked and ordered by
-    /// PostgreSQL over the entries the index found (read by primary key); beyond, the SQL search
-    /// finds the page itself (the facets still come from the index).
+    /// In name or newest order, up to this many entries matching a query with q, the page is
+    /// ordered by PostgreSQL over the entries the index found (read by primary key); beyond, the
+    /// SQL search finds the page itself (the facets still come from the index). In relevance order
+    /// the index ranks up to `DirectoryIndex.Store.maxRanked` matches itself and passes on only
+    /// those that can be on the page.
     public static let maxIndexedPage = 5_000
 
     public init(pool: PGPool, reference: ReferenceData, index: DirectoryIndex? = nil) {
@@ -375,7 +377,7 @@ public struct DirectoryService: Sendable {
     /// typed (no misspelling needed), then the weighted text rank (names over city over description
     /// over goals) plus how close the names are to q as a whole (trigram similarity). `strictMatch`
     /// is the condition "the document matches the strict form" when known already.
-    private static func rank(_ t: TextForms, strictMatch: PGQuery? = nil) -> PGQuery {
+    static func rank(_ t: TextForms, strictMatch: PGQuery? = nil) -> PGQuery {
         var rank: PGQuery = "((CASE WHEN e.acronym_folded = \(t.folded) OR e.schac = \(t.domain) THEN 100 ELSE 0 END)"
         if let fuzzy = t.fuzzy, let strict = t.strict {
             rank.append(" + (CASE WHEN \(strictMatch ?? "e.document @@ \(strict)::tsquery") THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
@@ -401,10 +403,11 @@ public struct DirectoryService: Sendable {
         }
     }
 
-    /// The page's items. With `among` (the entries the index found, and whether each matches the
-    /// strict form of q), PostgreSQL reads only those entries, by primary key, and neither looks
-    /// for text matches nor tests them again: the index has applied every change committed before
-    /// the search began. The filters are tested again (a comparison or a bit test per entry).
+    /// The page's items. With `among` (the entries the index found — in relevance order only those
+    /// that can be on the page — and whether each matches the strict form of q), PostgreSQL reads
+    /// only those entries, by primary key, and neither looks for text matches nor tests them again:
+    /// the index has applied every change committed before the search began. The filters are
+    /// tested again (a comparison or a bit test per entry), and the rank computed exactly.
     static func itemsStatement(
         _ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?,
         among found: (ids: [UUID], strict: [Bool])? = nil

@@ -8,6 +8,11 @@ import PGStore
 public struct LocalizedName: Codable, Sendable, Equatable {
     public var lang: String
     public var value: String
+
+    public init(lang: String, value: String) {
+        self.lang = lang
+        self.value = value
+    }
 }
 
 public struct SubjectArea: Codable, Sendable, Equatable {
@@ -15,6 +20,11 @@ public struct SubjectArea: Codable, Sendable, Equatable {
     public var code: String
     /// `strong` or `growing`, if said.
     public var strength: String?
+
+    public init(code: String, strength: String? = nil) {
+        self.code = code
+        self.strength = strength
+    }
 }
 
 public struct TeachingLanguage: Codable, Sendable, Equatable {
@@ -22,6 +32,11 @@ public struct TeachingLanguage: Codable, Sendable, Equatable {
     public var code: String
     /// CEFR level A1…C2.
     public var level: String
+
+    public init(code: String, level: String) {
+        self.code = code
+        self.level = level
+    }
 }
 
 public struct Contact: Codable, Sendable, Equatable {

@@ -49,6 +49,7 @@ struct DirectoryIndexTests {
                 "q=paris&sort=name&limit=5", "q=paris&sort=newest&limit=5", "q=institute&facets=false&limit=50",
                 "q=MIT", "q=unibo.it", "q=%21%21%21", "q=o'brien%20%26%20(x%7Cy):*", "q=ecole%20d'ete", "q=a",
                 "q=state&region=021&type=university&offers=joint_degree", "q=san&language=es",
+                "q=university&limit=3", "q=u&limit=5", "q=institute%20technology&limit=4", "q=zurich%20hochschule&limit=2",
             ]
             for text in queries {
                 var query = try Self.parse(text, lists)
@@ -68,11 +69,14 @@ struct DirectoryIndexTests {
                     query.cursor = next
                 }
             }
-            // Beyond maxIndexedPage matches, the items come from SQL; the facets still from the index.
-            let broad = try Self.parse("q=u", lists)
+            // In relevance order, every match is ranked in memory, and PostgreSQL gets only those
+            // that can be on the page.
             let forms = try await DirectoryService.TextForms.compute("u", domain: nil) { try await pool.pipeline($0) }
-            let many = try #require(n.h.directoryIndex.evaluate(broad, text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
-            #expect(many.ids == nil && many.total > 100)
+            let ranked = try #require(n.h.directoryIndex.evaluate(try Self.parse("q=u&limit=10", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
+            #expect(ranked.ranked && ranked.total > 1000 && (11..<100).contains(ranked.ids?.count ?? 0), "\(ranked.ids?.count ?? -1) candidates")
+            // In another order, beyond maxIDs matches, the items come from SQL; the facets still from the index.
+            let many = try #require(n.h.directoryIndex.evaluate(try Self.parse("q=u&sort=name", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
+            #expect(!many.ranked && many.ids == nil && many.total > 100)
         }
     }
 
@@ -164,6 +168,107 @@ struct DirectoryIndexTests {
         }
     }
 
+    /// The rank computed in memory is PostgreSQL's (`DirectoryService.rank`) for every entry that
+    /// matches, to within rounding, on the real university list: ts_rank over the positions the
+    /// index keeps (or-rank and and-rank, prefixes, widened misspellings), pg_trgm's similarity,
+    /// the strict and exact terms; and an entry whose names are not ASCII is given bounds that hold.
+    @Test func ranksInMemoryAreThoseOfPostgreSQL() async throws {
+        try await DirectoryTests.withNetwork { n in
+            try await n.member("tricky.test", name: "Ärztliche Hochschule Zürich — 東京 2 école", country: "CH", profile: [
+                "description": "Automation, automation and more automation; engineering of automata (automatic).",
+            ])
+            try await n.h.waitUntilDirectoryIndexIsCurrent()
+            let pool = n.h.pool
+            let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
+            let store = snapshot.store
+            var checked = 0
+            var largest = 0.0
+            for q in ["bologna", "univrsity of helsinki", "technische universitat munchen", "institute of technology",
+                      "automation", "state university", "mit", "unibo.it", "sao paulo", "college", "engineering automation",
+                      "ecole", "san", "a b c", "zurich hochschule", "tokyo 2"] {
+                let forms = try await DirectoryService.TextForms.compute(q, domain: q.contains(".") ? q : nil) { try await pool.pipeline($0) }
+                let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
+                let relevance = try #require(DirectoryIndex.Relevance(expression: expression, folded: forms.folded), "\(q)")
+                let slots = store.ids.count
+                var matches = expression.map { $0.evaluate(in: store.lexicon, slots: slots) } ?? DirectoryIndex.Bitset(count: slots)
+                let strictDocuments = strict.map { $0.evaluate(in: store.lexicon, slots: slots) } ?? matches
+                var exact = Set(store.acronyms[forms.folded] ?? [])
+                if let domain = forms.domain { exact.formUnion(store.schacs[domain] ?? []) }
+                for slot in exact { matches.insert(Int(slot)) }
+                matches.formIntersection(store.aliveBits)
+                var found: [Int32] = []
+                matches.forEach { found.append(Int32($0)) }
+                #expect(!found.isEmpty, "\(q) matches")
+                let bounds = store.rankBounds(found, relevance: relevance, strict: strictDocuments, exact: exact)
+                let ids = found.map { store.ids[Int($0)] }
+                let rows = try await pool.query("""
+                    SELECT e.id, \(DirectoryService.rank(forms)), e.names_folded FROM directory_entries e WHERE e.id = ANY (\(ids))
+                    """)
+                var ranks: [UUID: (Double, String)] = [:]
+                for (id, rank, names) in try rows.decode((UUID, Double, String).self) { ranks[id] = (rank, names) }
+                #expect(ranks.count == ids.count)
+                for (c, id) in ids.enumerated() {
+                    let (rank, names) = try #require(ranks[id])
+                    let bound = bounds[c]
+                    #expect(bound.low <= rank && rank <= bound.high, "\(q): \(names) ranks \(rank), not in \(bound)")
+                    if names.utf8.allSatisfy({ $0 < 0x80 }) {
+                        let computed = (bound.low + bound.high) / 2
+                        largest = max(largest, abs(computed - rank))
+                        #expect(abs(computed - rank) < 1e-9, "\(q): \(names) ranks \(rank), computed \(computed)")
+                    }
+                    checked += 1
+                }
+            }
+            #expect(checked > 1000 && largest < 1e-9)
+        }
+    }
+
+    /// Trigrams as pg_trgm makes them, for every name of the real list (and odd ones).
+    @Test func trigramsAreThoseOfPgTrgm() async throws {
+        try await DirectoryTests.withNetwork { n in
+            let samples = ["", "a", "ab-c d'e x", "  Multiple   spaces  ", "UPPER lower 123 4x4", "a_b", "x--y..z", "éa", "ab é"]
+            let rows = try await n.h.pool.query("""
+                SELECT s, show_trgm(s) FROM (SELECT names_folded FROM directory_entries UNION ALL SELECT unnest(\(samples)::text[])) t (s)
+                """)
+            var compared = 0
+            for (text, shown) in try rows.decode((String, [String]).self) {
+                let computed = DirectoryIndex.Relevance.trigrams(Array(text.utf8))
+                guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
+                    #expect(computed == nil, "\(text) is not ASCII")
+                    continue
+                }
+                let expected = shown.map { trigram in
+                    trigram.utf8.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                }.sorted()
+                #expect(computed == expected, "\(text)")
+                compared += 1
+            }
+            #expect(compared > 1000)
+        }
+    }
+
+    /// A tsvector's text is read back into its lexemes, positions and weights.
+    @Test func tsvectorTextIsReadAsPostgreSQLPrintsIt() async throws {
+        try await DirectoryTests.withNetwork { n in
+            let vector = "'o''brien':1A,7 'back\\\\slash':2B 'plain' 'x':3C,4,16383A 'été':5"
+            let rows = try await n.h.pool.query("""
+                SELECT \(vector)::tsvector::text, u.lexeme, coalesce(u.positions, '{}'), coalesce(u.weights, '{}')
+                FROM unnest(\(vector)::tsvector) u
+                """)
+            let decoded = try rows.decode((String, String, [Int], [String]).self)
+            var read: [(String, [UInt16])] = []
+            #expect(DirectoryIndex.forEachLexeme(in: decoded[0].0) { read.append(($0, Array($1))) })
+            #expect(read.map(\.0) == decoded.map(\.1))
+            for (i, row) in decoded.enumerated() {
+                let weights: [String: UInt16] = ["A": 3, "B": 2, "C": 1, "D": 0]
+                let expected = zip(row.2, row.3).map { UInt16($0.0) | weights[$0.1]! << 14 }
+                #expect(read[i].1 == expected, "\(row.1)")
+            }
+            #expect(!DirectoryIndex.forEachLexeme(in: "'unterminated") { _, _ in })
+            #expect(!DirectoryIndex.forEachLexeme(in: "'x':") { _, _ in })
+        }
+    }
+
     /// The page's hand-written JSON is the document JSONEncoder writes, whatever the strings hold.
     @Test func pagesAreWrittenAsJSONEncoderWouldWriteThem() throws {
         let tricky = "Quote \" backslash \\ slash / tab \t newline \n nul \u{0} bell \u{7} del \u{7F} é 漢字 🎓 <mark>x</mark>"
@@ -188,6 +293,31 @@ struct DirectoryIndexTests {
             let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(page)) as? NSDictionary
             #expect(written != nil && written == encoded)
         }
+    }
+
+    /// Names, subject areas and languages are read from their JSON as JSONDecoder reads them.
+    @Test func flatJSONArraysAreReadAsJSONDecoderReadsThem() throws {
+        func both<T: FlatJSONObject & Equatable>(_ json: String, _: T.Type) throws -> ([T]?, [T]?) {
+            let fast = Array(json.utf8).withUnsafeBytes { try? PGFlatJSONArray<T>.decode(text: $0, type: .jsonb).elements }
+            let slow = try? JSONDecoder().decode([T].self, from: Data(json.utf8))
+            return (fast, slow)
+        }
+        let names = [
+            #"[]"#, #"[{"lang": "en", "value": "Plain"}]"#, #" [ {"value":"a\"b\\c\/d\n\t\u00e9\ud83c\udf93","lang":"fr"} , {"lang": "de", "value": "Ä"} ] "#,
+            #"[{"lang": "en", "value": "x", "extra": null, "other": "y"}]"#, #"[{"lang": "en", "value": null}]"#, #"[{"lang": "en"}]"#,
+            #"[{"lang": "en", "value": 5}]"#, #"[{"lang": "en", "value": "x"}"#, #"[{"lang": "en", "value": "\ud83c"}]"#, #"{}"#,
+            #"[{"lang": "en", "value": "x"}] x"#, #"[{"lang": "en", "value": "\q"}]"#,
+        ]
+        for json in names {
+            let (fast, slow) = try both(json, LocalizedName.self)
+            #expect(fast == slow, "\(json)")
+        }
+        for json in [#"[{"code": "0714", "strength": "strong"}, {"code": "02"}, {"code": "03", "strength": null}]"#, #"[{"strength": "x"}]"#] {
+            let (fast, slow) = try both(json, SubjectArea.self)
+            #expect(fast == slow, "\(json)")
+        }
+        let (fast, slow) = try both(#"[{"code": "fr", "level": "B2"}]"#, TeachingLanguage.self)
+        #expect(fast == slow && fast?.count == 1)
     }
 
     @Test func tsqueryTextIsParsedAsPostgreSQLPrintsIt() {
