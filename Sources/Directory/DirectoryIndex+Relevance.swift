@@ -280,6 +280,26 @@ extension DirectoryIndex.Store {
         }
     }
 
+    /// The matches (`slots`) that can be on a page of `keep` in name order after the entry at
+    /// place `after` (-1: the first page): those with the `keep` first places after it, and every
+    /// one without a place.
+    func namePageCandidates(_ slots: [Int32], keep: Int, after: Int32) -> [Int32] {
+        var heap = MinHeap(capacity: keep)
+        var unplacedSlots: [Int32] = []
+        for slot in slots {
+            let place = namePlace[Int(slot)]
+            if place < 0 {
+                unplacedSlots.append(slot)
+            } else if place > after {
+                heap.offer(-Double(place))  // the keep smallest places
+            }
+        }
+        let bar = heap.values.isEmpty ? 0 : Int32(-heap.minimum)
+        let placed = heap.values.count < keep ? slots.filter { namePlace[Int($0)] > after }
+            : slots.filter { namePlace[Int($0)] > after && namePlace[Int($0)] <= bar }
+        return placed + unplacedSlots
+    }
+
     /// The `capacity` largest values offered, smallest on top.
     struct MinHeap {
         let capacity: Int

@@ -147,6 +147,17 @@ public final class DirectoryIndex: Service, Sendable {
         }
     }
 
+    /// As `evaluate(_:text:…)`, for a search without q (filters only): every listed entry is a
+    /// match. `directoryVersion` is the directory's version read when the search began.
+    public func evaluate(_ query: DirectoryQuery, directoryVersion: Int64, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
+        precondition(query.text == nil, "a search with q is evaluated with its text forms")
+        let epoch = listener.connectionEpoch
+        guard state.withLock({ Self.serving($0, epoch: epoch) && $0.version >= directoryVersion }) else { return nil }
+        return box.read { store in
+            store?.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
+        }
+    }
+
     // MARK: Following the database
 
     /// Subscribes to `accord_directory`, loads everything, then applies each notified change, until
@@ -292,6 +303,17 @@ public final class DirectoryIndex: Service, Sendable {
             after = try last.column(0, as: UUID.self)
         }
         store.lexicon.sortWords()
+        // The name order, as PostgreSQL sorts (its collation): an entry changed since gets a new
+        // slot without a place in it.
+        let order = try await pool.query("SELECT id FROM directory_entries ORDER BY sort_name, id")
+        var place: Int32 = 0
+        for row in order {
+            if let slot = store.slotOf[try row.column(0, as: UUID.self)] {
+                store.namePlace[Int(slot)] = place
+                store.unplaced -= 1
+            }
+            place += 1
+        }
         return store
     }
 
@@ -313,6 +335,11 @@ public final class DirectoryIndex: Service, Sendable {
             return store.evaluate(
                 query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
         }
+
+        /// As `DirectoryIndex.evaluate(_:directoryVersion:…)`, on this snapshot.
+        public func evaluate(_ query: DirectoryQuery, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
+            store.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
+        }
     }
 
     /// The fuzzy form of q, and the strict one where it differs; nil when either cannot be parsed.
@@ -331,7 +358,7 @@ public final class DirectoryIndex: Service, Sendable {
     static func select(_ condition: PGQuery, orderedLimit: Int? = nil) -> PGQuery {
         var sql: PGQuery = """
             SELECT e.id, e.acronym_folded, e.schac, e.student_count, array_to_string(e.tags, ' '),
-                   e.document::text, e.names_folded
+                   e.document::text, e.names_folded, e.sort_name
             FROM directory_entries e \(condition)
             """
         if let orderedLimit { sql.append(" ORDER BY e.id LIMIT \(orderedLimit)") }
@@ -350,10 +377,12 @@ public final class DirectoryIndex: Service, Sendable {
         var positionStart: [Int32] = [0]
         var positions: [UInt16] = []
         var namesFolded: String
+        var sortName: String
 
         init(row: PGRow) throws {
             let document: String
-            (id, acronym, schac, students, tags, document, namesFolded) = try row.decode((UUID, String?, String, Int?, String, String, String).self)
+            (id, acronym, schac, students, tags, document, namesFolded, sortName) = try row.decode(
+                (UUID, String?, String, Int?, String, String, String, String).self)
             var lexemes: [String] = []
             var positionStart: [Int32] = [0]
             var positions: [UInt16] = []
@@ -408,9 +437,18 @@ extension DirectoryIndex {
         /// names[nameStart[i] ..< nameStart[i + 1]].
         var names: [UInt8] = []
         var nameStart: [UInt32] = [0]
+        /// Per slot, its place in the name order (`sort_name, id`) read at the last full load, or
+        /// -1 (changed since: PostgreSQL orders those); and its sort name, to place a cursor.
+        var namePlace: [Int32] = []
+        var unplaced = 0
+        var sortNames: [UInt8] = []
+        var sortNameStart: [UInt32] = [0]
 
         /// Most matches ranked in memory; beyond, the SQL search finds the page.
         static let maxRanked = 200_000
+        /// Most entries without a place in the name order (changed since the last full load) for
+        /// pages in name order from the index: each that matches goes to PostgreSQL.
+        static let maxUnplaced = 2_000
         static let noFacet: UInt8 = .max
         static let noTag: UInt16 = .max
         static let countryFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
@@ -452,6 +490,10 @@ extension DirectoryIndex {
             }
             names.append(contentsOf: entry.namesFolded.utf8)
             nameStart.append(UInt32(names.count))
+            sortNames.append(contentsOf: entry.sortName.utf8)
+            sortNameStart.append(UInt32(sortNames.count))
+            namePlace.append(-1)
+            unplaced += 1
             if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
             schacs[entry.schac, default: []].append(slot)
         }
@@ -500,18 +542,21 @@ extension DirectoryIndex {
         }
 
         /// `strict` is the strict form of q when it differs from `expression` (the fuzzy form).
+        /// `matchAll`: a search without q, which every listed entry matches.
         func evaluate(
             _ query: DirectoryQuery, expression: TextExpression?, strict: TextExpression?, folded: String, domain: String?,
-            countryRegions: [String: [String]], maxIDs: Int
+            matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int
         ) -> Result {
             let slots = ids.count
             // The text: the document's words, or the exact acronym or SCHAC code.
             let documents = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? Bitset(count: slots)
             let strictDocuments = strict.map { $0.evaluate(in: lexicon, slots: slots) } ?? documents
-            var matches = documents
-            for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
-            if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
-            matches.formIntersection(aliveBits)
+            var matches = matchAll ? Bitset(words: Array(aliveBits.prefix((slots + 63) / 64))) : documents
+            if !matchAll {
+                for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
+                if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
+                matches.formIntersection(aliveBits)
+            }
 
             // The filters as groups of tags, one bit each: faceted ones first, then the others.
             let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
@@ -526,6 +571,22 @@ extension DirectoryIndex {
             // page go to PostgreSQL (Relevance).
             var relevance: Relevance?
             var after: Double?
+            // Name order: the entries with the first places after the cursor's, and those without
+            // a place (changed since the load), when there are not too many of those.
+            var byName = false
+            var afterPlace: Int32 = -1
+            if query.sort == .name, unplaced <= Self.maxUnplaced {
+                byName = true
+                if let cursor = query.cursor {
+                    if let (key, id) = try? DirectoryCursor.decode(cursor, for: query), case .name(let value) = key,
+                       let slot = slotOf[id], namePlace[Int(slot)] >= 0,
+                       sortNames[Int(sortNameStart[Int(slot)])..<Int(sortNameStart[Int(slot) + 1])].elementsEqual(value.utf8) {
+                        afterPlace = namePlace[Int(slot)]
+                    } else {
+                        byName = false  // an entry changed or gone since: PostgreSQL places the cursor
+                    }
+                }
+            }
             if query.sort == .relevance {
                 relevance = Relevance(expression: expression, folded: folded)
                 if let cursor = query.cursor {
@@ -557,8 +618,11 @@ extension DirectoryIndex {
                 let counted: UInt8
                 if failing == 0 {
                     total += 1
-                    if relevance != nil, foundSlots.count <= Self.maxRanked { foundSlots.append(Int32(slot)) }
-                    if relevance == nil, found.count <= maxIDs {
+                    if byName {
+                        foundSlots.append(Int32(slot))
+                    } else if relevance != nil {
+                        if foundSlots.count <= Self.maxRanked { foundSlots.append(Int32(slot)) }
+                    } else if found.count <= maxIDs {
                         found.append(ids[slot])
                         foundStrict.append(strictDocuments.contains(slot))
                     }
@@ -643,6 +707,10 @@ extension DirectoryIndex {
                     }
                 }
                 facets = result
+            }
+            if byName {
+                let kept = namePageCandidates(foundSlots, keep: query.limit + 1, after: afterPlace)
+                return Result(ids: kept.map { ids[Int($0)] }, strict: kept.map { _ in false }, total: total, facets: facets, ranked: true)
             }
             if let relevance, foundSlots.count <= Self.maxRanked {
                 var exact = Set(acronyms[folded] ?? [])
@@ -739,6 +807,7 @@ extension DirectoryIndex {
         var words: [UInt64]
 
         init(count: Int) { words = [UInt64](repeating: 0, count: (count + 63) / 64) }
+        init(words: [UInt64]) { self.words = words }
 
         mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
         func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }

@@ -181,6 +181,11 @@ public struct DirectoryQuery: Sendable, Equatable {
     }
 
     /// Filters without a facet: every one must hold for every counted row.
+    /// Whether any filter is given (a facet's, another tag filter or a student range).
+    public var hasFilters: Bool {
+        Facet.allCases.contains { tags(for: $0) != nil } || !plainTagFilters.isEmpty || minStudents != nil || maxStudents != nil
+    }
+
     var plainTagFilters: [[String]] {
         [seeks.map { "s:" + $0 }, services.map { "v:" + $0 }, tiers.map { "k:" + $0 }].filter { !$0.isEmpty }
     }

@@ -106,8 +106,17 @@ public struct DirectoryService: Sendable {
         }
         let statistics = try await statistics()
         let lists = try await reference.lists()
-        if let text, let index,
-           let found = index.evaluate(query, text: text, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage) {
+        var found: DirectoryIndex.Result?
+        if let index {
+            if let text {
+                found = index.evaluate(query, text: text, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage)
+            } else if query.hasFilters, index.isServing {
+                // Filters only: the index answers if it has every change committed before now.
+                let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
+                found = index.evaluate(query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage)
+            }
+        }
+        if let found {
             let statement = try Self.itemsStatement(for: query, text: text, found: found, statistics: statistics, lists: lists)
             let results = try await pool.readAsTenant(caller, settings: Self.settings, [statement])
             var page = try Self.page(results[0], query: query)
@@ -206,13 +215,12 @@ public struct DirectoryService: Sendable {
     /// ranked and ordered over the entries it found, or found by SQL when they are too many. Public
     /// for tooling, as `statements`.
     public static func itemsStatement(
-        for query: DirectoryQuery, text: TextForms, found: DirectoryIndex.Result, statistics: TagStatistics, lists: ReferenceData.Lists
+        for query: DirectoryQuery, text: TextForms?, found: DirectoryIndex.Result, statistics: TagStatistics, lists: ReferenceData.Lists
     ) throws -> PGQuery {
-        let plan = FilterPlan(query: query, text: true, statistics: statistics, lists: lists)
+        guard let ids = found.ids else { return try statements(for: query, text: text, statistics: statistics, lists: lists)[0] }
+        let plan = FilterPlan(query: query, text: text != nil, statistics: statistics, lists: lists)
         let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
-        return found.ids.map {
-            itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: (ids: $0, strict: found.strict))
-        } ?? itemsStatement(query, text: text, plan: plan, after: after)
+        return itemsStatement(query, text: text, plan: plan.onCompactColumns(), after: after, among: (ids: ids, strict: found.strict))
     }
 
     /// How many entries carry each tag (directory_tag_counts), kept for a minute: only to decide

@@ -80,8 +80,16 @@ struct DirectoryCommand: AsyncParsableCommand {
                             }
                         }
                         let statements: [PGQuery]
-                        if let forms, let snapshot,
-                           let found = snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage) {
+                        let found = snapshot.flatMap { snapshot in
+                            if let forms {
+                                snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                            } else if query.hasFilters {
+                                snapshot.evaluate(query, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                            } else {
+                                nil
+                            }
+                        }
+                        if let found {
                             statements = [try DirectoryService.itemsStatement(for: query, text: forms, found: found, statistics: statistics, lists: lists)]
                         } else {
                             statements = try DirectoryService.statements(for: query, text: forms, statistics: statistics, lists: lists)
