@@ -36,7 +36,7 @@ public struct TestDatabase: Sendable {
         let ownerBase = try environmentURL("ACCORD_MIGRATION_DATABASE_URL")
         let appBase = try environmentURL("ACCORD_DATABASE_URL")
         let name = "accord_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        let admin = PGPool(configuration: try PGConfiguration(url: ownerBase, maxConnections: 1))
+        let admin = PGPool(configuration: try Self.adminConfiguration(ownerBase))
         try await admin.withConnection { try await $0.execute(unsafeSQL: "CREATE DATABASE \(PGQuery.quoteIdentifier(name))") }
         await admin.close()
         let database = TestDatabase(
@@ -53,9 +53,17 @@ public struct TestDatabase: Sendable {
         return database
     }
 
+    /// For CREATE and DROP DATABASE, which wait for a checkpoint: on a busy disk (two clusters
+    /// testing at once) that took 35 s, past the usual 30 s statement timeout.
+    static func adminConfiguration(_ url: String) throws -> PGConfiguration {
+        var configuration = try PGConfiguration(url: url, maxConnections: 1)
+        configuration.statementTimeout = .seconds(300)
+        return configuration
+    }
+
     /// Drops the database (waiting briefly for closed sessions to end).
     public func drop() async throws {
-        let admin = PGPool(configuration: try PGConfiguration(url: try Self.environmentURL("ACCORD_MIGRATION_DATABASE_URL"), maxConnections: 1))
+        let admin = PGPool(configuration: try Self.adminConfiguration(try Self.environmentURL("ACCORD_MIGRATION_DATABASE_URL")))
         try await admin.withConnection { try await $0.execute(unsafeSQL: "DROP DATABASE IF EXISTS \(PGQuery.quoteIdentifier(name))") }
         await admin.close()
     }
