@@ -19,9 +19,10 @@ struct DirectoryCommand: AsyncParsableCommand {
                 QUERY is the query string of GET /v1/directory (for example 'q=bologna&country=IT'). The \
                 script is the request's read-only transaction as the given user: BEGIN, the tenant \
                 and search settings, the text forms of q, the items and facets statements with their values written in, COMMIT. With \
-                --index, a search with q is shown as the server runs it with its directory index: the \
-                index (loaded here once, about a minute for a million institutions) finds the matches \
-                and counts the facets, and the items statement ranks only those entries. With \
+                --index, a search with q or with filters is shown as the server runs it with its \
+                directory index: the index (loaded here once, a minute or two for a million \
+                institutions) finds the matches, counts the facets and ranks them, and the items \
+                statement reads only the entries that can be on the page. With \
                 --explain, each statement is prefixed with EXPLAIN (ANALYZE, BUFFERS). With --output \
                 DIR, the N-th QUERY's script goes to DIR/N.sql and its EXPLAIN script to \
                 DIR/N.explain.sql (N from 0). Run a script as accord_app (psql "$ACCORD_DATABASE_URL" \
@@ -36,7 +37,7 @@ struct DirectoryCommand: AsyncParsableCommand {
         @Flag(help: "Prefix each statement with EXPLAIN (ANALYZE, BUFFERS).")
         var explain = false
 
-        @Flag(help: "Show searches with q as the server runs them with its in-memory directory index.")
+        @Flag(help: "Show searches with q or filters as the server runs them with its in-memory directory index.")
         var index = false
 
         @Option(help: "Write each query's script and EXPLAIN script to files in this directory.")
@@ -80,13 +81,14 @@ struct DirectoryCommand: AsyncParsableCommand {
                             }
                         }
                         let statements: [PGQuery]
-                        let found = snapshot.flatMap { snapshot in
+                        var found: DirectoryIndex.Result?
+                        if let snapshot {
                             if let forms {
-                                snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                                found = snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
                             } else if query.hasFilters {
-                                snapshot.evaluate(query, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
-                            } else {
-                                nil
+                                found = snapshot.evaluate(query, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                                // The server reads the directory's version first, in its own round trip.
+                                if found != nil { prelude = ["SELECT version FROM directory_version;"] }
                             }
                         }
                         if let found {

@@ -232,13 +232,15 @@ struct CLITests {
             let output = FileManager.default.temporaryDirectory.appendingPathComponent("accord-sql-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: output) }
             let indexed = try await AccordProcess.run(
-                ["directory", "sql", "--index", "--email", "intl@unibo.it", "--output", output.path, "q=universita&country=IT", "country=IT"],
+                ["directory", "sql", "--index", "--email", "intl@unibo.it", "--output", output.path, "q=universita&country=IT", "country=IT", "limit=5"],
                 environment: env, timeout: 120)
             #expect(indexed.status == 0, "\(indexed.stderr)")
             let first = try String(contentsOf: output.appendingPathComponent("0.sql"), encoding: .utf8)
             #expect(first.contains("unnest(") && !first.contains("WITH m AS"), "the index's items statement, no facets statement")
             let second = try String(contentsOf: output.appendingPathComponent("1.sql"), encoding: .utf8)
-            #expect(second.contains("WITH m AS") || second.contains("directory_tag_counts"), "without q, the SQL search")
+            #expect(second.contains("unnest(") && !second.contains("WITH m AS"), "filters only: from the index too")
+            let third = try String(contentsOf: output.appendingPathComponent("2.sql"), encoding: .utf8)
+            #expect(third.contains("directory_tag_counts") && !third.contains("unnest("), "no q and no filter: the SQL search")
             let explained = try String(contentsOf: output.appendingPathComponent("0.explain.sql"), encoding: .utf8)
             #expect(explained.contains("EXPLAIN (ANALYZE, BUFFERS) SELECT"))
             let several = try await AccordProcess.run(["directory", "sql", "--email", "intl@unibo.it", "q=a", "q=b"], environment: env)
