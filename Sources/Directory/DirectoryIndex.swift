@@ -54,7 +54,7 @@ public final class DirectoryIndex: Service, Sendable {
         public var total: Int
         /// Per facet, value → count, each with its own filter left out; nil when not asked for.
         public var facets: [String: [String: Int]]?
-        /// Whether the matches were ranked here (a search in relevance order): `ids` are then only
+        /// Whether the matches were ordered here (relevance or name order): `ids` are then only
         /// those that can be on the page, however many match.
         public var ranked = false
     }
@@ -545,7 +545,7 @@ extension DirectoryIndex {
         /// `matchAll`: a search without q, which every listed entry matches.
         func evaluate(
             _ query: DirectoryQuery, expression: TextExpression?, strict: TextExpression?, folded: String, domain: String?,
-            matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int
+            matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int, maxRanked: Int = Self.maxRanked
         ) -> Result {
             let slots = ids.count
             // The text: the document's words, or the exact acronym or SCHAC code.
@@ -621,7 +621,7 @@ extension DirectoryIndex {
                     if byName {
                         foundSlots.append(Int32(slot))
                     } else if relevance != nil {
-                        if foundSlots.count <= Self.maxRanked { foundSlots.append(Int32(slot)) }
+                        if foundSlots.count <= maxRanked { foundSlots.append(Int32(slot)) }
                     } else if found.count <= maxIDs {
                         found.append(ids[slot])
                         foundStrict.append(strictDocuments.contains(slot))
@@ -712,7 +712,7 @@ extension DirectoryIndex {
                 let kept = namePageCandidates(foundSlots, keep: query.limit + 1, after: afterPlace)
                 return Result(ids: kept.map { ids[Int($0)] }, strict: kept.map { _ in false }, total: total, facets: facets, ranked: true)
             }
-            if let relevance, foundSlots.count <= Self.maxRanked {
+            if let relevance, foundSlots.count <= maxRanked {
                 var exact = Set(acronyms[folded] ?? [])
                 if let domain { exact.formUnion(schacs[domain] ?? []) }
                 let bounds = rankBounds(foundSlots, relevance: relevance, strict: strictDocuments, exact: exact)
@@ -720,6 +720,10 @@ extension DirectoryIndex {
                 return Result(
                     ids: kept.map { ids[Int(foundSlots[$0])] }, strict: kept.map { strictDocuments.contains(Int(foundSlots[$0])) },
                     total: total, facets: facets, ranked: true)
+            }
+            if relevance != nil {
+                // Too many to rank here: the SQL search finds the page.
+                return Result(ids: nil, strict: [], total: total, facets: facets)
             }
             let complete = found.count <= maxIDs
             return Result(ids: complete ? found : nil, strict: complete ? foundStrict : [], total: total, facets: facets)

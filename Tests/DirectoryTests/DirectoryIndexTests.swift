@@ -94,6 +94,13 @@ struct DirectoryIndexTests {
             // In another order, beyond maxIDs matches, the items come from SQL; the facets still from the index.
             let many = try #require(n.h.directoryIndex.evaluate(try Self.parse("q=u&sort=newest", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
             #expect(!many.ranked && many.ids == nil && many.total > 100)
+            // More matches than the index ranks: SQL finds the page (the facets still from the index).
+            let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
+            let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
+            let overflow = snapshot.store.evaluate(
+                try Self.parse("q=u&limit=10", lists), expression: expression, strict: strict, folded: forms.folded, domain: nil,
+                countryRegions: lists.countryRegions, maxIDs: 100, maxRanked: 50)
+            #expect(!overflow.ranked && overflow.ids == nil && overflow.total == ranked.total && overflow.facets == ranked.facets)
         }
     }
 
