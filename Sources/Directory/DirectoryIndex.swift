@@ -137,9 +137,7 @@ public final class DirectoryIndex: Service, Sendable {
     /// committed before the search began), or cannot read the text form: the caller then searches
     /// with SQL. `ids` is nil when more than `maxIDs` entries match.
     public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
-        guard let (expression, strict) = Self.expressions(text) else { return nil }
-        let epoch = listener.connectionEpoch
-        guard state.withLock({ Self.serving($0, epoch: epoch) && $0.version >= text.directoryVersion }) else { return nil }
+        guard let (expression, strict) = Self.expressions(text), answers(atLeast: text.directoryVersion) else { return nil }
         // A change applied since is newer than that version, which is as good; a reload empties the box.
         return box.read { store in
             store?.evaluate(
@@ -151,11 +149,16 @@ public final class DirectoryIndex: Service, Sendable {
     /// match. `directoryVersion` is the directory's version read when the search began.
     public func evaluate(_ query: DirectoryQuery, directoryVersion: Int64, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
         precondition(query.text == nil, "a search with q is evaluated with its text forms")
-        let epoch = listener.connectionEpoch
-        guard state.withLock({ Self.serving($0, epoch: epoch) && $0.version >= directoryVersion }) else { return nil }
+        guard answers(atLeast: directoryVersion) else { return nil }
         return box.read { store in
             store?.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
         }
+    }
+
+    /// Whether the index is serving and has applied every change up to `version`.
+    private func answers(atLeast version: Int64) -> Bool {
+        let epoch = listener.connectionEpoch
+        return state.withLock { Self.serving($0, epoch: epoch) && $0.version >= version }
     }
 
     // MARK: Following the database
