@@ -208,7 +208,7 @@ extension DirectoryIndex.Store {
             var last = relevance.and ? [UInt32?](repeating: nil, count: count * items.count) : []
             if relevance.and { for c in 0..<count { tsRank[c] = -1 } }
             for (i, item) in items.enumerated() {
-                for word in lexicon.words(matching: item.word, prefix: item.prefix) {
+                for word in lexicon.words(matching: String(decoding: item.word, as: UTF8.self), prefix: item.prefix) {
                     lexicon.forEachPosting(of: word, among: slots) { c, encoded in
                         lexicon.withPositions(encoded) { positions in
                             if relevance.and {
@@ -372,15 +372,6 @@ extension DirectoryIndex.Lexicon {
         return overflow.withUnsafeBufferPointer { all in
             body(UnsafeBufferPointer(rebasing: all[(offset + 1)..<(offset + 1 + Int(all[offset]))]))
         }
-    }
-
-    /// The numbers of the words equal to `word`, or starting with it, in byte order.
-    func words(matching word: [UInt8], prefix: Bool) -> [Int] {
-        let key = String(decoding: word, as: UTF8.self)
-        if !prefix { return number[key].map { [Int($0)] } ?? [] }
-        var result: [Int] = []
-        forEachWord(startingWith: key) { result.append($0) }
-        return result
     }
 
     /// For each of `slots` (ascending) whose document has word `n`: its index in `slots` and the

@@ -789,22 +789,20 @@ extension DirectoryIndex {
 
         /// The slots of documents with `word`, or with a word that starts with it.
         func insert(_ word: String, prefix: Bool, into bits: inout Bitset) {
-            if !prefix {
-                if let n = number[word] { for slot in postings[Int(n)] { bits.insert(Int(slot)) } }
-                return
-            }
-            forEachWord(startingWith: word) { n in
+            for n in words(matching: word, prefix: prefix) {
                 for slot in postings[n] { bits.insert(Int(slot)) }
             }
         }
 
-        /// Each word that starts with `prefix`, in byte order.
-        func forEachWord(startingWith prefix: String, _ body: (Int) -> Void) {
+        /// The numbers of the words equal to `word`, or (with `prefix`) starting with it, in byte
+        /// order.
+        func words(matching word: String, prefix: Bool) -> [Int] {
+            guard prefix else { return number[word].map { [Int($0)] } ?? [] }
             // The words from the prefix up to (not including) the first word after every word
             // that starts with it: the prefix with its last byte below 0xFF one higher and what
             // follows dropped. Two binary searches instead of a comparison per word: a prefix such
             // as `architecture` starts a thousand words (domain names).
-            let bytes = Array(prefix.utf8)
+            let bytes = Array(word.utf8)
             let first = lowerBound(bytes: bytes)
             var beyond = bytes
             while beyond.last == 0xFF { beyond.removeLast() }
@@ -815,7 +813,7 @@ extension DirectoryIndex {
             } else {
                 end = sorted.count
             }
-            for position in first..<max(first, end) { body(Int(sorted[position])) }
+            return (first..<max(first, end)).map { Int(sorted[$0]) }
         }
     }
 
