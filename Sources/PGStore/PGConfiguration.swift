@@ -19,6 +19,10 @@ public struct PGConfiguration: Sendable {
     public var applicationName: String
     /// Most prepared statements kept per connection; past it statements run unprepared.
     public var preparedStatementCacheSize: Int
+    /// Threads that await the pool's answers (each an `epoll` loop and a `TaskExecutor`, see
+    /// `PGPool.executors`); the pool's connections are spread over them. Default: one per core, at
+    /// most 4.
+    public var ioThreads: Int
 
     /// Checks that `url` parses before anything connects; throws `.invalidConfiguration` with the
     /// parser's message otherwise.
@@ -29,9 +33,12 @@ public struct PGConfiguration: Sendable {
         connectTimeoutSeconds: Int = 5,
         statementTimeout: Duration? = .seconds(30),
         applicationName: String = "accord",
-        preparedStatementCacheSize: Int = 512
+        preparedStatementCacheSize: Int = 512,
+        ioThreads: Int = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     ) throws {
         precondition(maxConnections > 0, "maxConnections must be positive")
+        precondition(ioThreads > 0, "ioThreads must be positive")
+        self.ioThreads = ioThreads
         self.url = url
         self.maxConnections = maxConnections
         self.connectionWaitTimeout = connectionWaitTimeout

@@ -17,7 +17,8 @@ public final class PGConnection: @unchecked Sendable {
     let handle: OpaquePointer
     private let cancelHandle: OpaquePointer?
     private let threads: NIOThreadPool
-    private let io: PGIOLoop?
+    /// The pool's I/O loop that awaits this connection's answers.
+    let io: PGIOLoop?
     private let cacheLimit: Int
     /// Prepared statements of this connection: (SQL, parameter types) -> statement name.
     private var statements: [StatementKey: String] = [:]

@@ -9,10 +9,24 @@ import Glibc
 /// Waits for many connections' answers on one thread with `epoll`, so that a statement costs no
 /// thread of its own while the server works: the caller sends without blocking, and this loop
 /// resumes it when the whole answer has arrived. Under load one wake-up serves many connections.
-final class PGIOLoop: Sendable {
+///
+/// The loop is also a `TaskExecutor`. A task that prefers it (`PGPool.executors`) runs on the
+/// loop's thread: an answer then resumes its task right there, and the task's next statement goes
+/// out from the same thread, with no hop to another thread in between — the way a C client such
+/// as pgbench drives its connections from one thread each.
+final class PGIOLoop: TaskExecutor, Sendable {
     private let epoll: Int32
     private let wakeup: Int32
     private let waiters = Mutex<[Int32: Waiter]>([:])
+    /// Jobs of tasks that prefer this executor, run in order between `epoll` rounds.
+    private let jobs = Mutex<[UnownedJob]>([])
+    /// Set while the loop may block in `epoll_wait`: an enqueue from another thread then writes
+    /// to `wakeup`. Set before the loop's last look at `jobs`, under the same lock as enqueues,
+    /// so that a job is either seen by that look or its enqueuer sees the flag.
+    private let sleeping = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    /// The loop thread's `pthread_self()`, 0 until it starts.
+    private let thread = Atomic<UInt>(0)
 
     struct Waiter: @unchecked Sendable {
         let connection: PGConnection
@@ -36,10 +50,45 @@ final class PGIOLoop: Sendable {
         thread.start()
     }
 
-    /// Stops the loop thread.
+    /// Stops the loop thread. Jobs enqueued afterwards (a task that still prefers this executor)
+    /// go to the global concurrent executor instead.
     func shutdown() {
+        jobs.withLock { _ in stopping.store(true, ordering: .relaxed) }
+        signal()
+    }
+
+    private func signal() {
         var one: UInt64 = 1
         _ = write(wakeup, &one, 8)
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    var isCurrent: Bool { thread.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    // MARK: TaskExecutor
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let (accepted, wake) = jobs.withLock { jobs -> (Bool, Bool) in
+            if stopping.load(ordering: .relaxed) { return (false, false) }
+            jobs.append(job)
+            return (true, jobs.count == 1 && sleeping.load(ordering: .relaxed))
+        }
+        if !accepted {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        } else if wake && !isCurrent {
+            signal()
+        }
+    }
+
+    /// Runs the jobs enqueued so far (and those they enqueue, up to a bound), in order.
+    private func runJobs(_ batch: inout [UnownedJob]) {
+        for _ in 0..<4 {
+            jobs.withLock { swap(&$0, &batch) }
+            if batch.isEmpty { return }
+            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            batch.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Registers interest in `connection`'s answer (and in writability while it still has bytes to
@@ -63,15 +112,29 @@ final class PGIOLoop: Sendable {
     }
 
     private func run() {
+        thread.store(UInt(pthread_self()), ordering: .relaxed)
         var events = [epoll_event](repeating: epoll_event(), count: 64)
+        var batch: [UnownedJob] = []
+        batch.reserveCapacity(64)
         while true {
-            let count = epoll_wait(epoll, &events, 64, -1)
+            runJobs(&batch)
+            let idle = jobs.withLock { jobs -> Bool in
+                sleeping.store(jobs.isEmpty, ordering: .relaxed)
+                return jobs.isEmpty
+            }
+            let count = epoll_wait(epoll, &events, 64, idle ? -1 : 0)
+            if idle { sleeping.store(false, ordering: .relaxed) }
             if count < 0 {
                 if errno == EINTR { continue }
                 return
             }
             for index in 0..<Int(count) {
                 let fd = events[index].data.fd
+                if fd == wakeup, !jobs.withLock({ _ in stopping.load(ordering: .relaxed) }) {
+                    var value: UInt64 = 0
+                    _ = read(wakeup, &value, 8)
+                    continue
+                }
                 if fd == wakeup {
                     // Shutdown: fail whoever still waits.
                     let pending = waiters.withLock { state -> [Waiter] in
@@ -81,6 +144,13 @@ final class PGIOLoop: Sendable {
                     for waiter in pending {
                         waiter.results.forEach { PQclear($0) }
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
+                    }
+                    // Tasks that prefer this executor carry on on the global one.
+                    for job in jobs.withLock({ state -> [UnownedJob] in
+                        defer { state.removeAll() }
+                        return state
+                    }) {
+                        globalConcurrentExecutor.enqueue(ExecutorJob(job))
                     }
                     close(epoll)
                     close(wakeup)

@@ -13,12 +13,15 @@ import Synchronization
 /// until graceful shutdown, then closes every connection.
 ///
 /// Blocking libpq calls run on the pool's own thread pool, one thread per possible connection, so
-/// they never block an event loop or the Swift concurrency pool.
+/// they never block an event loop or the Swift concurrency pool. A prepared statement's answer is
+/// awaited on one of the pool's I/O loops (`configuration.ioThreads` of them); tasks that mostly
+/// talk to the database can run on those loops by preferring one of `executors`.
 public final class PGPool: Service, Sendable {
     public let configuration: PGConfiguration
     let logger: Logger
     let threads: NIOThreadPool
-    let io = PGIOLoop()
+    let loops: [PGIOLoop]
+    private let nextLoop = Atomic<Int>(0)
     private let state: Mutex<State>
 
     struct Waiter {
@@ -48,12 +51,36 @@ public final class PGPool: Service, Sendable {
         self.logger = logger
         self.threads = NIOThreadPool(numberOfThreads: configuration.maxConnections + 1)
         self.threads.start()
+        self.loops = (0..<configuration.ioThreads).map { _ in PGIOLoop() }
         self.state = Mutex(State())
     }
 
     deinit {
         threads.shutdownGracefully { _ in }
-        io.shutdown()
+        loops.forEach { $0.shutdown() }
+    }
+
+    // MARK: Executors
+
+    /// The pool's I/O loops as task executors, for tasks that mostly run statements.
+    ///
+    /// A task that prefers one of them (`Task(executorPreference:)`,
+    /// `group.addTask(executorPreference:)`, `withTaskExecutorPreference`) runs on that loop's
+    /// thread. It is then resumed where its answers arrive, leases the connections that loop
+    /// serves first, and sends its next statement from there: no thread hop per statement. Spread
+    /// such tasks over all the executors (for example task `i` on `executors[i % count]`). Work
+    /// that keeps a CPU busy for long (hashing a password, a large JSON document) belongs on the
+    /// global executor: while it runs, that loop's other answers wait.
+    public var executors: [any TaskExecutor] { loops }
+
+    /// The loop the caller runs on, if it runs on one of this pool's.
+    private var currentLoop: PGIOLoop? {
+        loops.first { $0.isCurrent }
+    }
+
+    /// The loop for a new connection: the caller's, else the next in turn.
+    private func loopForNewConnection() -> PGIOLoop {
+        currentLoop ?? loops[nextLoop.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
     }
 
     // MARK: Service
@@ -107,9 +134,15 @@ public final class PGPool: Service, Sendable {
     }
 
     func lease() async throws -> PGConnection {
+        let loop = loops.count > 1 ? currentLoop : nil
         while true {
             let grant: Grant? = try state.withLock { state in
                 if state.closed { throw PGError(.poolClosed, message: "the connection pool is shut down") }
+                // On a loop, a connection that loop serves first: its answer resumes us in place.
+                if let loop, let index = state.idle.lastIndex(where: { $0.io === loop }) {
+                    state.noteLease()
+                    return .connection(state.idle.remove(at: index))
+                }
                 if let connection = state.idle.popLast() {
                     state.noteLease()
                     return .connection(connection)
@@ -144,7 +177,7 @@ public final class PGPool: Service, Sendable {
     /// Opens a connection for a caller that holds an `open` grant; gives the grant back on failure.
     private func openGranted() async throws -> PGConnection {
         do {
-            return try await PGConnection.open(configuration, threads: threads, io: io)
+            return try await PGConnection.open(configuration, threads: threads, io: loopForNewConnection())
         } catch {
             returnGrant()
             throw error

@@ -33,8 +33,8 @@ struct PGStoreBench: AsyncParsableCommand {
     @Option(help: "pgbench scale factor of the database (aids are drawn from 1...100000*scale).")
     var scale = 10
 
-    @Option(help: "Comma-separated cases: postgres-nio, postgres-nio-prepared, pgstore, inserts.")
-    var cases = "postgres-nio,postgres-nio-prepared,pgstore,inserts"
+    @Option(help: "Comma-separated cases: postgres-nio, postgres-nio-prepared, pgstore, pgstore-executors (the tasks on the pool's executors), inserts.")
+    var cases = "postgres-nio,postgres-nio-prepared,pgstore,pgstore-executors,inserts"
 
     @Option(help: "INSERTs per batch in the insert cases.")
     var rows = 1000
@@ -63,7 +63,7 @@ struct PGStoreBench: AsyncParsableCommand {
             return level
         }
         let selected = Set(cases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        let known: Set = ["postgres-nio", "postgres-nio-prepared", "pgstore", "inserts"]
+        let known: Set = ["postgres-nio", "postgres-nio-prepared", "pgstore", "pgstore-executors", "inserts"]
         guard selected.isSubset(of: known) else {
             throw ValidationError("unknown case \(selected.subtracting(known).sorted()); known: \(known.sorted())")
         }
@@ -92,6 +92,9 @@ struct PGStoreBench: AsyncParsableCommand {
                 }
                 if selected.contains("pgstore") {
                     record(try await Reads.pgstore(url: url, concurrency: level, warmup: warmup, duration: duration, maxAid: maxAid))
+                }
+                if selected.contains("pgstore-executors") {
+                    record(try await Reads.pgstore(url: url, concurrency: level, warmup: warmup, duration: duration, maxAid: maxAid, onPoolExecutors: true))
                 }
             }
         }

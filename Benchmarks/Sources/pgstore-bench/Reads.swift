@@ -8,9 +8,10 @@ enum Reads {
 
     /// Runs `query` in `concurrency` tasks for `warmup` + `duration`; counts and times the queries
     /// that start and finish inside the measurement window. Task `i` draws its aids from the same
-    /// seeded sequence for every client.
+    /// seeded sequence for every client, and prefers `executors[i % count]` when there are any.
     static func measure(
         concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int,
+        executors: [any TaskExecutor] = [],
         _ query: @escaping @Sendable (Int32) async throws -> Int
     ) async -> Sample {
         let clock = ContinuousClock()
@@ -19,7 +20,7 @@ enum Reads {
         let end = measureFrom + duration
         return await withTaskGroup(of: Sample.self) { group in
             for index in 0..<concurrency {
-                group.addTask {
+                group.addTask(executorPreference: executors.isEmpty ? nil : executors[index % executors.count]) {
                     var random = SplitMix64(seed: UInt64(index + 1))
                     var sample = Sample()
                     sample.latencies.reserveCapacity(1 << 17)
@@ -48,18 +49,21 @@ enum Reads {
         }
     }
 
-    static func pgstore(url: String, concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int) async throws -> CaseResult {
+    /// PGStore's `pool.query`; with `onPoolExecutors` the tasks prefer the pool's I/O loops
+    /// (`PGPool.executors`), otherwise they run on the global executor.
+    static func pgstore(url: String, concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int, onPoolExecutors: Bool = false) async throws -> CaseResult {
         let pool = PGPool(configuration: try PGConfiguration(url: url, maxConnections: concurrency, applicationName: "pgstore-bench"))
         let sample = await withWatchdog(
             "pgstore read at \(concurrency) tasks", limit: warmup + duration + .seconds(30),
             diagnostics: { "pool statistics \(pool.statistics)" }
         ) {
-            await measure(concurrency: concurrency, warmup: warmup, duration: duration, maxAid: maxAid) { aid in
+            await measure(concurrency: concurrency, warmup: warmup, duration: duration, maxAid: maxAid,
+                          executors: onPoolExecutors ? pool.executors : []) { aid in
                 try await pool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)").scalar(Int.self)
             }
         }
         await pool.close()
-        return CaseResult(kind: .read, client: "pgstore", concurrency: concurrency, sample: sample, window: duration)
+        return CaseResult(kind: .read, client: onPoolExecutors ? "pgstore-executors" : "pgstore", concurrency: concurrency, sample: sample, window: duration)
     }
 
     /// postgres-nio's `PostgresClient.query`: one round trip of Parse/Bind/Describe/Execute/Sync

@@ -3,10 +3,11 @@ import Foundation
 /// The Markdown tables: reads with ratios against postgres-nio and pgbench at the same
 /// concurrency, inserts with the ratio against one-by-one, and the targets.
 enum Report {
-    static let readOrder = ["pgbench", "postgres-nio", "postgres-nio-prepared", "pgstore"]
+    static let readOrder = ["pgbench", "postgres-nio", "postgres-nio-prepared", "pgstore", "pgstore-executors"]
     static let clientNames = [
         "pgbench": "pgbench -M prepared -S", "postgres-nio": "postgres-nio `PostgresClient.query`",
         "postgres-nio-prepared": "postgres-nio prepared statement", "pgstore": "**PGStore** `pool.query`",
+        "pgstore-executors": "**PGStore** `pool.query`, tasks on `pool.executors`",
         "one-by-one": "one round trip each, in `withTransaction`", "pipelined": "**`conn.pipeline`**, one round trip",
     ]
 
@@ -50,16 +51,17 @@ enum Report {
             out += "\n"
         }
         var targets: [(String, Double?, String)] = []
-        for concurrency in concurrencies where find("pgstore", concurrency) != nil {
-            let pgstore = find("pgstore", concurrency)!
-            let target16 = concurrency == 16
-            if let nio = find("postgres-nio", concurrency) {
-                targets.append(("PGStore ÷ postgres-nio, \(concurrency) task\(concurrency == 1 ? "" : "s")",
-                                pgstore.opsPerSecond / nio.opsPerSecond, target16 ? "≥ 1.2×" : "—"))
-            }
-            if let pgbench = find("pgbench", concurrency) {
-                targets.append(("PGStore ÷ pgbench, \(concurrency) task\(concurrency == 1 ? "" : "s")",
-                                pgstore.opsPerSecond / pgbench.opsPerSecond, target16 ? "≥ 0.8×" : "—"))
+        for concurrency in concurrencies {
+            for (client, label) in [("pgstore", "PGStore"), ("pgstore-executors", "PGStore on `pool.executors`")] {
+                guard let pgstore = find(client, concurrency) else { continue }
+                let target16 = concurrency == 16
+                let tasks = "\(concurrency) task\(concurrency == 1 ? "" : "s")"
+                if let nio = find("postgres-nio", concurrency) {
+                    targets.append(("\(label) ÷ postgres-nio, \(tasks)", pgstore.opsPerSecond / nio.opsPerSecond, target16 ? "≥ 1.2×" : "—"))
+                }
+                if let pgbench = find("pgbench", concurrency) {
+                    targets.append(("\(label) ÷ pgbench, \(tasks)", pgstore.opsPerSecond / pgbench.opsPerSecond, target16 ? "≥ 0.8×" : "—"))
+                }
             }
         }
         if let oneByOne, let pipelined {
