@@ -456,19 +456,22 @@ public final class PGConnection: @unchecked Sendable {
     /// Sends with `send` in non-blocking mode and awaits the answer on the pool's I/O loop: one
     /// statement's first result, or a pipeline's results up to its Sync. Cancelling the task
     /// cancels the statement on the server.
-    private func onLoop(_ io: PGIOLoop, pipeline: Bool, send: () throws -> Void) async throws -> [OpaquePointer] {
+    private func onLoop(_ io: PGIOLoop, pipeline: Bool, send: () throws -> Void) async throws -> PGIOLoop.Answer {
+        // A new id that is running at once: no cancellation can have been recorded for it yet.
         let id = operation.withLock { state -> UInt64 in
             state.nextID += 1
+            state.running = state.nextID
             return state.nextID
         }
-        try begin(id)
         defer { end(id) }
         defer {
             PQsetnonblocking(handle, 0)
             if pipeline { PQexitPipelineMode(handle) }
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[OpaquePointer], any Error>) in
+            // Unsafe (no checking allocation): the loop resumes each waiter exactly once, when it
+            // removes it; a failed send resumes here and registers nothing.
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PGIOLoop.Answer, any Error>) in
                 PQsetnonblocking(handle, 1)
                 do {
                     try send()
@@ -510,7 +513,7 @@ public final class PGConnection: @unchecked Sendable {
             for (query, name) in zip(queries, names) { try self.sendPrepared(query, name: name) }
             guard PQpipelineSync(self.handle) == 1 else { throw PGError(.connection, message: Self.errorMessage(self.handle)) }
         }
-        let boxes = results.map(PGResultBox.init)
+        let boxes = results.all.map(PGResultBox.init)
         var rows = [PGRows](repeating: .empty, count: queries.count)
         var firstError: PGError?
         var next = 0

@@ -30,11 +30,26 @@ final class PGIOLoop: TaskExecutor, Sendable {
 
     struct Waiter: @unchecked Sendable {
         let connection: PGConnection
-        let continuation: CheckedContinuation<[OpaquePointer], any Error>
+        let continuation: UnsafeContinuation<Answer, any Error>
         /// A pipeline ends with its Sync; a single statement with its first NULL result.
         let pipeline: Bool
         /// Results collected so far: a single statement's first result, or a pipeline's results.
-        var results: [OpaquePointer] = []
+        var answer = Answer()
+    }
+
+    /// The results of a statement (its first) or of a pipeline (all, in order). The first is kept
+    /// apart so that a single statement's answer needs no array.
+    struct Answer: @unchecked Sendable {
+        var first: OpaquePointer?
+        var more: [OpaquePointer] = []
+
+        mutating func append(_ result: OpaquePointer) {
+            if first == nil { first = result } else { more.append(result) }
+        }
+
+        var all: [OpaquePointer] { first.map { [$0] + more } ?? [] }
+
+        func clear() { all.forEach { PQclear($0) } }
     }
 
     init() {
@@ -93,7 +108,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
 
     /// Registers interest in `connection`'s answer (and in writability while it still has bytes to
     /// send); the continuation gets the statement's result.
-    func await(_ connection: PGConnection, needsWrite: Bool, pipeline: Bool = false, _ continuation: CheckedContinuation<[OpaquePointer], any Error>) {
+    func await(_ connection: PGConnection, needsWrite: Bool, pipeline: Bool = false, _ continuation: UnsafeContinuation<Answer, any Error>) {
         let fd = PQsocket(connection.handle)
         waiters.withLock { $0[fd] = Waiter(connection: connection, continuation: continuation, pipeline: pipeline) }
         arm(fd, write: needsWrite)
@@ -142,7 +157,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                         return Array(state.values)
                     }
                     for waiter in pending {
-                        waiter.results.forEach { PQclear($0) }
+                        waiter.answer.clear()
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
                     }
                     // Tasks that prefer this executor carry on on the global one.
@@ -186,7 +201,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                     complete = true
                     break
                 }
-                waiter.results.append(result)
+                waiter.answer.append(result)
             }
         } else {
             while PQisBusy(handle) == 0 {
@@ -194,7 +209,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                     complete = true
                     break
                 }
-                if waiter.results.isEmpty { waiter.results.append(result) } else { PQclear(result) }
+                if waiter.answer.first == nil { waiter.answer.first = result } else { PQclear(result) }
             }
         }
         if failure == nil && !complete {
@@ -204,10 +219,10 @@ final class PGIOLoop: TaskExecutor, Sendable {
         }
         waiters.withLock { _ = $0.removeValue(forKey: fd) }
         if let failure {
-            waiter.results.forEach { PQclear($0) }
+            waiter.answer.clear()
             waiter.continuation.resume(throwing: failure)
         } else {
-            waiter.continuation.resume(returning: waiter.results)
+            waiter.continuation.resume(returning: waiter.answer)
         }
     }
 }
