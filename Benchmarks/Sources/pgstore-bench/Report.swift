@@ -2,6 +2,12 @@ import Foundation
 
 /// The Markdown tables: reads with ratios against postgres-nio and pgbench at the same
 /// concurrency, inserts with the ratio against one-by-one, and the targets.
+///
+/// A read case may have run in several rounds (`./run` interleaves them: pgbench, then the Swift
+/// cases, again and again, so that a change in the machine's load between a baseline and a client
+/// hits both). The k-th result of a client pairs with the k-th of pgbench at the same
+/// concurrency; a ratio to pgbench is the median of the per-round ratios, and each client's row
+/// shows its median round.
 enum Report {
     static let readOrder = ["pgbench", "postgres-nio", "postgres-nio-prepared", "pgstore", "pgstore-executors"]
     static let clientNames = [
@@ -15,14 +21,28 @@ enum Report {
         var out = ""
         let reads = results.filter { $0.kind == .read }
         let inserts = results.filter { $0.kind == .insert }
+        func rounds(_ client: String, _ concurrency: Int) -> [CaseResult] {
+            reads.filter { $0.client == client && $0.concurrency == concurrency }
+        }
+        /// The client's median round (the lower middle one of an even count).
         func find(_ client: String, _ concurrency: Int) -> CaseResult? {
-            reads.last { $0.client == client && $0.concurrency == concurrency }
+            let sorted = rounds(client, concurrency).sorted { $0.opsPerSecond < $1.opsPerSecond }
+            return sorted.isEmpty ? nil : sorted[(sorted.count - 1) / 2]
+        }
+        /// The client's throughput over pgbench's, round by round.
+        func ratiosToPgbench(_ client: String, _ concurrency: Int) -> [Double] {
+            zip(rounds(client, concurrency), rounds("pgbench", concurrency)).compactMap { result, baseline in
+                baseline.opsPerSecond > 0 ? result.opsPerSecond / baseline.opsPerSecond : nil
+            }
+        }
+        func toPgbench(_ client: String, _ concurrency: Int) -> String {
+            Self.median(ratiosToPgbench(client, concurrency)).map { String(format: "%.2f×", $0) } ?? "—"
         }
         let concurrencies = Array(Set(reads.map(\.concurrency))).sorted()
         if !reads.isEmpty {
             out += "### One-row primary-key read (`SELECT abalance FROM pgbench_accounts WHERE aid = $1`)\n\n"
-            out += "| client | tasks | queries/s | p50 µs | p99 µs | mean µs | errors | ÷ postgres-nio | ÷ pgbench |\n"
-            out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+            out += "| client | tasks | rounds | queries/s | p50 µs | p99 µs | mean µs | errors | ÷ postgres-nio | ÷ pgbench |\n"
+            out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
             for concurrency in concurrencies {
                 let nio = find("postgres-nio", concurrency)
                 let pgbench = find("pgbench", concurrency)
@@ -30,12 +50,26 @@ enum Report {
                 let ordered = readOrder.filter(clients.contains) + clients.filter { !readOrder.contains($0) }
                 for client in ordered {
                     guard let result = find(client, concurrency) else { continue }
-                    out += "| \(clientNames[client] ?? client) | \(concurrency) | \(grouped(result.opsPerSecond)) | "
-                    out += "\(micro(result.p50)) | \(micro(result.p99)) | \(micro(result.mean)) | \(result.errors) | "
-                    out += "\(ratio(result, nio)) | \(ratio(result, pgbench)) |\n"
+                    let errors = rounds(client, concurrency).reduce(0) { $0 + $1.errors }
+                    out += "| \(clientNames[client] ?? client) | \(concurrency) | \(rounds(client, concurrency).count) | "
+                    out += "\(grouped(result.opsPerSecond)) | \(micro(result.p50)) | \(micro(result.p99)) | \(micro(result.mean)) | \(errors) | "
+                    out += "\(ratio(result, nio)) | \(client == "pgbench" ? ratio(result, pgbench) : toPgbench(client, concurrency)) |\n"
                 }
             }
             out += "\n"
+            // Round by round, where there was more than one.
+            for concurrency in concurrencies where rounds("pgbench", concurrency).count > 1 {
+                let clients = ["pgstore", "pgstore-executors"].filter { !rounds($0, concurrency).isEmpty }
+                out += "Round by round at \(concurrency) task\(concurrency == 1 ? "" : "s") (pgbench, then each client):\n\n"
+                out += "| round | pgbench queries/s | " + clients.map { "\(clientNames[$0] ?? $0) ÷ pgbench" }.joined(separator: " | ") + " |\n"
+                out += "|--:|--:|" + String(repeating: "--:|", count: clients.count) + "\n"
+                let ratios = clients.map { ratiosToPgbench($0, concurrency) }
+                for (index, baseline) in rounds("pgbench", concurrency).enumerated() {
+                    out += "| \(index + 1) | \(grouped(baseline.opsPerSecond)) | "
+                    out += ratios.map { index < $0.count ? String(format: "%.2f×", $0[index]) : "—" }.joined(separator: " | ") + " |\n"
+                }
+                out += "\n"
+            }
         }
         let oneByOne = inserts.last { $0.client == "one-by-one" }
         let pipelined = inserts.last { $0.client == "pipelined" }
@@ -59,8 +93,10 @@ enum Report {
                 if let nio = find("postgres-nio", concurrency) {
                     targets.append(("\(label) ÷ postgres-nio, \(tasks)", pgstore.opsPerSecond / nio.opsPerSecond, target16 ? "≥ 1.2×" : "—"))
                 }
-                if let pgbench = find("pgbench", concurrency) {
-                    targets.append(("\(label) ÷ pgbench, \(tasks)", pgstore.opsPerSecond / pgbench.opsPerSecond, target16 ? "≥ 0.8×" : "—"))
+                let ratios = ratiosToPgbench(client, concurrency)
+                if let median = Self.median(ratios) {
+                    let range = ratios.count > 1 ? String(format: " (median of %d rounds, %.2f–%.2f×)", ratios.count, ratios.min()!, ratios.max()!) : ""
+                    targets.append(("\(label) ÷ pgbench, \(tasks)\(range)", median, target16 ? "≥ 0.8×" : "—"))
                 }
             }
         }
@@ -85,6 +121,14 @@ enum Report {
             out += "\n"
         }
         return out
+    }
+
+    /// The middle value (the mean of the two middle ones of an even count).
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     static func ratio(_ result: CaseResult, _ baseline: CaseResult?) -> String {
