@@ -426,7 +426,7 @@ public final class PGConnection: @unchecked Sendable {
     /// A statement this connection has prepared already is sent without blocking and its answer
     /// awaited on the pool's I/O loop; the first use of a statement prepares it on the thread pool.
     @discardableResult
-    public func query(_ query: PGQuery) async throws -> PGRows {
+    nonisolated(nonsending) public func query(_ query: PGQuery) async throws -> PGRows {
         let key = StatementKey(sql: query.sql, types: query.binds.types)
         guard let io, query.binds.encodingError == nil, let name = statements[key] else {
             return try await run { try $0.executeBlocking(query) }
@@ -456,7 +456,7 @@ public final class PGConnection: @unchecked Sendable {
     /// Sends with `send` in non-blocking mode and awaits the answer on the pool's I/O loop: one
     /// statement's first result, or a pipeline's results up to its Sync. Cancelling the task
     /// cancels the statement on the server.
-    private func onLoop(_ io: PGIOLoop, pipeline: Bool, send: () throws -> Void) async throws -> PGIOLoop.Answer {
+    nonisolated(nonsending) private func onLoop(_ io: PGIOLoop, pipeline: Bool, send: () throws -> Void) async throws -> PGIOLoop.Answer {
         // A new id that is running at once: no cancellation can have been recorded for it yet.
         let id = operation.withLock { state -> UInt64 in
             state.nextID += 1
@@ -498,7 +498,7 @@ public final class PGConnection: @unchecked Sendable {
     /// When every statement is prepared on this connection already, the batch is sent without
     /// blocking and its answers awaited on the pool's I/O loop.
     @discardableResult
-    public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
+    nonisolated(nonsending) public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
         guard let io, !queries.isEmpty, queries.count <= 64,
             let names = Optional(queries.compactMap { query -> String? in
                 query.binds.encodingError == nil ? statements[StatementKey(sql: query.sql, types: query.binds.types)] : nil
@@ -543,9 +543,9 @@ public final class PGConnection: @unchecked Sendable {
     /// transaction only (this is how the tenant context reaches row-level security). BEGIN and
     /// COMMIT are prepared statements like any other: once prepared they go out without blocking.
     @discardableResult
-    public func withTransaction<Result: Sendable>(
+    nonisolated(nonsending) public func withTransaction<Result: Sendable>(
         settings: [(String, String)] = [],
-        _ body: (PGConnection) async throws -> Result
+        _ body: nonisolated(nonsending) (PGConnection) async throws -> Result
     ) async throws -> Result {
         var opening: [PGQuery] = ["BEGIN"]
         if !settings.isEmpty { opening.append(.setConfig(settings)) }

@@ -121,7 +121,7 @@ public final class PGPool: Service, Sendable {
 
     /// Leases a connection for the duration of `body`.
     @discardableResult
-    public func withConnection<Result: Sendable>(_ body: (PGConnection) async throws -> Result) async throws -> Result {
+    nonisolated(nonsending) public func withConnection<Result: Sendable>(_ body: nonisolated(nonsending) (PGConnection) async throws -> Result) async throws -> Result {
         let connection = try await lease()
         do {
             let result = try await body(connection)
@@ -133,7 +133,7 @@ public final class PGPool: Service, Sendable {
         }
     }
 
-    func lease() async throws -> PGConnection {
+    nonisolated(nonsending) func lease() async throws -> PGConnection {
         let loop = loops.count > 1 ? currentLoop : nil
         while true {
             let grant: Grant? = try state.withLock { state in
@@ -244,7 +244,7 @@ public final class PGPool: Service, Sendable {
     }
 
     /// Returns a leased connection: to a waiter, to the idle list, or closed when it broke.
-    func release(_ connection: PGConnection) async {
+    nonisolated(nonsending) func release(_ connection: PGConnection) async {
         if connection.isUsable && !connection.isIdle {
             // Left inside a transaction (an error or cancellation mid-way): roll back first.
             _ = try? await Task { try await connection.execute(unsafeSQL: "ROLLBACK") }.value
@@ -287,15 +287,15 @@ public final class PGPool: Service, Sendable {
 
     /// Runs one statement on a pooled connection.
     @discardableResult
-    public func query(_ query: PGQuery) async throws -> PGRows {
+    nonisolated(nonsending) public func query(_ query: PGQuery) async throws -> PGRows {
         try await withConnection { try await $0.query(query) }
     }
 
     /// Runs `body` in a transaction on one pooled connection (see `PGConnection.withTransaction`).
     @discardableResult
-    public func withTransaction<Result: Sendable>(
+    nonisolated(nonsending) public func withTransaction<Result: Sendable>(
         settings: [(String, String)] = [],
-        _ body: (PGConnection) async throws -> Result
+        _ body: nonisolated(nonsending) (PGConnection) async throws -> Result
     ) async throws -> Result {
         try await withConnection { try await $0.withTransaction(settings: settings, body) }
     }
