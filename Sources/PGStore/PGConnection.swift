@@ -243,7 +243,7 @@ public final class PGConnection: @unchecked Sendable {
         var name = statements[key]
         if name == nil, statements.count < cacheLimit {
             statementCounter += 1
-            let newName = "accord_s\(statementCounter)"
+            let newName = Self.statementName(statementCounter)
             let prepared = binds.types.withUnsafeBufferPointer { types in
                 PQprepare(handle, newName, query.sql, count, types.baseAddress)
             }
@@ -336,7 +336,7 @@ public final class PGConnection: @unchecked Sendable {
                 var name = statements[key] ?? pendingPrepares[key]
                 if name == nil, statements.count + pendingPrepares.count < cacheLimit {
                     statementCounter += 1
-                    let newName = "accord_s\(statementCounter)"
+                    let newName = Self.statementName(statementCounter)
                     let sent = binds.types.withUnsafeBufferPointer { types in
                         PQsendPrepare(handle, newName, query.sql, count, types.baseAddress)
                     }
@@ -445,10 +445,19 @@ public final class PGConnection: @unchecked Sendable {
         }
     }
 
+    /// A prepared statement's name. At 16 bytes or more it is a native string, whose UTF-8 is
+    /// NUL-terminated in place, so that passing it to libpq copies nothing (a shorter one is stored
+    /// inline and copied into a new C string on every call).
+    static func statementName(_ number: Int) -> String {
+        "accord_statement_\(number)"
+    }
+
     /// Sends a prepared statement without waiting for its answer (non-blocking mode).
     private func sendPrepared(_ query: PGQuery, name: String) throws {
-        let sent = query.binds.withCParameters { values, lengths, formats in
-            PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
+        let sent = name.withCString { name in
+            query.binds.withCParameters { values, lengths, formats in
+                PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
+            }
         }
         guard sent == 1 else { throw PGError(.connection, message: Self.errorMessage(handle), query: query.sql) }
     }

@@ -9,10 +9,12 @@ enum Reads {
     /// Runs `query` in `concurrency` tasks for `warmup` + `duration`; counts and times the queries
     /// that start and finish inside the measurement window. Task `i` draws its aids from the same
     /// seeded sequence for every client, and prefers `executors[i % count]` when there are any.
+    /// `query` is `nonisolated(nonsending)`: each call runs on its task's executor, with no executor
+    /// switch of the harness's own per query, for every client alike.
     static func measure(
         concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int,
         executors: [any TaskExecutor] = [],
-        _ query: @escaping @Sendable (Int32) async throws -> Int
+        _ query: nonisolated(nonsending) @escaping @Sendable (Int32) async throws -> Int
     ) async -> Sample {
         let clock = ContinuousClock()
         let start = clock.now
