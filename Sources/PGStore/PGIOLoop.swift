@@ -18,15 +18,20 @@ final class PGIOLoop: TaskExecutor, Sendable {
     private let epoll: Int32
     private let wakeup: Int32
     private let waiters = Mutex<[Int32: Waiter]>([:])
-    /// Jobs of tasks that prefer this executor, run in order between `epoll` rounds.
-    private let jobs = Mutex<[UnownedJob]>([])
-    /// Set while the loop may block in `epoll_wait`: an enqueue from another thread then writes
-    /// to `wakeup`. Set before the loop's last look at `jobs`, under the same lock as enqueues,
-    /// so that a job is either seen by that look or its enqueuer sees the flag.
-    private let sleeping = Atomic<Bool>(false)
-    private let stopping = Atomic<Bool>(false)
+    private let queue = Mutex(JobQueue())
     /// The loop thread's `pthread_self()`, 0 until it starts.
     private let thread = Atomic<UInt>(0)
+
+    /// Jobs of tasks that prefer this executor, run in order between `epoll` rounds.
+    struct JobQueue {
+        var jobs: [UnownedJob] = []
+        /// The loop may block in `epoll_wait`: an enqueue from another thread then writes to
+        /// `wakeup`. Set with the loop's last look at `jobs`, under the lock enqueues take, so a
+        /// job is either seen by that look or its enqueuer sees the flag.
+        var sleeping = false
+        /// The loop stopped: jobs go to the global executor.
+        var stopping = false
+    }
 
     struct Waiter: @unchecked Sendable {
         let connection: PGConnection
@@ -68,7 +73,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
     /// Stops the loop thread. Jobs enqueued afterwards (a task that still prefers this executor)
     /// go to the global concurrent executor instead.
     func shutdown() {
-        jobs.withLock { _ in stopping.store(true, ordering: .relaxed) }
+        queue.withLock { $0.stopping = true }
         signal()
     }
 
@@ -84,10 +89,10 @@ final class PGIOLoop: TaskExecutor, Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let (accepted, wake) = jobs.withLock { jobs -> (Bool, Bool) in
-            if stopping.load(ordering: .relaxed) { return (false, false) }
-            jobs.append(job)
-            return (true, jobs.count == 1 && sleeping.load(ordering: .relaxed))
+        let (accepted, wake) = queue.withLock { queue -> (Bool, Bool) in
+            if queue.stopping { return (false, false) }
+            queue.jobs.append(job)
+            return (true, queue.jobs.count == 1 && queue.sleeping)
         }
         if !accepted {
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
@@ -99,7 +104,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
     /// Runs the jobs enqueued so far (and those they enqueue, up to a bound), in order.
     private func runJobs(_ batch: inout [UnownedJob]) {
         for _ in 0..<4 {
-            jobs.withLock { swap(&$0, &batch) }
+            queue.withLock { swap(&$0.jobs, &batch) }
             if batch.isEmpty { return }
             for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
             batch.removeAll(keepingCapacity: true)
@@ -133,25 +138,23 @@ final class PGIOLoop: TaskExecutor, Sendable {
         batch.reserveCapacity(64)
         while true {
             runJobs(&batch)
-            let idle = jobs.withLock { jobs -> Bool in
-                sleeping.store(jobs.isEmpty, ordering: .relaxed)
-                return jobs.isEmpty
+            let idle = queue.withLock { queue -> Bool in
+                queue.sleeping = queue.jobs.isEmpty
+                return queue.sleeping
             }
             let count = epoll_wait(epoll, &events, 64, idle ? -1 : 0)
-            if idle { sleeping.store(false, ordering: .relaxed) }
+            if idle { queue.withLock { $0.sleeping = false } }
             if count < 0 {
                 if errno == EINTR { continue }
                 return
             }
             for index in 0..<Int(count) {
                 let fd = events[index].data.fd
-                if fd == wakeup, !jobs.withLock({ _ in stopping.load(ordering: .relaxed) }) {
+                if fd == wakeup {
                     var value: UInt64 = 0
                     _ = read(wakeup, &value, 8)
-                    continue
-                }
-                if fd == wakeup {
-                    // Shutdown: fail whoever still waits.
+                    // A job enqueued while the loop slept; otherwise shutdown: fail whoever waits.
+                    if !queue.withLock({ $0.stopping }) { continue }
                     let pending = waiters.withLock { state -> [Waiter] in
                         defer { state.removeAll() }
                         return Array(state.values)
@@ -161,9 +164,9 @@ final class PGIOLoop: TaskExecutor, Sendable {
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
                     }
                     // Tasks that prefer this executor carry on on the global one.
-                    for job in jobs.withLock({ state -> [UnownedJob] in
-                        defer { state.removeAll() }
-                        return state
+                    for job in queue.withLock({ queue -> [UnownedJob] in
+                        defer { queue.jobs.removeAll() }
+                        return queue.jobs
                     }) {
                         globalConcurrentExecutor.enqueue(ExecutorJob(job))
                     }
