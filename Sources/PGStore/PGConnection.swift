@@ -446,8 +446,8 @@ public final class PGConnection: @unchecked Sendable {
     }
 
     /// A prepared statement's name. At 16 bytes or more it is a native string, whose UTF-8 is
-    /// NUL-terminated in place, so that passing it to libpq copies nothing (a shorter one is stored
-    /// inline and copied into a new C string on every call).
+    /// NUL-terminated in place, so that `withCString` hands libpq that storage without a copy (a
+    /// short name, passed to libpq directly, had cost a new C string per statement).
     static func statementName(_ number: Int) -> String {
         "accord_statement_\(number)"
     }
