@@ -6,10 +6,9 @@ import Testing
 /// Tasks that prefer the pool's I/O loops (`PGPool.executors`).
 @Suite("Pool executors")
 struct ExecutorTests {
-    func pool(maxConnections: Int, ioThreads: Int = 2) throws -> PGPool {
-        PGPool(configuration: try PGConfiguration(
-            url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"),
-            maxConnections: maxConnections, ioThreads: ioThreads))
+    /// Two loops, whatever the machine's cores.
+    func pool(maxConnections: Int) throws -> PGPool {
+        try ownerPool(maxConnections: maxConnections, ioThreads: 2)
     }
 
     @Test func tasksOnTheLoopsRunStatementsTransactionsAndPipelines() async throws {

@@ -5,10 +5,14 @@ import Testing
 
 /// A pool on the private server's `accord` database as the owner role, for tests that touch no
 /// application tables.
-func ownerPool(maxConnections: Int = 4, waitTimeout: Duration = .seconds(10), statementTimeout: Duration? = .seconds(30)) throws -> PGPool {
+func ownerPool(
+    maxConnections: Int = 4, waitTimeout: Duration = .seconds(10), statementTimeout: Duration? = .seconds(30),
+    ioThreads: Int = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+) throws -> PGPool {
     PGPool(configuration: try PGConfiguration(
         url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"),
-        maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, statementTimeout: statementTimeout))
+        maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, statementTimeout: statementTimeout,
+        ioThreads: ioThreads))
 }
 
 struct TimedOut: Error {}

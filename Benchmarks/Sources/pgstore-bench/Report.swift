@@ -16,6 +16,8 @@ enum Report {
         "pgstore-executors": "**PGStore** `pool.query`, tasks on `pool.executors`",
         "one-by-one": "one round trip each, in `withTransaction`", "pipelined": "**`conn.pipeline`**, one round trip",
     ]
+    /// PGStore's read cases, with their label in the targets.
+    static let pgstoreCases = [("pgstore", "PGStore"), ("pgstore-executors", "PGStore on `pool.executors`")]
 
     static func markdown(_ results: [CaseResult], rows: Int) -> String {
         var out = ""
@@ -59,7 +61,7 @@ enum Report {
             out += "\n"
             // Round by round, where there was more than one.
             for concurrency in concurrencies where rounds("pgbench", concurrency).count > 1 {
-                let clients = ["pgstore", "pgstore-executors"].filter { !rounds($0, concurrency).isEmpty }
+                let clients = pgstoreCases.map(\.0).filter { !rounds($0, concurrency).isEmpty }
                 out += "Round by round at \(concurrency) task\(concurrency == 1 ? "" : "s") (pgbench, then each client):\n\n"
                 out += "| round | pgbench queries/s | " + clients.map { "\(clientNames[$0] ?? $0) ÷ pgbench" }.joined(separator: " | ") + " |\n"
                 out += "|--:|--:|" + String(repeating: "--:|", count: clients.count) + "\n"
@@ -86,7 +88,7 @@ enum Report {
         }
         var targets: [(String, Double?, String)] = []
         for concurrency in concurrencies {
-            for (client, label) in [("pgstore", "PGStore"), ("pgstore-executors", "PGStore on `pool.executors`")] {
+            for (client, label) in pgstoreCases {
                 guard let pgstore = find(client, concurrency) else { continue }
                 let target16 = concurrency == 16
                 let tasks = "\(concurrency) task\(concurrency == 1 ? "" : "s")"
