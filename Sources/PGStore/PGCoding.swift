@@ -63,6 +63,30 @@ func appendASCII(_ string: String, to buffer: inout [UInt8]) {
     buffer.append(contentsOf: string.utf8)
 }
 
+/// Appends an integer's decimal digits (with a leading minus sign when negative), without making a
+/// String of it first.
+@inline(__always)
+func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
+    if value < 0 { buffer.append(UInt8(ascii: "-")) }
+    var magnitude = value.magnitude
+    var digits = 1
+    var probe = magnitude
+    while probe >= 10 {
+        probe /= 10
+        digits += 1
+    }
+    let start = buffer.count
+    buffer.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+    buffer.withUnsafeMutableBufferPointer { bytes in
+        var index = start + digits - 1
+        repeat {
+            bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+            index -= 1
+        } while magnitude > 0
+    }
+}
+
 /// Parses an optionally signed decimal integer without allocating.
 @inline(__always)
 func parseInteger(_ text: UnsafeRawBufferPointer) -> Int64? {
@@ -101,7 +125,7 @@ extension Bool: PGEncodable, PGDecodable {
 
 extension Int: PGEncodable, PGDecodable {
     public static var pgType: PGType { .int8 }
-    public func encode(into buffer: inout [UInt8]) throws { appendASCII(String(self), to: &buffer) }
+    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(Int64(self), to: &buffer) }
     public static func accepts(_ type: PGType) -> Bool { type == .int8 || type == .int4 || type == .int2 }
     public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Int {
         guard let value = parseInteger(text) else { throw invalid(text, as: Int.self) }
@@ -111,7 +135,7 @@ extension Int: PGEncodable, PGDecodable {
 
 extension Int64: PGEncodable, PGDecodable {
     public static var pgType: PGType { .int8 }
-    public func encode(into buffer: inout [UInt8]) throws { appendASCII(String(self), to: &buffer) }
+    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(Int64(self), to: &buffer) }
     public static func accepts(_ type: PGType) -> Bool { type == .int8 || type == .int4 || type == .int2 }
     public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Int64 {
         guard let value = parseInteger(text) else { throw invalid(text, as: Int64.self) }
@@ -121,7 +145,7 @@ extension Int64: PGEncodable, PGDecodable {
 
 extension Int32: PGEncodable, PGDecodable {
     public static var pgType: PGType { .int4 }
-    public func encode(into buffer: inout [UInt8]) throws { appendASCII(String(self), to: &buffer) }
+    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(Int64(self), to: &buffer) }
     public static func accepts(_ type: PGType) -> Bool { type == .int4 || type == .int2 }
     public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Int32 {
         guard let value = parseInteger(text), let narrow = Int32(exactly: value) else { throw invalid(text, as: Int32.self) }
@@ -131,7 +155,7 @@ extension Int32: PGEncodable, PGDecodable {
 
 extension Int16: PGEncodable, PGDecodable {
     public static var pgType: PGType { .int2 }
-    public func encode(into buffer: inout [UInt8]) throws { appendASCII(String(self), to: &buffer) }
+    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(Int64(self), to: &buffer) }
     public static func accepts(_ type: PGType) -> Bool { type == .int2 }
     public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Int16 {
         guard let value = parseInteger(text), let narrow = Int16(exactly: value) else { throw invalid(text, as: Int16.self) }

@@ -22,16 +22,54 @@ public final class PGConnection: @unchecked Sendable {
     private let cacheLimit: Int
     /// Prepared statements of this connection: (SQL, parameter types) -> statement name.
     private var statements: [StatementKey: String] = [:]
+    /// The statement looked up last: a loop that runs one statement over and over finds it
+    /// without hashing its SQL.
+    private var lastStatement: (key: StatementKey, name: String)?
     private var statementCounter = 0
+    /// The C arrays of parameters, reused from statement to statement.
+    private let scratch = PGParameterScratch()
     /// Which operation is running, for cancellation; guarded so that `PQcancel` never targets the
     /// next caller's statement.
     private let operation = Mutex(OperationState())
     /// The server process serving this connection.
     public let backendPID: Int32
 
+    /// A prepared statement's identity: its SQL and its parameters' types.
     struct StatementKey: Hashable {
         let sql: String
-        let types: [UInt32]
+        /// The statement's parameters, of which only the types count.
+        let parameters: [PGBindings.Parameter]
+
+        init(_ query: PGQuery) {
+            sql = query.sql
+            parameters = query.binds.parameters
+        }
+
+        static func == (lhs: StatementKey, rhs: StatementKey) -> Bool {
+            lhs.parameters.count == rhs.parameters.count
+                && zip(lhs.parameters, rhs.parameters).allSatisfy { $0.type == $1.type }
+                && lhs.sql == rhs.sql
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(sql)
+            hasher.combine(parameters.count)
+            for parameter in parameters { hasher.combine(parameter.type) }
+        }
+    }
+
+    /// The name under which this connection prepared `key`'s statement, if it did.
+    private func preparedName(_ key: StatementKey) -> String? {
+        if let lastStatement, lastStatement.key == key { return lastStatement.name }
+        guard let name = statements[key] else { return nil }
+        lastStatement = (key, name)
+        return name
+    }
+
+    /// Forgets a prepared statement (the server dropped its plan).
+    private func forgetStatement(_ key: StatementKey) -> String? {
+        if let lastStatement, lastStatement.key == key { self.lastStatement = nil }
+        return statements.removeValue(forKey: key)
     }
 
     struct OperationState {
@@ -225,11 +263,11 @@ public final class PGConnection: @unchecked Sendable {
         if let problem = query.binds.encodingError {
             throw PGError(.invalidValue, message: "cannot encode \(problem)", query: query.sql)
         }
-        let key = StatementKey(sql: query.sql, types: query.binds.types)
+        let key = StatementKey(query)
         do {
             return try executeOnce(query, key: key)
         } catch let error as PGError where error.sqlState == "0A000" && statements[key] != nil {
-            let name = statements.removeValue(forKey: key)!
+            let name = forgetStatement(key)!
             let wasIdle = isIdle
             _ = try? executeSimpleBlocking("DEALLOCATE \(name)")
             guard wasIdle else { throw error }
@@ -240,7 +278,7 @@ public final class PGConnection: @unchecked Sendable {
     private func executeOnce(_ query: PGQuery, key: StatementKey) throws -> PGRows {
         let binds = query.binds
         let count = Int32(binds.count)
-        var name = statements[key]
+        var name = preparedName(key)
         if name == nil, statements.count < cacheLimit {
             statementCounter += 1
             let newName = Self.statementName(statementCounter)
@@ -251,7 +289,7 @@ public final class PGConnection: @unchecked Sendable {
             statements[key] = newName
             name = newName
         }
-        let result = binds.withCParameters { values, lengths, formats in
+        let result = binds.withCParameters(scratch: scratch) { values, lengths, formats in
             if let name {
                 return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
             }
@@ -332,8 +370,8 @@ public final class PGConnection: @unchecked Sendable {
             for (index, query) in queries.enumerated() {
                 let binds = query.binds
                 let count = Int32(binds.count)
-                let key = StatementKey(sql: query.sql, types: binds.types)
-                var name = statements[key] ?? pendingPrepares[key]
+                let key = StatementKey(query)
+                var name = preparedName(key) ?? pendingPrepares[key]
                 if name == nil, statements.count + pendingPrepares.count < cacheLimit {
                     statementCounter += 1
                     let newName = Self.statementName(statementCounter)
@@ -345,7 +383,7 @@ public final class PGConnection: @unchecked Sendable {
                     expected.append(.prepare(key, newName, query: query.sql))
                     name = newName
                 }
-                let sent = binds.withCParameters { values, lengths, formats in
+                let sent = binds.withCParameters(scratch: scratch) { values, lengths, formats in
                     if let name {
                         return PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0)
                     }
@@ -427,8 +465,7 @@ public final class PGConnection: @unchecked Sendable {
     /// awaited on the pool's I/O loop; the first use of a statement prepares it on the thread pool.
     @discardableResult
     nonisolated(nonsending) public func query(_ query: PGQuery) async throws -> PGRows {
-        let key = StatementKey(sql: query.sql, types: query.binds.types)
-        guard let io, query.binds.encodingError == nil, let name = statements[key] else {
+        guard let io, query.binds.encodingError == nil, let name = preparedName(StatementKey(query)) else {
             return try await run { try $0.executeBlocking(query) }
         }
         let result = try await onLoop(io, pipeline: false) {
@@ -455,7 +492,7 @@ public final class PGConnection: @unchecked Sendable {
     /// Sends a prepared statement without waiting for its answer (non-blocking mode).
     private func sendPrepared(_ query: PGQuery, name: String) throws {
         let sent = name.withCString { name in
-            query.binds.withCParameters { values, lengths, formats in
+            query.binds.withCParameters(scratch: scratch) { values, lengths, formats in
                 PQsendQueryPrepared(handle, name, Int32(query.binds.count), values, lengths, formats, 0)
             }
         }
@@ -510,7 +547,7 @@ public final class PGConnection: @unchecked Sendable {
     nonisolated(nonsending) public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
         guard let io, !queries.isEmpty, queries.count <= 64,
             let names = Optional(queries.compactMap { query -> String? in
-                query.binds.encodingError == nil ? statements[StatementKey(sql: query.sql, types: query.binds.types)] : nil
+                query.binds.encodingError == nil ? preparedName(StatementKey(query)) : nil
             }), names.count == queries.count
         else {
             return try await run { try $0.pipelineBlocking(queries) }

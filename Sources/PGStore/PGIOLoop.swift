@@ -17,7 +17,8 @@ import Glibc
 final class PGIOLoop: TaskExecutor, Sendable {
     private let epoll: Int32
     private let wakeup: Int32
-    private let waiters = Mutex<[Int32: Waiter]>([:])
+    /// Who awaits an answer, by socket descriptor (small numbers: an array, not a dictionary).
+    private let waiters = Mutex(Waiters())
     private let queue = Mutex(JobQueue())
     /// The loop thread's `pthread_self()`, 0 until it starts.
     private let thread = Atomic<UInt>(0)
@@ -31,6 +32,27 @@ final class PGIOLoop: TaskExecutor, Sendable {
         var sleeping = false
         /// The loop stopped: jobs go to the global executor.
         var stopping = false
+    }
+
+    struct Waiters {
+        private var slots: [Waiter?] = []
+
+        subscript(fd: Int32) -> Waiter? {
+            get { Int(fd) < slots.count ? slots[Int(fd)] : nil }
+            set {
+                if Int(fd) >= slots.count {
+                    guard newValue != nil else { return }
+                    slots.append(contentsOf: repeatElement(nil, count: Int(fd) - slots.count + 1))
+                }
+                slots[Int(fd)] = newValue
+            }
+        }
+
+        /// Removes and returns every waiter.
+        mutating func removeAll() -> [Waiter] {
+            defer { slots.removeAll() }
+            return slots.compactMap { $0 }
+        }
     }
 
     struct Waiter: @unchecked Sendable {
@@ -155,10 +177,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                     _ = read(wakeup, &value, 8)
                     // A job enqueued while the loop slept; otherwise shutdown: fail whoever waits.
                     if !queue.withLock({ $0.stopping }) { continue }
-                    let pending = waiters.withLock { state -> [Waiter] in
-                        defer { state.removeAll() }
-                        return Array(state.values)
-                    }
+                    let pending = waiters.withLock { $0.removeAll() }
                     for waiter in pending {
                         waiter.answer.clear()
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
@@ -220,7 +239,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
             arm(fd, write: flushed == 1)
             return
         }
-        waiters.withLock { _ = $0.removeValue(forKey: fd) }
+        waiters.withLock { $0[fd] = nil }
         if let failure {
             waiter.answer.clear()
             waiter.continuation.resume(throwing: failure)

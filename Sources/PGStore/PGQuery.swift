@@ -51,13 +51,23 @@ public struct PGQuery: Sendable, Hashable, ExpressibleByStringInterpolation, Cus
         /// A bound value: becomes `$n`.
         public mutating func appendInterpolation<Value: PGEncodable>(_ value: Value) {
             binds.append(value)
-            sql += "$\(binds.count)"
+            appendPlaceholder()
         }
 
         /// A bound value or NULL: becomes `$n`.
         public mutating func appendInterpolation<Value: PGEncodable>(_ value: Value?) {
             binds.append(value)
-            sql += "$\(binds.count)"
+            appendPlaceholder()
+        }
+
+        /// `$n` for the value just bound.
+        private mutating func appendPlaceholder() {
+            let number = binds.count
+            if number < PGQuery.placeholders.count {
+                sql += PGQuery.placeholders[number]
+            } else {
+                sql += "$\(number)"
+            }
         }
 
         /// An identifier (table, column, channel name), double-quoted and escaped.
@@ -76,6 +86,9 @@ public struct PGQuery: Sendable, Hashable, ExpressibleByStringInterpolation, Cus
             binds.append(contentsOf: query.binds)
         }
     }
+
+    /// `$0` to `$99`, made once: most statements bind fewer values.
+    static let placeholders: [String] = (0..<100).map { "$\($0)" }
 
     /// Double-quotes an identifier, doubling embedded quotes (PostgreSQL's rule).
     public static func quoteIdentifier(_ identifier: String) -> String {
@@ -137,95 +150,154 @@ extension PGQuery {
     }
 }
 
-/// The bound values of a statement: types, formats and encoded bytes, kept in one buffer.
+/// The bound values of a statement: their encoded bytes in one buffer, and one entry per
+/// parameter (type, format, where its bytes are). Two arrays, whatever the number of parameters:
+/// building a statement costs few allocations.
 public struct PGBindings: Sendable, Hashable {
     /// Encoded values back to back; each text value is NUL-terminated for libpq.
     var bytes: [UInt8] = []
-    var types: [UInt32] = []
-    var formats: [Int32] = []
-    /// Start offset of each value in `bytes`, or -1 for NULL.
-    var offsets: [Int] = []
-    var lengths: [Int32] = []
+    var parameters: [Parameter] = []
     /// The first encoding failure, reported when the statement runs.
     var encodingError: String?
+
+    /// One bound value: its declared type and wire format, and its bytes in `bytes`.
+    struct Parameter: Sendable, Hashable {
+        var type: UInt32
+        var format: Int32
+        /// Start of the value in `bytes`, or -1 for NULL.
+        var offset: Int32
+        var length: Int32
+    }
+
+    /// The largest encoded size of all values of one statement; PostgreSQL takes no message
+    /// over 1 GiB, and offsets into `bytes` are 32-bit.
+    static let maxBytes = 1 << 30
 
     public init() {}
 
     init(capacity: Int) {
-        types.reserveCapacity(capacity)
-        formats.reserveCapacity(capacity)
-        offsets.reserveCapacity(capacity)
-        lengths.reserveCapacity(capacity)
+        guard capacity > 0 else { return }
+        parameters.reserveCapacity(capacity)
+        bytes.reserveCapacity(capacity * 16)
     }
 
-    public var count: Int { types.count }
+    public var count: Int { parameters.count }
+
+    /// The parameters' declared types, in order (to prepare a statement).
+    var types: [UInt32] { parameters.map(\.type) }
 
     public mutating func append<Value: PGEncodable>(_ value: Value) {
-        types.append(Value.pgType.oid)
-        formats.append(Value.pgFormat.rawValue)
         let start = bytes.count
         do {
             try value.encode(into: &bytes)
         } catch {
             bytes.removeSubrange(start...)
-            if encodingError == nil { encodingError = "parameter $\(types.count) (\(Value.self)): \(error)" }
+            if encodingError == nil { encodingError = "parameter $\(parameters.count + 1) (\(Value.self)): \(error)" }
         }
-        offsets.append(start)
-        lengths.append(Int32(bytes.count - start))
+        if bytes.count >= Self.maxBytes {
+            bytes.removeSubrange(start...)
+            if encodingError == nil { encodingError = "parameter $\(parameters.count + 1) (\(Value.self)): the values of one statement exceed \(Self.maxBytes) bytes" }
+        }
+        parameters.append(Parameter(
+            type: Value.pgType.oid, format: Value.pgFormat.rawValue,
+            offset: Int32(start), length: Int32(bytes.count - start)
+        ))
         if Value.pgFormat == .text { bytes.append(0) }
     }
 
     public mutating func append<Value: PGEncodable>(_ value: Value?) {
         guard let value else {
-            types.append(Value.pgType.oid)
-            formats.append(Value.pgFormat.rawValue)
-            offsets.append(-1)
-            lengths.append(0)
+            parameters.append(Parameter(type: Value.pgType.oid, format: Value.pgFormat.rawValue, offset: -1, length: 0))
             return
         }
         append(value)
     }
 
     mutating func append(contentsOf other: PGBindings) {
-        let base = bytes.count
+        if bytes.count + other.bytes.count >= Self.maxBytes {
+            if encodingError == nil { encodingError = "the values of one statement exceed \(Self.maxBytes) bytes" }
+            parameters.append(contentsOf: other.parameters.map { Parameter(type: $0.type, format: $0.format, offset: -1, length: 0) })
+            return
+        }
+        let base = Int32(bytes.count)
         bytes.append(contentsOf: other.bytes)
-        types.append(contentsOf: other.types)
-        formats.append(contentsOf: other.formats)
-        offsets.append(contentsOf: other.offsets.map { $0 < 0 ? $0 : $0 + base })
-        lengths.append(contentsOf: other.lengths)
+        parameters.append(contentsOf: other.parameters.map { parameter in
+            var moved = parameter
+            if moved.offset >= 0 { moved.offset += base }
+            return moved
+        })
         if encodingError == nil { encodingError = other.encodingError }
     }
 
-    /// Calls `body` with the C arrays libpq takes: values, lengths, formats.
+    /// Whether both bind the same number of parameters with the same types (a prepared
+    /// statement's identity, beside its SQL).
+    func hasSameTypes(as other: PGBindings) -> Bool {
+        parameters.count == other.parameters.count
+            && zip(parameters, other.parameters).allSatisfy { $0.type == $1.type }
+    }
+
+    /// Calls `body` with the C arrays libpq takes (values, lengths, formats), written into
+    /// `scratch`, which the caller owns and reuses from statement to statement.
     func withCParameters<R>(
+        scratch: PGParameterScratch,
         _ body: (
             UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?
         ) throws -> R
     ) rethrows -> R {
-        if types.isEmpty { return try body(nil, nil, nil) }
+        if parameters.isEmpty { return try body(nil, nil, nil) }
+        scratch.reserve(parameters.count)
         return try bytes.withUnsafeBufferPointer { buffer in
             let base = UnsafeRawPointer(buffer.baseAddress)
             let empty: StaticString = ""
-            var pointers = [UnsafePointer<CChar>?]()
-            pointers.reserveCapacity(offsets.count)
-            for (index, offset) in offsets.enumerated() {
-                if offset < 0 {
-                    pointers.append(nil)
-                } else if lengths[index] == 0 || base == nil {
+            let emptyValue = UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self)
+            for (index, parameter) in parameters.enumerated() {
+                if parameter.offset < 0 {
+                    scratch.values[index] = nil
+                } else if parameter.length == 0 || base == nil {
                     // An empty value: point at a NUL byte that outlives the call.
-                    pointers.append(UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self))
+                    scratch.values[index] = emptyValue
                 } else {
-                    pointers.append((base! + offset).assumingMemoryBound(to: CChar.self))
+                    scratch.values[index] = (base! + Int(parameter.offset)).assumingMemoryBound(to: CChar.self)
                 }
+                scratch.lengths[index] = parameter.length
+                scratch.formats[index] = parameter.format
             }
-            return try pointers.withUnsafeBufferPointer { values in
-                try lengths.withUnsafeBufferPointer { lengthBuffer in
-                    try formats.withUnsafeBufferPointer { formatBuffer in
-                        try body(values.baseAddress, lengthBuffer.baseAddress, formatBuffer.baseAddress)
-                    }
-                }
-            }
+            return try body(UnsafePointer(scratch.values), UnsafePointer(scratch.lengths), UnsafePointer(scratch.formats))
         }
+    }
+}
+
+/// The C arrays of one statement's parameters, reused by a connection from statement to statement
+/// instead of allocated per statement. Used by one caller at a time, like its connection.
+final class PGParameterScratch: @unchecked Sendable {
+    private(set) var values: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    private(set) var lengths: UnsafeMutablePointer<Int32>
+    private(set) var formats: UnsafeMutablePointer<Int32>
+    private var capacity: Int
+
+    init(capacity: Int = 16) {
+        self.capacity = capacity
+        values = .allocate(capacity: capacity)
+        lengths = .allocate(capacity: capacity)
+        formats = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        values.deallocate()
+        lengths.deallocate()
+        formats.deallocate()
+    }
+
+    /// Makes room for `count` parameters.
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        values.deallocate()
+        lengths.deallocate()
+        formats.deallocate()
+        capacity = max(count, capacity * 2)
+        values = .allocate(capacity: capacity)
+        lengths = .allocate(capacity: capacity)
+        formats = .allocate(capacity: capacity)
     }
 }
 
@@ -236,12 +308,13 @@ extension PGQuery {
     public var inlinedForTooling: String {
         var values: [String] = []
         for index in 0..<binds.count {
-            let offset = binds.offsets[index]
-            guard offset >= 0 else { values.append("NULL"); continue }
-            let bytes = binds.bytes[offset..<(offset + Int(binds.lengths[index]))]
-            let type = PGType(oid: binds.types[index])
+            let parameter = binds.parameters[index]
+            guard parameter.offset >= 0 else { values.append("NULL"); continue }
+            let offset = Int(parameter.offset)
+            let bytes = binds.bytes[offset..<(offset + Int(parameter.length))]
+            let type = PGType(oid: parameter.type)
             let typeName = PGType.names[type.oid].map { "::\($0)" } ?? ""
-            if binds.formats[index] == 1 {
+            if parameter.format == 1 {
                 values.append("'\\x" + bytes.map { String(format: "%02x", $0) }.joined() + "'::bytea")
             } else {
                 let text = String(decoding: bytes, as: UTF8.self)

@@ -161,6 +161,32 @@ struct CodingTests {
         }
     }
 
+    @Test func manyValuesOfMixedKindsBindInOrder() async throws {
+        // More values (60) than a connection's parameter arrays first hold (16), with NULLs, empty
+        // strings and binary values between them: each reaches its own placeholder, on a first use
+        // (prepared on the thread pool) and on a reuse (sent from the I/O loop).
+        var query = PGQuery(unsafeSQL: "SELECT concat_ws('|'")
+        var expected: [String] = []
+        for index in 0..<60 {
+            query.append(PGQuery(unsafeSQL: ", "))
+            switch index % 5 {
+            case 0: query.append("\(index)::text"); expected.append("\(index)")
+            case 1: query.append("coalesce(\(String?.none), '-')"); expected.append("-")
+            case 2: query.append("\("")"); expected.append("")
+            case 3: query.append("encode(\(Data([UInt8(index), 0, 255])), 'hex')"); expected.append(String(format: "%02x00ff", index))
+            default: query.append("\("v\(index) é")"); expected.append("v\(index) é")
+            }
+        }
+        query.append(PGQuery(unsafeSQL: ")"))
+        #expect(query.binds.count == 60)
+        try await pool.withConnection { connection in
+            for _ in 0..<2 {
+                let joined = try await connection.query(query).scalar(String.self)
+                #expect(joined.split(separator: "|", omittingEmptySubsequences: false).map(String.init) == expected)
+            }
+        }
+    }
+
     @Test func interpolatedQueriesRenumberPlaceholders() async throws {
         let filter: PGQuery = "g > \(2)"
         let query: PGQuery = "SELECT count(*) FROM generate_series(1, \(10)) g WHERE \(filter) AND g < \(9)"
