@@ -514,10 +514,14 @@ public final class PGConnection: @unchecked Sendable {
             PQsetnonblocking(handle, 0)
             if pipeline { PQexitPipelineMode(handle) }
         }
-        return try await withTaskCancellationHandler {
+        // The `_unsafeInheritExecutor_` spellings run on the caller's executor, as this
+        // nonisolated(nonsending) function does: the plain ones would hop to the generic executor
+        // on entry and on return (four `swift_task_switch`es per statement, each of which looks up
+        // the task's executor preference under the task's status lock).
+        return try await _unsafeInheritExecutor_withTaskCancellationHandler {
             // Unsafe (no checking allocation): the loop resumes each waiter exactly once, when it
             // removes it; a failed send resumes here and registers nothing.
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PGIOLoop.Answer, any Error>) in
+            try await _unsafeInheritExecutor_withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<PGIOLoop.Answer, any Error>) in
                 PQsetnonblocking(handle, 1)
                 do {
                     try send()
