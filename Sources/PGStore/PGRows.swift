@@ -1,5 +1,11 @@
 import CLibPQ
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Owns a libpq result and frees it when the last reference goes. A result is immutable once
 /// returned by libpq, so reading it from any thread is safe.
 final class PGResultBox: @unchecked Sendable {
@@ -14,31 +20,48 @@ public struct PGColumn: Sendable, Hashable {
     public let type: PGType
 }
 
-/// The rows a statement returned, decoded lazily from libpq's result.
+/// The rows a statement returned, decoded lazily from libpq's result: making one allocates nothing
+/// beyond the result's owner, whatever it is later asked.
 public struct PGRows: Sendable, RandomAccessCollection {
     let box: PGResultBox?
-    public let columns: [PGColumn]
     public let count: Int
-    /// Rows inserted, updated or deleted, from the command tag.
-    public let affectedRows: Int
+    /// The number of result columns.
+    let columnCount: Int
 
     init(box: PGResultBox?) {
         self.box = box
         guard let result = box?.pointer else {
-            columns = []
             count = 0
-            affectedRows = 0
+            columnCount = 0
             return
         }
-        let fieldCount = Int(PQnfields(result))
-        var columns: [PGColumn] = []
-        columns.reserveCapacity(fieldCount)
-        for index in 0..<fieldCount {
-            columns.append(PGColumn(name: String(cString: PQfname(result, Int32(index))), type: PGType(oid: PQftype(result, Int32(index)))))
-        }
-        self.columns = columns
         count = Int(PQntuples(result))
-        affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
+        columnCount = Int(PQnfields(result))
+    }
+
+    /// The result's columns, in order.
+    public var columns: [PGColumn] {
+        (0..<columnCount).map(column)
+    }
+
+    /// Column `index`'s name and type.
+    func column(_ index: Int) -> PGColumn {
+        guard let result = box?.pointer else { preconditionFailure("an empty result has no columns") }
+        return PGColumn(name: String(cString: PQfname(result, Int32(index))), type: PGType(oid: PQftype(result, Int32(index))))
+    }
+
+    /// The position of the column named exactly `name`, if there is one.
+    func columnIndex(named name: String) -> Int? {
+        guard let result = box?.pointer else { return nil }
+        return name.withCString { wanted in
+            (0..<columnCount).first { strcmp(PQfname(result, Int32($0)), wanted) == 0 }
+        }
+    }
+
+    /// Rows inserted, updated or deleted, from the command tag.
+    public var affectedRows: Int {
+        guard let result = box?.pointer, let tuples = PQcmdTuples(result) else { return 0 }
+        return Int(String(cString: tuples)) ?? 0
     }
 
     static let empty = PGRows(box: nil)
@@ -90,32 +113,34 @@ public struct PGRow: Sendable {
 
     /// Decodes column `column` (0-based) as `Value`.
     public func column<Value: PGDecodable>(_ column: Int, as type: Value.Type = Value.self) throws -> Value {
-        guard column < rows.columns.count, let result = rows.box?.pointer else {
-            throw PGError(.missingColumn, message: "the result has \(rows.columns.count) columns; column \(column) was asked for")
-        }
-        let info = rows.columns[column]
-        guard Value.accepts(info.type) else {
-            throw PGError(
-                .typeMismatch, message: "column \(info.name) is \(info.type), which does not decode as \(Value.self)",
-                column: info.name)
+        guard column >= 0, column < rows.columnCount, let result = rows.box?.pointer else {
+            throw PGError(.missingColumn, message: "the result has \(rows.columnCount) columns; column \(column) was asked for")
         }
         let row = Int32(index)
         let field = Int32(column)
+        let columnType = PGType(oid: PQftype(result, field))
+        guard Value.accepts(columnType) else {
+            let name = rows.column(column).name
+            throw PGError(
+                .typeMismatch, message: "column \(name) is \(columnType), which does not decode as \(Value.self)",
+                column: name)
+        }
         if PQgetisnull(result, row, field) == 1 {
             do { return try Value.decodeNull() } catch var error as PGError {
-                error.message = "column \(info.name) is NULL where \(Value.self) was expected"
-                error.column = info.name
+                let name = rows.column(column).name
+                error.message = "column \(name) is NULL where \(Value.self) was expected"
+                error.column = name
                 throw error
             }
         }
         let length = Int(PQgetlength(result, row, field))
         let bytes = UnsafeRawBufferPointer(start: PQgetvalue(result, row, field), count: length)
-        return try Value.decode(text: bytes, type: info.type)
+        return try Value.decode(text: bytes, type: columnType)
     }
 
     /// Decodes the column named `name` as `Value`.
     public func column<Value: PGDecodable>(_ name: String, as type: Value.Type = Value.self) throws -> Value {
-        guard let position = rows.columns.firstIndex(where: { $0.name == name }) else {
+        guard let position = rows.columnIndex(named: name) else {
             throw PGError(.missingColumn, message: "no column named \(name)")
         }
         return try column(position, as: type)
