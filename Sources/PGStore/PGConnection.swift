@@ -33,6 +33,12 @@ public final class PGConnection: @unchecked Sendable {
     private let operation = Mutex(OperationState())
     /// The server process serving this connection.
     public let backendPID: Int32
+    /// Unique among the process's connections (a closed connection's socket number and address
+    /// are reused; this is not).
+    let serial = PGConnection.nextSerial.wrappingAdd(1, ordering: .relaxed).newValue
+    private static let nextSerial = Atomic<UInt64>(0)
+    /// When the pool last took the connection back (monotonic nanoseconds).
+    var returnedAt: UInt64 = 0
 
     /// A prepared statement's identity: its SQL and its parameters' types.
     struct StatementKey: Hashable {
@@ -175,6 +181,26 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Whether the connection is idle outside a transaction.
     var isIdle: Bool { PQtransactionStatus(handle) == PQTRANS_IDLE }
+
+    /// Monotonic nanoseconds, for `returnedAt`.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+
+    /// How long an idle connection is taken to be alive without a look at its socket.
+    static let trustedIdleNanoseconds: UInt64 = 1_000_000
+
+    /// Whether the pool should look at the connection before lending it: it was idle for longer
+    /// than a millisecond, or something arrived while it was idle. A connection handed straight
+    /// from one statement to the next (the common case under load) is lent without a system call;
+    /// if its server went away in that millisecond, its next statement fails as one would that
+    /// was running at the time.
+    func needsLivenessCheck() -> Bool {
+        if Self.now() &- returnedAt > Self.trustedIdleNanoseconds { return true }
+        return io?.takeSuspect(self) ?? true
+    }
 
     /// Non-blocking check for an idle connection whose server went away (terminated backend,
     /// restart): reads whatever arrived and reports whether the connection is still good.

@@ -17,8 +17,9 @@ import Glibc
 final class PGIOLoop: TaskExecutor, Sendable {
     private let epoll: Int32
     private let wakeup: Int32
-    /// Who awaits an answer, by socket descriptor (small numbers: an array, not a dictionary).
-    private let waiters = Mutex(Waiters())
+    /// Each socket's registration and who awaits its answer, by descriptor (small numbers: an
+    /// array, not a dictionary).
+    private let sockets = Mutex(Sockets())
     private let queue = Mutex(JobQueue())
     /// The loop thread's `pthread_self()`, 0 until it starts.
     private let thread = Atomic<UInt>(0)
@@ -34,24 +35,46 @@ final class PGIOLoop: TaskExecutor, Sendable {
         var stopping = false
     }
 
-    struct Waiters {
-        private var slots: [Waiter?] = []
+    /// What the loop knows of a socket. A connection's socket stays in the epoll set, level-
+    /// triggered, from its first statement on the loop: sending a statement then costs no
+    /// `epoll_ctl`. Readiness with nobody waiting (a message to an idle connection, or an answer
+    /// that beat its waiter's registration) takes the socket out of the set, so that the loop
+    /// never spins on it and never touches a connection that it does not serve right now; the next
+    /// statement puts it back, and level triggering reports what is already there.
+    struct Socket {
+        /// The connection that registered the descriptor: a new connection may reuse the number
+        /// of a closed one, whose registration the kernel dropped.
+        var connection: UInt64 = 0
+        /// In the epoll set.
+        var registered = false
+        /// Registered for writability too (a statement that libpq could not send at once).
+        var writable = false
+        /// Something arrived while nobody waited: the pool checks the connection before lending it.
+        var suspect = false
+        var waiter: Waiter?
+    }
 
-        subscript(fd: Int32) -> Waiter? {
-            get { Int(fd) < slots.count ? slots[Int(fd)] : nil }
+    struct Sockets {
+        private var slots: [Socket] = []
+
+        subscript(fd: Int32) -> Socket {
+            get { Int(fd) < slots.count ? slots[Int(fd)] : Socket() }
             set {
                 if Int(fd) >= slots.count {
-                    guard newValue != nil else { return }
-                    slots.append(contentsOf: repeatElement(nil, count: Int(fd) - slots.count + 1))
+                    slots.append(contentsOf: repeatElement(Socket(), count: Int(fd) - slots.count + 1))
                 }
                 slots[Int(fd)] = newValue
             }
         }
 
         /// Removes and returns every waiter.
-        mutating func removeAll() -> [Waiter] {
-            defer { slots.removeAll() }
-            return slots.compactMap { $0 }
+        mutating func removeWaiters() -> [Waiter] {
+            var waiters: [Waiter] = []
+            for index in slots.indices {
+                if let waiter = slots[index].waiter { waiters.append(waiter) }
+                slots[index].waiter = nil
+            }
+            return waiters
         }
     }
 
@@ -137,19 +160,52 @@ final class PGIOLoop: TaskExecutor, Sendable {
     /// send); the continuation gets the statement's result.
     func await(_ connection: PGConnection, needsWrite: Bool, pipeline: Bool = false, _ continuation: UnsafeContinuation<Answer, any Error>) {
         let fd = PQsocket(connection.handle)
-        waiters.withLock { $0[fd] = Waiter(connection: connection, continuation: continuation, pipeline: pipeline) }
-        arm(fd, write: needsWrite)
+        guard fd >= 0 else {
+            continuation.resume(throwing: PGError(.connection, message: PGConnection.errorMessage(connection.handle)))
+            return
+        }
+        sockets.withLock { sockets in
+            var socket = sockets[fd]
+            if socket.connection != connection.serial {
+                // First statement on the loop, or a closed connection's number reused.
+                socket = Socket(connection: connection.serial)
+            }
+            socket.waiter = Waiter(connection: connection, continuation: continuation, pipeline: pipeline)
+            // A mark from before this statement is moot: the statement reads whatever arrived.
+            socket.suspect = false
+            if !socket.registered || socket.writable != needsWrite {
+                // The rare case, under the lock so that the loop's removal cannot cross it.
+                register(fd, add: !socket.registered, writable: needsWrite)
+                socket.registered = true
+                socket.writable = needsWrite
+            }
+            sockets[fd] = socket
+        }
     }
 
-    private func arm(_ fd: Int32, write: Bool) {
+    /// Whether something arrived for `connection` while it was idle (a notice, or the server's
+    /// last words before it closed the connection); clears the mark.
+    func takeSuspect(_ connection: PGConnection) -> Bool {
+        let fd = PQsocket(connection.handle)
+        guard fd >= 0 else { return true }
+        return sockets.withLock { sockets in
+            guard sockets[fd].connection == connection.serial, sockets[fd].suspect else { return false }
+            sockets[fd].suspect = false
+            return true
+        }
+    }
+
+    /// Adds `fd` to the epoll set, or changes its events, level-triggered.
+    private func register(_ fd: Int32, add: Bool, writable: Bool) {
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue | EPOLLONESHOT.rawValue | (write ? EPOLLOUT.rawValue : 0)
+        event.events = EPOLLIN.rawValue | (writable ? EPOLLOUT.rawValue : 0)
         event.data.fd = fd
-        if epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) != 0 {
-            // Not registered yet (or a new connection reuses a closed one's number).
+        if add {
             if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0, errno == EEXIST {
                 _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
             }
+        } else if epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) != 0, errno == ENOENT {
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
         }
     }
 
@@ -177,7 +233,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                     _ = read(wakeup, &value, 8)
                     // A job enqueued while the loop slept; otherwise shutdown: fail whoever waits.
                     if !queue.withLock({ $0.stopping }) { continue }
-                    let pending = waiters.withLock { $0.removeAll() }
+                    let pending = sockets.withLock { $0.removeWaiters() }
                     for waiter in pending {
                         waiter.answer.clear()
                         waiter.continuation.resume(throwing: PGError(.poolClosed, message: "the connection pool is shut down"))
@@ -200,7 +256,20 @@ final class PGIOLoop: TaskExecutor, Sendable {
 
     /// Reads what arrived for `fd`; resumes its waiter once the answer is complete.
     private func progress(_ fd: Int32) {
-        guard var waiter = waiters.withLock({ $0[fd] }) else { return }
+        let found = sockets.withLock { sockets -> Waiter? in
+            if let waiter = sockets[fd].waiter { return waiter }
+            // Nobody waits: leave the connection alone (it may be idle in the pool, or in use on
+            // the thread pool) and stop watching it until its next statement here.
+            if sockets[fd].registered {
+                var event = epoll_event()
+                _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
+                sockets[fd].registered = false
+                sockets[fd].writable = false
+                sockets[fd].suspect = true
+            }
+            return nil
+        }
+        guard var waiter = found else { return }
         let handle = waiter.connection.handle
         var failure: PGError?
         var complete = false
@@ -234,12 +303,16 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 if waiter.answer.first == nil { waiter.answer.first = result } else { PQclear(result) }
             }
         }
-        if failure == nil && !complete {
-            waiters.withLock { $0[fd] = waiter }
-            arm(fd, write: flushed == 1)
-            return
+        let done = failure != nil || complete
+        let writable = !done && flushed == 1
+        sockets.withLock { sockets in
+            sockets[fd].waiter = done ? nil : waiter
+            if sockets[fd].writable != writable {
+                register(fd, add: false, writable: writable)
+                sockets[fd].writable = writable
+            }
         }
-        waiters.withLock { $0[fd] = nil }
+        guard done else { return }
         if let failure {
             waiter.answer.clear()
             waiter.continuation.resume(throwing: failure)

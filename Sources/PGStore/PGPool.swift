@@ -156,7 +156,7 @@ public final class PGPool: Service, Sendable {
             }
             switch grant {
             case .connection(let connection):
-                if connection.checkAlive() { return connection }
+                if !connection.needsLivenessCheck() || connection.checkAlive() { return connection }
                 logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
                 discard(connection, wasLeased: true)
             case .open:
@@ -164,7 +164,7 @@ public final class PGPool: Service, Sendable {
             case nil:
                 switch try await waitForGrant() {
                 case .connection(let connection):
-                    if connection.checkAlive() { return connection }
+                    if !connection.needsLivenessCheck() || connection.checkAlive() { return connection }
                     logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
                     discard(connection, wasLeased: true)
                 case .open:
@@ -253,6 +253,7 @@ public final class PGPool: Service, Sendable {
             discard(connection, wasLeased: true)
             return
         }
+        connection.returnedAt = PGConnection.now()
         let (waiter, keep) = state.withLock { state -> (Waiter?, Bool) in
             if state.closed {
                 state.open -= 1

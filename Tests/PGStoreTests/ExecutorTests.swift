@@ -76,6 +76,27 @@ struct ExecutorTests {
         try await expectSleepIsCancelled(pool, on: pool.executors[0], prepared: true)
     }
 
+    @Test func aConnectionThatHeardFromItsServerWhileIdleIsCheckedBeforeItIsLent() async throws {
+        let pool = try pool(maxConnections: 1)
+        let killer = try ownerPool(maxConnections: 1)
+        defer { Task { await pool.close(); await killer.close() } }
+        let connection = try await pool.withConnection { connection in
+            // The first use prepares on the thread pool; the second runs on the loop, whose epoll
+            // set keeps the socket from then on.
+            for _ in 0..<2 { try await connection.query("SELECT 1") }
+            return connection
+        }
+        let pid = connection.backendPID
+        #expect(try await killer.query("SELECT pg_terminate_backend(\(pid), 5000)").scalar(Bool.self))
+        // The loop hears the server's last message and the close, with nobody waiting.
+        try await Task.sleep(for: .milliseconds(200))
+        // Returned this instant as far as the pool can tell, so only the loop's mark makes it look.
+        connection.returnedAt = PGConnection.now()
+        let next = try await pool.query("SELECT pg_backend_pid()").scalar(Int32.self)
+        #expect(next != pid)
+        #expect(pool.statistics.open == 1)
+    }
+
     @Test func aStoppedLoopHandsItsTasksToTheGlobalExecutor() async throws {
         let loop = PGIOLoop()
         let ran = try await withTimeout(5) {
