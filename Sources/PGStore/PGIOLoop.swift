@@ -57,14 +57,12 @@ final class PGIOLoop: TaskExecutor, Sendable {
     struct Sockets {
         private var slots: [Socket] = []
 
-        subscript(fd: Int32) -> Socket {
-            get { Int(fd) < slots.count ? slots[Int(fd)] : Socket() }
-            set {
-                if Int(fd) >= slots.count {
-                    slots.append(contentsOf: repeatElement(Socket(), count: Int(fd) - slots.count + 1))
-                }
-                slots[Int(fd)] = newValue
+        /// Runs `body` on `fd`'s entry in place.
+        mutating func withSocket<Result>(_ fd: Int32, _ body: (inout Socket) -> Result) -> Result {
+            if Int(fd) >= slots.count {
+                slots.append(contentsOf: repeatElement(Socket(), count: Int(fd) - slots.count + 1))
             }
+            return body(&slots[Int(fd)])
         }
 
         /// Removes and returns every waiter.
@@ -165,21 +163,21 @@ final class PGIOLoop: TaskExecutor, Sendable {
             return
         }
         sockets.withLock { sockets in
-            var socket = sockets[fd]
-            if socket.connection != connection.serial {
-                // First statement on the loop, or a closed connection's number reused.
-                socket = Socket(connection: connection.serial)
+            sockets.withSocket(fd) { socket in
+                if socket.connection != connection.serial {
+                    // First statement on the loop, or a closed connection's number reused.
+                    socket = Socket(connection: connection.serial)
+                }
+                socket.waiter = Waiter(connection: connection, continuation: continuation, pipeline: pipeline)
+                // A mark from before this statement is moot: the statement reads whatever arrived.
+                socket.suspect = false
+                if !socket.registered || socket.writable != needsWrite {
+                    // The rare case, under the lock so that the loop's removal cannot cross it.
+                    register(fd, add: !socket.registered, writable: needsWrite)
+                    socket.registered = true
+                    socket.writable = needsWrite
+                }
             }
-            socket.waiter = Waiter(connection: connection, continuation: continuation, pipeline: pipeline)
-            // A mark from before this statement is moot: the statement reads whatever arrived.
-            socket.suspect = false
-            if !socket.registered || socket.writable != needsWrite {
-                // The rare case, under the lock so that the loop's removal cannot cross it.
-                register(fd, add: !socket.registered, writable: needsWrite)
-                socket.registered = true
-                socket.writable = needsWrite
-            }
-            sockets[fd] = socket
         }
     }
 
@@ -189,9 +187,11 @@ final class PGIOLoop: TaskExecutor, Sendable {
         let fd = PQsocket(connection.handle)
         guard fd >= 0 else { return true }
         return sockets.withLock { sockets in
-            guard sockets[fd].connection == connection.serial, sockets[fd].suspect else { return false }
-            sockets[fd].suspect = false
-            return true
+            sockets.withSocket(fd) { socket in
+                guard socket.connection == connection.serial, socket.suspect else { return false }
+                socket.suspect = false
+                return true
+            }
         }
     }
 
@@ -256,20 +256,25 @@ final class PGIOLoop: TaskExecutor, Sendable {
 
     /// Reads what arrived for `fd`; resumes its waiter once the answer is complete.
     private func progress(_ fd: Int32) {
-        let found = sockets.withLock { sockets -> Waiter? in
-            if let waiter = sockets[fd].waiter { return waiter }
-            // Nobody waits: leave the connection alone (it may be idle in the pool, or in use on
-            // the thread pool) and stop watching it until its next statement here.
-            if sockets[fd].registered {
-                var event = epoll_event()
-                _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
-                sockets[fd].registered = false
-                sockets[fd].writable = false
-                sockets[fd].suspect = true
+        // The waiter is taken out while its answer is read (only this thread reads answers, and
+        // nobody registers another for a connection that is still busy), and put back if the
+        // answer is not complete yet.
+        let found = sockets.withLock { sockets -> (Waiter, writable: Bool)? in
+            sockets.withSocket(fd) { socket in
+                if let waiter = socket.waiter.take() { return (waiter, socket.writable) }
+                // Nobody waits: leave the connection alone (it may be idle in the pool, or in use
+                // on the thread pool) and stop watching it until its next statement here.
+                if socket.registered {
+                    var event = epoll_event()
+                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
+                    socket.registered = false
+                    socket.writable = false
+                    socket.suspect = true
+                }
+                return nil
             }
-            return nil
         }
-        guard var waiter = found else { return }
+        guard var (waiter, wasWritable) = found else { return }
         let handle = waiter.connection.handle
         var failure: PGError?
         var complete = false
@@ -305,11 +310,15 @@ final class PGIOLoop: TaskExecutor, Sendable {
         }
         let done = failure != nil || complete
         let writable = !done && flushed == 1
-        sockets.withLock { sockets in
-            sockets[fd].waiter = done ? nil : waiter
-            if sockets[fd].writable != writable {
-                register(fd, add: false, writable: writable)
-                sockets[fd].writable = writable
+        if !done || writable != wasWritable {
+            sockets.withLock { sockets in
+                sockets.withSocket(fd) { socket in
+                    if !done { socket.waiter = waiter }
+                    if socket.writable != writable {
+                        register(fd, add: false, writable: writable)
+                        socket.writable = writable
+                    }
+                }
             }
         }
         guard done else { return }
