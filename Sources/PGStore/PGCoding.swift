@@ -135,7 +135,7 @@ extension Int: PGEncodable, PGDecodable {
 
 extension Int64: PGEncodable, PGDecodable {
     public static var pgType: PGType { .int8 }
-    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(Int64(self), to: &buffer) }
+    public func encode(into buffer: inout [UInt8]) throws { appendDecimal(self, to: &buffer) }
     public static func accepts(_ type: PGType) -> Bool { type == .int8 || type == .int4 || type == .int2 }
     public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Int64 {
         guard let value = parseInteger(text) else { throw invalid(text, as: Int64.self) }

@@ -259,7 +259,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
         // The waiter is taken out while its answer is read (only this thread reads answers, and
         // nobody registers another for a connection that is still busy), and put back if the
         // answer is not complete yet.
-        let found = sockets.withLock { sockets -> (Waiter, writable: Bool)? in
+        let taken = sockets.withLock { sockets -> (waiter: Waiter, writable: Bool)? in
             sockets.withSocket(fd) { socket in
                 if let waiter = socket.waiter.take() { return (waiter, socket.writable) }
                 // Nobody waits: leave the connection alone (it may be idle in the pool, or in use
@@ -274,7 +274,9 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 return nil
             }
         }
-        guard var (waiter, wasWritable) = found else { return }
+        guard let taken else { return }
+        var waiter = taken.waiter
+        let wasWritable = taken.writable
         let handle = waiter.connection.handle
         var failure: PGError?
         var complete = false
