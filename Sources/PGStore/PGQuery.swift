@@ -229,13 +229,6 @@ public struct PGBindings: Sendable, Hashable {
         if encodingError == nil { encodingError = other.encodingError }
     }
 
-    /// Whether both bind the same number of parameters with the same types (a prepared
-    /// statement's identity, beside its SQL).
-    func hasSameTypes(as other: PGBindings) -> Bool {
-        parameters.count == other.parameters.count
-            && zip(parameters, other.parameters).allSatisfy { $0.type == $1.type }
-    }
-
     /// Calls `body` with the C arrays libpq takes (values, lengths, formats), written into
     /// `scratch`, which the caller owns and reuses from statement to statement.
     func withCParameters<R>(
