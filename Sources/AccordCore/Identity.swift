@@ -56,6 +56,7 @@ extension PGPool {
     }
 
     /// Runs `body` in a transaction that carries `identity`'s tenant context.
+    @discardableResult
     public func withTenant<Result: Sendable>(
         _ identity: Identity,
         _ body: (PGConnection) async throws -> Result
