@@ -197,9 +197,14 @@ public final class PGConnection: @unchecked Sendable {
     /// from one statement to the next (the common case under load) is lent without a system call;
     /// if its server went away in that millisecond, its next statement fails as one would that
     /// was running at the time.
-    func needsLivenessCheck() -> Bool {
+    private func needsLivenessCheck() -> Bool {
         if Self.now() &- returnedAt > Self.trustedIdleNanoseconds { return true }
         return io?.takeSuspect(self) ?? true
+    }
+
+    /// Whether an idle connection may be lent: trusted as it is, or found alive by `checkAlive`.
+    func isLendable() -> Bool {
+        !needsLivenessCheck() || checkAlive()
     }
 
     /// Non-blocking check for an idle connection whose server went away (terminated backend,

@@ -154,22 +154,15 @@ public final class PGPool: Service, Sendable {
                 }
                 return nil
             }
-            switch grant {
+            let resolved: Grant
+            if let grant { resolved = grant } else { resolved = try await waitForGrant() }
+            switch resolved {
             case .connection(let connection):
-                if !connection.needsLivenessCheck() || connection.checkAlive() { return connection }
+                if connection.isLendable() { return connection }
                 logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
                 discard(connection, wasLeased: true)
             case .open:
                 return try await openGranted()
-            case nil:
-                switch try await waitForGrant() {
-                case .connection(let connection):
-                    if !connection.needsLivenessCheck() || connection.checkAlive() { return connection }
-                    logger.info("dropping a broken idle connection", metadata: ["pid": "\(connection.backendPID)"])
-                    discard(connection, wasLeased: true)
-                case .open:
-                    return try await openGranted()
-                }
             }
         }
     }
