@@ -1,4 +1,4 @@
-import AccordCrypto
+import COpenSSL
 import Foundation
 import Logging
 
@@ -14,7 +14,16 @@ public struct Migration: Sendable, Hashable {
         self.version = version
         self.name = name
         self.sql = sql
-        self.checksum = Secrets.sha256Hex(sql.utf8)
+        self.checksum = Self.sha256Hex(Array(sql.utf8))
+    }
+
+    /// SHA-256 as lower-case hex, through the system OpenSSL that libpq's TLS uses too.
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
+        precondition(ok == 1, "EVP_Digest failed")
+        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Reads every `NNNN_*.sql` file of `directory`, in version order. Two files with one version,

@@ -16,10 +16,8 @@ extension String: PGArrayElement {
 }
 
 extension Int: PGArrayElement {
-    public static var pgArrayType: PGType { .int8Array }
-    public static func acceptsArray(_ type: PGType) -> Bool {
-        type == .int8Array || type == .int4Array || type == .int2Array
-    }
+    public static var pgArrayType: PGType { Int64.pgArrayType }
+    public static func acceptsArray(_ type: PGType) -> Bool { Int64.acceptsArray(type) }
 }
 
 extension Int64: PGArrayElement {

@@ -314,3 +314,22 @@ public struct PGRawJSON: PGDecodable, Sendable {
         PGRawJSON(bytes: Array(text))
     }
 }
+
+// MARK: - Text enumerations
+
+/// A string-backed enumeration binds and decodes as its raw value: declaring the conformances
+/// (`extension Status: PGEncodable, PGDecodable {}`) is all it takes. A value that is not one of
+/// its cases fails to decode with `.invalidValue`.
+extension PGEncodable where Self: RawRepresentable, RawValue == String {
+    public static var pgType: PGType { .text }
+    public func encode(into buffer: inout [UInt8]) throws { try rawValue.encode(into: &buffer) }
+}
+
+extension PGDecodable where Self: RawRepresentable, RawValue == String {
+    public static func accepts(_ type: PGType) -> Bool { String.accepts(type) }
+    public static func decode(text: UnsafeRawBufferPointer, type: PGType) throws -> Self {
+        let raw = try String.decode(text: text, type: type)
+        guard let value = Self(rawValue: raw) else { throw PGError(.invalidValue, message: "\(raw) is not a \(Self.self)") }
+        return value
+    }
+}

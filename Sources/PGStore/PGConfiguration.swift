@@ -19,10 +19,12 @@ public struct PGConfiguration: Sendable {
     public var applicationName: String
     /// Most prepared statements kept per connection; past it statements run unprepared.
     public var preparedStatementCacheSize: Int
-    /// Threads that await the pool's answers (each an `epoll` loop and a `TaskExecutor`, see
+    /// Threads that await the pool's answers (each an I/O loop and a `TaskExecutor`, see
     /// `PGPool.executors`); the pool's connections are spread over them. Default: one per core, at
     /// most 4.
     public var ioThreads: Int
+    /// How the I/O loops wait: `epoll` on Linux, `poll` elsewhere; tests set `poll` on Linux too.
+    var ioBackend: PGPoller.Backend = .platformDefault
 
     /// Checks that `url` parses before anything connects; throws `.invalidConfiguration` with the
     /// parser's message otherwise.

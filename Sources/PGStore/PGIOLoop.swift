@@ -4,19 +4,17 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// Waits for many connections' answers on one thread with `epoll`, so that a statement costs no
-/// thread of its own while the server works: the caller sends without blocking, and this loop
-/// resumes it when the whole answer has arrived. Under load one wake-up serves many connections.
+/// Waits for many connections' answers on one thread (`PGPoller`): the caller sends without
+/// blocking, and the loop resumes it when the whole answer has arrived.
 ///
-/// The loop is also a `TaskExecutor`. A task that prefers it (`PGPool.executors`) runs on the
-/// loop's thread: an answer then resumes its task right there, and the task's next statement goes
-/// out from the same thread, with no hop to another thread in between — the way a C client such
-/// as pgbench drives its connections from one thread each.
+/// The loop is also a `TaskExecutor`: a task that prefers it (`PGPool.executors`) is resumed on
+/// the loop's thread and sends its next statement from there.
 final class PGIOLoop: TaskExecutor, Sendable {
-    private let epoll: Int32
-    private let wakeup: Int32
+    private let poller: PGPoller
     /// Each socket's registration and who awaits its answer, by descriptor (small numbers: an
     /// array, not a dictionary).
     private let sockets = Mutex(Sockets())
@@ -24,28 +22,25 @@ final class PGIOLoop: TaskExecutor, Sendable {
     /// The loop thread's `pthread_self()`, 0 until it starts.
     private let thread = Atomic<UInt>(0)
 
-    /// Jobs of tasks that prefer this executor, run in order between `epoll` rounds.
+    /// Jobs of tasks that prefer this executor, run in order between waits.
     struct JobQueue {
         var jobs: [UnownedJob] = []
-        /// The loop may block in `epoll_wait`: an enqueue from another thread then writes to
-        /// `wakeup`. Set with the loop's last look at `jobs`, under the lock enqueues take, so a
+        /// The loop may block in its poller's `wait`: an enqueue from another thread then signals it.
+        /// Set with the loop's last look at `jobs`, under the lock enqueues take, so a
         /// job is either seen by that look or its enqueuer sees the flag.
         var sleeping = false
         /// The loop stopped: jobs go to the global executor.
         var stopping = false
     }
 
-    /// What the loop knows of a socket. A connection's socket stays in the epoll set, level-
-    /// triggered, from its first statement on the loop: sending a statement then costs no
-    /// `epoll_ctl`. Readiness with nobody waiting (a message to an idle connection, or an answer
-    /// that beat its waiter's registration) takes the socket out of the set, so that the loop
-    /// never spins on it and never touches a connection that it does not serve right now; the next
-    /// statement puts it back, and level triggering reports what is already there.
+    /// What the loop knows of a socket. It stays watched from its connection's first statement on
+    /// the loop; readiness with nobody waiting unwatches it and marks the connection suspect (see
+    /// docs/architecture.md, "PGStore").
     struct Socket {
         /// The connection that registered the descriptor: a new connection may reuse the number
         /// of a closed one, whose registration the kernel dropped.
         var connection: UInt64 = 0
-        /// In the epoll set.
+        /// Watched by the poller.
         var registered = false
         /// Registered for writability too (a statement that libpq could not send at once).
         var writable = false
@@ -100,14 +95,8 @@ final class PGIOLoop: TaskExecutor, Sendable {
         func clear() { all.forEach { PQclear($0) } }
     }
 
-    init() {
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeup = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        precondition(epoll >= 0 && wakeup >= 0, "cannot create the PGStore I/O loop")
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue
-        event.data.fd = wakeup
-        epoll_ctl(epoll, EPOLL_CTL_ADD, wakeup, &event)
+    init(_ backend: PGPoller.Backend = .platformDefault) {
+        poller = PGPoller(backend)
         let thread = Thread { [self] in self.run() }
         thread.name = "accord-pg-io"
         thread.start()
@@ -120,13 +109,18 @@ final class PGIOLoop: TaskExecutor, Sendable {
         signal()
     }
 
-    private func signal() {
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
-    }
+    private func signal() { poller.signal() }
 
     /// Whether the caller runs on this loop's thread.
-    var isCurrent: Bool { thread.load(ordering: .relaxed) == UInt(pthread_self()) }
+    var isCurrent: Bool { thread.load(ordering: .relaxed) == Self.currentThread }
+
+    private static var currentThread: UInt {
+        #if canImport(Darwin)
+        UInt(bitPattern: pthread_self())
+        #else
+        UInt(pthread_self())
+        #endif
+    }
 
     // MARK: TaskExecutor
 
@@ -173,7 +167,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 socket.suspect = false
                 if !socket.registered || socket.writable != needsWrite {
                     // The rare case, under the lock so that the loop's removal cannot cross it.
-                    register(fd, add: !socket.registered, writable: needsWrite)
+                    poller.watch(fd, add: !socket.registered, writable: needsWrite)
                     socket.registered = true
                     socket.writable = needsWrite
                 }
@@ -195,23 +189,11 @@ final class PGIOLoop: TaskExecutor, Sendable {
         }
     }
 
-    /// Adds `fd` to the epoll set, or changes its events, level-triggered.
-    private func register(_ fd: Int32, add: Bool, writable: Bool) {
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue | (writable ? EPOLLOUT.rawValue : 0)
-        event.data.fd = fd
-        if add {
-            if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0, errno == EEXIST {
-                _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
-            }
-        } else if epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) != 0, errno == ENOENT {
-            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
-        }
-    }
-
     private func run() {
-        thread.store(UInt(pthread_self()), ordering: .relaxed)
-        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        thread.store(Self.currentThread, ordering: .relaxed)
+        var buffers = PGPoller.Buffers()
+        var ready: [Int32] = []
+        ready.reserveCapacity(64)
         var batch: [UnownedJob] = []
         batch.reserveCapacity(64)
         while true {
@@ -220,17 +202,12 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 queue.sleeping = queue.jobs.isEmpty
                 return queue.sleeping
             }
-            let count = epoll_wait(epoll, &events, 64, idle ? -1 : 0)
+            let waited = poller.wait(timeout: idle ? -1 : 0, into: &ready, buffers: &buffers)
             if idle { queue.withLock { $0.sleeping = false } }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            for index in 0..<Int(count) {
-                let fd = events[index].data.fd
-                if fd == wakeup {
-                    var value: UInt64 = 0
-                    _ = read(wakeup, &value, 8)
+            if !waited { return }
+            for fd in ready {
+                if fd == poller.wakeup {
+                    poller.drainWakeup()
                     // A job enqueued while the loop slept; otherwise shutdown: fail whoever waits.
                     if !queue.withLock({ $0.stopping }) { continue }
                     let pending = sockets.withLock { $0.removeWaiters() }
@@ -245,8 +222,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                     }) {
                         globalConcurrentExecutor.enqueue(ExecutorJob(job))
                     }
-                    close(epoll)
-                    close(wakeup)
+                    poller.close()
                     return
                 }
                 progress(fd)
@@ -265,8 +241,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 // Nobody waits: leave the connection alone (it may be idle in the pool, or in use
                 // on the thread pool) and stop watching it until its next statement here.
                 if socket.registered {
-                    var event = epoll_event()
-                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
+                    poller.unwatch(fd)
                     socket.registered = false
                     socket.writable = false
                     socket.suspect = true
@@ -317,7 +292,7 @@ final class PGIOLoop: TaskExecutor, Sendable {
                 sockets.withSocket(fd) { socket in
                     if !done { socket.waiter = waiter }
                     if socket.writable != writable {
-                        register(fd, add: false, writable: writable)
+                        poller.watch(fd, add: false, writable: writable)
                         socket.writable = writable
                     }
                 }

@@ -51,7 +51,7 @@ public final class PGPool: Service, Sendable {
         self.logger = logger
         self.threads = NIOThreadPool(numberOfThreads: configuration.maxConnections + 1)
         self.threads.start()
-        self.loops = (0..<configuration.ioThreads).map { _ in PGIOLoop() }
+        self.loops = (0..<configuration.ioThreads).map { _ in PGIOLoop(configuration.ioBackend) }
         self.state = Mutex(State())
     }
 

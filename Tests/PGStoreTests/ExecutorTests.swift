@@ -6,13 +6,27 @@ import Testing
 /// Tasks that prefer the pool's I/O loops (`PGPool.executors`).
 @Suite("Pool executors")
 struct ExecutorTests {
+    /// Every way an I/O loop can wait on this platform: on Linux the portable `poll` path runs
+    /// beside `epoll`, so that it is tested where CI runs.
+    static let backends: [PGPoller.Backend] = {
+        #if os(Linux)
+        [.epoll, .poll]
+        #else
+        [.poll]
+        #endif
+    }()
+
     /// Two loops, whatever the machine's cores.
-    func pool(maxConnections: Int) throws -> PGPool {
-        try ownerPool(maxConnections: maxConnections, ioThreads: 2)
+    func pool(maxConnections: Int, backend: PGPoller.Backend = .platformDefault) throws -> PGPool {
+        var configuration = try PGConfiguration(
+            url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"), maxConnections: maxConnections, ioThreads: 2)
+        configuration.ioBackend = backend
+        return PGPool(configuration: configuration)
     }
 
-    @Test func tasksOnTheLoopsRunStatementsTransactionsAndPipelines() async throws {
-        let pool = try pool(maxConnections: 4)
+    @Test(arguments: backends)
+    func tasksOnTheLoopsRunStatementsTransactionsAndPipelines(backend: PGPoller.Backend) async throws {
+        let pool = try pool(maxConnections: 4, backend: backend)
         defer { Task { await pool.close() } }
         #expect(pool.executors.count == 2)
         let results = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
@@ -70,19 +84,21 @@ struct ExecutorTests {
         }
     }
 
-    @Test func cancellingATaskOnALoopCancelsItsQuery() async throws {
-        let pool = try pool(maxConnections: 1)
+    @Test(arguments: backends)
+    func cancellingATaskOnALoopCancelsItsQuery(backend: PGPoller.Backend) async throws {
+        let pool = try pool(maxConnections: 1, backend: backend)
         defer { Task { await pool.close() } }
         try await expectSleepIsCancelled(pool, on: pool.executors[0], prepared: true)
     }
 
-    @Test func aConnectionThatHeardFromItsServerWhileIdleIsCheckedBeforeItIsLent() async throws {
-        let pool = try pool(maxConnections: 1)
+    @Test(arguments: backends)
+    func aConnectionThatHeardFromItsServerWhileIdleIsCheckedBeforeItIsLent(backend: PGPoller.Backend) async throws {
+        let pool = try pool(maxConnections: 1, backend: backend)
         let killer = try ownerPool(maxConnections: 1)
         defer { Task { await pool.close(); await killer.close() } }
         let connection = try await pool.withConnection { connection in
-            // The first use prepares on the thread pool; the second runs on the loop, whose epoll
-            // set keeps the socket from then on.
+            // The first use prepares on the thread pool; the second runs on the loop, whose poller
+            // keeps the socket from then on.
             for _ in 0..<2 { try await connection.query("SELECT 1") }
             return connection
         }
@@ -97,8 +113,9 @@ struct ExecutorTests {
         #expect(pool.statistics.open == 1)
     }
 
-    @Test func aStoppedLoopHandsItsTasksToTheGlobalExecutor() async throws {
-        let loop = PGIOLoop()
+    @Test(arguments: backends)
+    func aStoppedLoopHandsItsTasksToTheGlobalExecutor(backend: PGPoller.Backend) async throws {
+        let loop = PGIOLoop(backend)
         let ran = try await withTimeout(5) {
             try await withTaskExecutorPreference(loop) {
                 await Task.yield()
