@@ -2,7 +2,6 @@ import AccordCore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Institutions
 
 /// Routes of the partner directory under /v1/directory.
 public struct DirectoryController: Sendable {

@@ -37,7 +37,7 @@ struct DirectoryCursor: Codable, Equatable {
         switch DirectoryQuery.Sort(rawValue: sort) {
         case .relevance: rank.flatMap { $0.isFinite ? .rank($0) : nil }
         case .name: text.map { .name($0) }
-        case .newest: text.flatMap { Self.isTimestamp($0) ? .created($0) : nil }
+        case .newest: text.flatMap { Timestamp.isPrecise($0) ? .created($0) : nil }
         case nil: nil
         }
     }
@@ -46,34 +46,16 @@ struct DirectoryCursor: Codable, Equatable {
         String(Secrets.sha256Hex(Array(query.fingerprint.utf8)).prefix(16))
     }
 
-    /// The cursor as a client sees it: the same position always gives the same text (sorted keys).
-    var encoded: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let data = (try? encoder.encode(self)) ?? Data()
-        return Secrets.base64URL(Array(data))
-    }
+    /// The cursor as a client sees it (the shared cursor codec).
+    var encoded: String { Cursor.encode(self) }
 
     /// The cursor `text` for `query`, or a 400 that says why not.
     static func decode(_ text: String, for query: DirectoryQuery) throws -> (key: Key, id: UUID) {
-        guard text.utf8.count <= 1024, let data = Self.base64URLDecoded(text),
-              let cursor = try? JSONDecoder().decode(DirectoryCursor.self, from: data),
-              let key = cursor.key
-        else { throw Problem.badRequest("The cursor is not valid: pass nextCursor back unchanged.") }
+        let cursor = try Cursor.decode(DirectoryCursor.self, from: text)
+        guard let key = cursor.key else { throw Cursor.invalid }
         guard cursor.query == hash(query), cursor.sort == query.sort.rawValue else {
             throw Problem.badRequest("The cursor belongs to another query: page with the same q, filters and sort.")
         }
         return (key, cursor.id)
-    }
-
-    private static func base64URLDecoded(_ text: String) -> Data? {
-        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
-    }
-
-    private static func isTimestamp(_ text: String) -> Bool {
-        text.count <= 40 && text.allSatisfy { $0.isASCII && ($0.isNumber || "-:.TZ".contains($0)) }
     }
 }

@@ -1,6 +1,5 @@
 import AccordCore
 import Foundation
-import Institutions
 import PGStore
 
 /// Institutions that complement the caller's, best first, each with its score and its reasons.
@@ -21,14 +20,10 @@ extension DirectoryService {
 
     /// Ranks the other active institutions by how well they complement the caller's: they offer what
     /// it seeks and seek what it offers; shared subject areas, above all where one is strong and the
-    /// other growing; a common teaching language at B2 or above.
+    /// other growing; a common teaching language at B2 or above. Leaves out the caller's own.
     ///
-    /// Two passes. PostgreSQL scores every entry coarsely from bit masks (activities offered and
-    /// sought, broad fields), reading only a covering index, and keeps the best few hundred; Swift
-    /// then scores those exactly (detailed fields and strengths, common languages) and says why.
-    ///
-    /// Leaves out the caller's own institution. Partnerships do not exist yet: once they do, current
-    /// partners and the institutions the caller declined are left out here too.
+    /// PostgreSQL keeps the best few hundred by a coarse score from bit masks; Swift scores those
+    /// exactly and says why.
     public func recommendations(caller: Identity, limit: Int) async throws -> Recommendations {
         guard let own = caller.institutionID else {
             throw Problem.forbidden("Recommendations are for the members of an institution.")
@@ -118,17 +113,6 @@ extension DirectoryService {
         return (parts.reduce(0) { $0 + $1.0 }, parts.map(\.1))
     }
 
-    static func label(_ activity: String) -> String {
-        switch Activity(rawValue: activity) {
-        case .studentExchange: "student exchange"
-        case .staffExchange: "staff exchange"
-        case .jointDegree: "joint degrees"
-        case .doubleDegree: "double degrees"
-        case .collaborativeResearch: "collaborative research"
-        case .virtualExchange: "COIL / virtual exchange"
-        case .summerSchool: "summer schools"
-        case .traineeships: "traineeships"
-        case nil: activity
-        }
-    }
+    /// An activity in words; a value outside the vocabulary as it is.
+    static func label(_ activity: String) -> String { Activity(rawValue: activity)?.label ?? activity }
 }

@@ -1,7 +1,9 @@
+import AccordCore
 import AccordTesting
 @testable import Directory
 import Foundation
 import HTTPTypes
+import AccordSeeding
 import Institutions
 import PGStore
 import Testing

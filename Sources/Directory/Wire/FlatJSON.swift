@@ -1,10 +1,8 @@
-import Institutions
+import AccordCore
 import PGStore
 
-/// A JSON array of flat objects — string values, or null — read without JSONDecoder: the shape of
-/// an entry's names, subject areas and teaching languages. A directory page decodes three of them
-/// per item, and JSONDecoder (one per value, with its setup) took a sixth of the server's CPU per
-/// search. Anything else in the text (a number, a nested value) goes to JSONDecoder as before.
+/// A JSON array of flat objects (string values, or null) read without JSONDecoder: the shape of an
+/// entry's names, subject areas and teaching languages. Anything else goes to JSONDecoder.
 struct PGFlatJSONArray<Element: FlatJSONObject>: PGDecodable, Sendable {
     var elements: [Element]
 

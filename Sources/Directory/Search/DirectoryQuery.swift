@@ -1,6 +1,5 @@
 import AccordCore
 import Foundation
-import Institutions
 
 /// A directory search as the API takes it (`GET /v1/directory`), validated against the real
 /// vocabularies. Every filter is repeatable (`country=BE&country=NL`, or `country=BE,NL`): values of
@@ -180,12 +179,12 @@ public struct DirectoryQuery: Sendable, Equatable {
         return values.isEmpty ? nil : values.map { facet.prefix + $0 }
     }
 
-    /// Filters without a facet: every one must hold for every counted row.
     /// Whether any filter is given (a facet's, another tag filter or a student range).
     public var hasFilters: Bool {
         Facet.allCases.contains { tags(for: $0) != nil } || !plainTagFilters.isEmpty || minStudents != nil || maxStudents != nil
     }
 
+    /// Filters without a facet: every one must hold for every counted row.
     var plainTagFilters: [[String]] {
         [seeks.map { "s:" + $0 }, services.map { "v:" + $0 }, tiers.map { "k:" + $0 }].filter { !$0.isEmpty }
     }

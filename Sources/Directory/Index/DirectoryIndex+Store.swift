@@ -1,0 +1,144 @@
+import AccordCore
+import Foundation
+import Logging
+import PGStore
+import ServiceLifecycle
+import Synchronization
+
+extension DirectoryIndex {
+    /// Every entry in a slot (an ordinal); a changed entry gets a new slot at the end and its old
+    /// one is marked dead, so posting lists stay sorted by appending.
+    struct Store: Sendable {
+        var ids: [UUID] = []
+        /// Bit per slot: set while the slot's entry is listed as it is (not changed or removed since).
+        var aliveBits: [UInt64] = []
+        var liveCount = 0
+        var slotOf: [UUID: Int32] = [:]
+        var students: [Int32] = []
+        /// Slot i's tags are tagIDs[tagStart[i] ..< tagStart[i + 1]].
+        var tagStart: [Int32] = [0]
+        var tagIDs: [UInt16] = []
+        var tagNames: [String] = []
+        var tagNumber: [String: UInt16] = [:]
+        /// Per tag, the facet it counts for (an index into `DirectoryQuery.Facet.allCases`), or `noFacet`.
+        var tagFacet: [UInt8] = []
+        /// Per tag, the slots that carry it, as a bitset of `bitWords` words (room for more slots):
+        /// a filter is a few bitset operations over all entries instead of a test per match.
+        var tagBits: [[UInt64]] = []
+        /// Per slot, its country tag and its type tag (`noTag` if none): a slot that fails only the
+        /// country (or region, or type) filter counts for that facet alone, without reading its tags.
+        var countryTag: [UInt16] = []
+        var typeTag: [UInt16] = []
+        var bitWords = 0
+        var lexicon = Lexicon()
+        var acronyms: [String: [Int32]] = [:]
+        var schacs: [String: [Int32]] = [:]
+        /// Slot i's folded names (`names_folded`, the similarity term of the rank) are
+        /// names[nameStart[i] ..< nameStart[i + 1]].
+        var names: [UInt8] = []
+        var nameStart: [UInt32] = [0]
+        /// Per slot, its place in the name order (`sort_name, id`) read at the last full load, or
+        /// -1 (changed since: PostgreSQL orders those); and its sort name, to place a cursor.
+        var namePlace: [Int32] = []
+        var unplaced = 0
+        var sortNames: [UInt8] = []
+        var sortNameStart: [UInt32] = [0]
+
+        /// Most matches ranked in memory; beyond, the SQL search finds the page.
+        static let maxRanked = 200_000
+        /// Most entries without a place in the name order (changed since the last full load) for
+        /// pages in name order from the index: each that matches goes to PostgreSQL.
+        static let maxUnplaced = 2_000
+        static let noFacet: UInt8 = .max
+        static let noTag: UInt16 = .max
+        static let countryFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
+        static let regionFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
+        static let typeFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .type)!)
+
+        mutating func append(_ entry: Entry) {
+            let slot = Int32(ids.count)
+            ids.append(entry.id)
+            liveCount += 1
+            slotOf[entry.id] = slot
+            students.append(entry.students.map { Int32(clamping: $0) } ?? -1)
+            if Int(slot) >> 6 >= bitWords {
+                let grown = max(1024, bitWords * 2)
+                for tag in tagBits.indices { tagBits[tag].append(contentsOf: repeatElement(0, count: grown - bitWords)) }
+                aliveBits.append(contentsOf: repeatElement(0, count: grown - bitWords))
+                bitWords = grown
+            }
+            aliveBits[Int(slot) >> 6] |= 1 << UInt64(slot & 63)
+            var country = Self.noTag
+            var type = Self.noTag
+            defer {
+                countryTag.append(country)
+                typeTag.append(type)
+            }
+            for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
+                let number = tagNumber(String(decoding: tag, as: UTF8.self))
+                tagIDs.append(number)
+                switch tagFacet[Int(number)] {
+                case Self.countryFacet: country = number
+                case Self.typeFacet: type = number
+                default: break
+                }
+                tagBits[Int(number)][Int(slot) >> 6] |= 1 << UInt64(slot & 63)
+            }
+            tagStart.append(Int32(tagIDs.count))
+            for (i, word) in entry.lexemes.enumerated() {
+                lexicon.add(word, slot: slot, positions: entry.positions[Int(entry.positionStart[i])..<Int(entry.positionStart[i + 1])])
+            }
+            names.append(contentsOf: entry.namesFolded.utf8)
+            nameStart.append(UInt32(names.count))
+            sortNames.append(contentsOf: entry.sortName.utf8)
+            sortNameStart.append(UInt32(sortNames.count))
+            namePlace.append(-1)
+            unplaced += 1
+            if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
+            schacs[entry.schac, default: []].append(slot)
+        }
+
+        private mutating func tagNumber(_ tag: String) -> UInt16 {
+            if let number = tagNumber[tag] { return number }
+            precondition(tagNames.count < Int(UInt16.max), "more distinct directory tags than the index holds")
+            let number = UInt16(tagNames.count)
+            tagNames.append(tag)
+            tagNumber[tag] = number
+            tagFacet.append(Self.facet(of: tag))
+            tagBits.append([UInt64](repeating: 0, count: bitWords))
+            return number
+        }
+
+        /// The facet a tag counts for: `c:` country (and, through the country, region), `t:` type,
+        /// a broad field `f:07`, a language without a level `l:fr`, an offered activity.
+        static func facet(of tag: String) -> UInt8 {
+            let value = tag.dropFirst(2)
+            let facet: DirectoryQuery.Facet?
+            switch tag.prefix(2) {
+            case "c:": facet = .country
+            case "t:": facet = .type
+            case "f:": facet = value.count == 2 ? .field : nil
+            case "l:": facet = value.contains(":") ? nil : .language
+            case "o:": facet = Activity(rawValue: String(value)) != nil ? .offers : nil
+            default: facet = nil
+            }
+            return facet.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0)!) } ?? noFacet
+        }
+
+        /// Replaces the entries `ids` with `entries` (those of them still listed).
+        mutating func replace(_ ids: [UUID], with entries: [Entry]) {
+            for id in ids {
+                if let slot = slotOf.removeValue(forKey: id) {
+                    let (word, bit) = (Int(slot) >> 6, UInt64(1) << UInt64(slot & 63))
+                    if aliveBits[word] & bit != 0 {
+                        aliveBits[word] &= ~bit
+                        liveCount -= 1
+                    }
+                }
+            }
+            let appended = lexicon.words.count
+            for entry in entries where slotOf[entry.id] == nil { append(entry) }
+            if lexicon.words.count > appended { lexicon.insertSorted(from: appended) }
+        }
+    }
+}
