@@ -11,6 +11,37 @@ let testSwiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+extension Target.Dependency {
+    static let argumentParser = product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let deque = product(name: "DequeModule", package: "swift-collections")
+    static let httpTypes = product(name: "HTTPTypes", package: "swift-http-types")
+    static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
+    static let hummingbirdTesting = product(name: "HummingbirdTesting", package: "hummingbird")
+    static let logging = product(name: "Logging", package: "swift-log")
+    static let nioCore = product(name: "NIOCore", package: "swift-nio")
+    static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
+    static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+}
+
+/// A feature module (Institutions, Directory, Admin, …): it builds on the shared domain layer, the
+/// store and the HTTP framework, and never on another feature.
+func feature(_ name: String, _ more: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name,
+        dependencies: ["AccordCore", "AccordCrypto", "PGStore", .hummingbird, .httpTypes, .logging, .nioCore] + more,
+        swiftSettings: swiftSettings
+    )
+}
+
+/// The tests of a feature module, on the shared HTTP harness.
+func featureTests(_ name: String, _ more: [Target.Dependency] = []) -> Target {
+    .testTarget(
+        name: name,
+        dependencies: ["AccordTesting", "AccordCore", "AccordServer", "PGStore", "PGStoreTesting", .hummingbirdTesting, .httpTypes] + more,
+        swiftSettings: testSwiftSettings
+    )
+}
+
 let package = Package(
     name: "accord",
     platforms: [.macOS(.v15)],
@@ -30,180 +61,69 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CLibPQ",
-            pkgConfig: "libpq",
-            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
-        ),
-        .systemLibrary(
-            name: "COpenSSL",
-            pkgConfig: "openssl",
-            providers: [.apt(["libssl-dev"]), .brew(["openssl"])]
-        ),
-        .target(
-            name: "AccordCrypto",
-            dependencies: ["COpenSSL"],
-            swiftSettings: swiftSettings
-        ),
+        // System libraries and the store: a library of its own, with no product code beneath it.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(
             name: "PGStore",
-            dependencies: [
-                "CLibPQ",
-                "AccordCrypto",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["CLibPQ", "COpenSSL", .logging, .deque, .nioCore, .nioPosix, .serviceLifecycle],
             swiftSettings: swiftSettings
         ),
-        .target(
-            name: "PGStoreTesting",
-            dependencies: ["PGStore", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "PGStoreTesting", dependencies: ["PGStore", .logging], swiftSettings: swiftSettings),
+
+        // The shared layer every feature may import.
+        .target(name: "AccordCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "AccordCore",
-            dependencies: [
-                "PGStore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: ["AccordCrypto", "PGStore", .hummingbird, .httpTypes, .nioCore],
             swiftSettings: swiftSettings
         ),
-        .target(
-            name: "Institutions",
-            dependencies: [
-                "AccordCore",
-                "AccordCrypto",
-                "PGStore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "Directory",
-            dependencies: [
-                "AccordCore",
-                "AccordCrypto",
-                "Institutions",
-                "PGStore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: swiftSettings
-        ),
+
+        // Features: none imports another.
+        feature("Institutions", [.nioPosix, .serviceLifecycle]),
+        feature("Directory", [.serviceLifecycle]),
+        feature("Admin"),
+
+        // Composition, tools and the executable.
         .target(
             name: "AccordServer",
-            dependencies: [
-                "AccordCore",
-                "AccordCrypto",
-                "Directory",
-                "Institutions",
-                "PGStore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["AccordCore", "Admin", "Directory", "Institutions", "PGStore", .hummingbird, .httpTypes, .logging, .nioCore, .serviceLifecycle],
             resources: [.copy("Resources/openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AccordSeeding",
+            dependencies: ["AccordCore", "AccordCrypto", "Institutions", "PGStore"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "accord",
-            dependencies: [
-                "AccordCrypto",
-                "AccordServer",
-                "Directory",
-                "Institutions",
-                "PGStore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", .argumentParser, .logging],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "PGStoreTests",
-            dependencies: ["PGStore", "PGStoreTesting"],
-            swiftSettings: testSwiftSettings
-        ),
-        .testTarget(
-            name: "AccordCryptoTests",
-            dependencies: ["AccordCrypto"],
-            swiftSettings: testSwiftSettings
-        ),
-        .testTarget(
-            name: "AccordCoreTests",
-            dependencies: ["AccordCore", .product(name: "HTTPTypes", package: "swift-http-types")],
-            swiftSettings: testSwiftSettings
-        ),
-        .testTarget(
-            name: "AccordServerTests",
-            dependencies: [
-                "AccordServer",
-                "PGStoreTesting",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            swiftSettings: testSwiftSettings
-        ),
+
+        // Tests.
         .target(
             name: "AccordTesting",
             dependencies: [
-                "AccordServer",
-                "AccordCore",
-                "AccordCrypto",
-                "Directory",
-                "Institutions",
-                "PGStore",
-                "PGStoreTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", .hummingbird,
+                .hummingbirdTesting, .httpTypes, .nioCore,
             ],
             path: "Tests/AccordTesting",
             swiftSettings: testSwiftSettings
         ),
+        .testTarget(name: "PGStoreTests", dependencies: ["PGStore", "PGStoreTesting"], swiftSettings: testSwiftSettings),
+        .testTarget(name: "AccordCryptoTests", dependencies: ["AccordCrypto"], swiftSettings: testSwiftSettings),
+        .testTarget(name: "AccordCoreTests", dependencies: ["AccordCore", .httpTypes], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "InstitutionsTests",
-            dependencies: [
-                "AccordServer",
-                "AccordTesting",
-                "Institutions",
-                "PGStoreTesting",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
+            name: "AccordServerTests",
+            dependencies: ["AccordServer", "PGStoreTesting", .hummingbirdTesting, .httpTypes, .logging, .nioCore],
             swiftSettings: testSwiftSettings
         ),
-        .testTarget(
-            name: "DirectoryTests",
-            dependencies: [
-                "AccordServer",
-                "AccordTesting",
-                "Directory",
-                "Institutions",
-                "PGStoreTesting",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
-            swiftSettings: testSwiftSettings
-        ),
-        .testTarget(
-            name: "AccordCLITests",
-            dependencies: ["PGStoreTesting"],
-            swiftSettings: testSwiftSettings
-        ),
+        featureTests("InstitutionsTests", ["Institutions"]),
+        featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
+        featureTests("AdminTests", ["Admin"]),
+        featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
+        .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]
 )

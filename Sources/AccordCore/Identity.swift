@@ -1,13 +1,6 @@
 import Foundation
 import PGStore
 
-/// A role of a user within their institution.
-public enum InstitutionRole: String, Codable, Sendable, CaseIterable {
-    case admin
-    case staff
-    case faculty
-}
-
 /// Who is calling: a user of an institution, or a network administrator (outside any institution).
 public struct Identity: Sendable, Equatable {
     public let accountID: UUID
@@ -15,11 +8,11 @@ public struct Identity: Sendable, Equatable {
     public let role: InstitutionRole?
     public let isNetworkAdmin: Bool
     /// `pending` or `active` for institution users; nil for network admins.
-    public let institutionStatus: String?
+    public let institutionStatus: InstitutionStatus?
     /// The SHA-256 of the bearer token that authenticated the request.
     public let tokenHash: [UInt8]
 
-    public init(accountID: UUID, institutionID: UUID?, role: InstitutionRole?, isNetworkAdmin: Bool, institutionStatus: String?, tokenHash: [UInt8]) {
+    public init(accountID: UUID, institutionID: UUID?, role: InstitutionRole?, isNetworkAdmin: Bool, institutionStatus: InstitutionStatus?, tokenHash: [UInt8]) {
         self.accountID = accountID
         self.institutionID = institutionID
         self.role = role

@@ -13,7 +13,7 @@ public enum Secrets {
 
     /// An opaque token of 256 random bits, URL-safe base64 without padding (43 characters).
     public static func newToken() -> String {
-        base64URL(randomBytes(32))
+        Base64URL.encode(randomBytes(32))
     }
 
     /// SHA-256 of `bytes` as lower-case hex.
@@ -38,12 +38,6 @@ public enum Secrets {
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         return a.withUnsafeBytes { left in b.withUnsafeBytes { right in CRYPTO_memcmp(left.baseAddress, right.baseAddress, a.count) == 0 } }
-    }
-
-    public static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }
 

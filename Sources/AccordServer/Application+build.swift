@@ -1,4 +1,5 @@
 import AccordCore
+import Admin
 import Directory
 import Foundation
 import Hummingbird
@@ -63,7 +64,8 @@ public func buildRouter(
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
     let authenticated = v1.group(context: AuthenticatedContext.self)
     identityController.addRoutes(public: v1, authenticated: authenticated)
-    AdminController(admission: AdmissionService(pool: pool, cache: identityCache)).addRoutes(to: authenticated)
+    let admission = AdmissionService(pool: pool, identitiesChanged: { identityCache?.invalidateAll() })
+    AdminController(admission: admission).addRoutes(to: v1.group(context: AdminContext.self))
     DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router

@@ -52,44 +52,37 @@ public struct IdentityController: Sendable {
             return .noContent
         }
         authenticated.get("institutions/{id}") { _, context -> EditedResponse<Institution> in
-            let (institution, version) = try await membership.profile(try Self.id(context), caller: context.identity)
-            return EditedResponse(headers: [.eTag: Self.etag(version)], response: institution)
+            let (institution, version) = try await membership.profile(try context.pathID(), caller: context.identity)
+            return EditedResponse(headers: [.eTag: ETag.of(version: version)], response: institution)
         }
         authenticated.patch("institutions/{id}") { request, context -> EditedResponse<Institution> in
-            let id = try Self.id(context)
-            guard let ifMatch = request.headers[.ifMatch] else {
-                throw Problem(type: Problem.type("precondition-required"), status: .preconditionRequired, title: "If-Match is required",
-                              detail: "Send the ETag of the profile you read as If-Match.")
-            }
-            guard let version = Self.version(fromETag: ifMatch) else {
-                throw Problem(type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The profile changed meanwhile",
-                              detail: "If-Match does not name the current version of the profile.")
-            }
+            let id = try context.pathID()
+            let version = try ETag.required(request, document: "profile")
             let input = try await JSONBody.decode(ProfileInput.self, from: request, context: context)
             let (institution, newVersion) = try await membership.updateProfile(id, with: input, ifMatch: version, caller: context.identity)
-            return EditedResponse(headers: [.eTag: Self.etag(newVersion)], response: institution)
+            return EditedResponse(headers: [.eTag: ETag.of(version: newVersion)], response: institution)
         }
         authenticated.get("institutions/{id}/members") { _, context in
-            MemberList(items: try await membership.members(of: try Self.id(context), caller: context.identity))
+            MemberList(items: try await membership.members(of: try context.pathID(), caller: context.identity))
         }
         authenticated.patch("institutions/{id}/members/{userId}") { request, context in
             let body = try await JSONBody.decode(RoleChange.self, from: request, context: context)
-            let userID = try Self.uuid(context, "userId")
-            return try await membership.changeRole(of: userID, in: try Self.id(context), to: body.role, caller: context.identity)
+            let userID = try context.pathID("userId")
+            return try await membership.changeRole(of: userID, in: try context.pathID(), to: body.role, caller: context.identity)
         }
         authenticated.delete("institutions/{id}/members/{userId}") { _, context -> HTTPResponse.Status in
-            try await membership.removeMember(try Self.uuid(context, "userId"), from: try Self.id(context), caller: context.identity)
+            try await membership.removeMember(try context.pathID("userId"), from: try context.pathID(), caller: context.identity)
             return .noContent
         }
         authenticated.post("institutions/{id}/invitations") { request, context -> EditedResponse<MembershipService.Invitation> in
             let body = try await JSONBody.decode(MembershipService.InvitationRequest.self, from: request, context: context)
-            return EditedResponse(status: .created, response: try await membership.invite(body, to: try Self.id(context), caller: context.identity))
+            return EditedResponse(status: .created, response: try await membership.invite(body, to: try context.pathID(), caller: context.identity))
         }
         authenticated.get("institutions/{id}/invitations") { _, context in
-            InvitationList(items: try await membership.invitations(of: try Self.id(context), caller: context.identity))
+            InvitationList(items: try await membership.invitations(of: try context.pathID(), caller: context.identity))
         }
         authenticated.delete("institutions/{id}/invitations/{invitationId}") { _, context -> HTTPResponse.Status in
-            try await membership.revokeInvitation(try Self.uuid(context, "invitationId"), of: try Self.id(context), caller: context.identity)
+            try await membership.revokeInvitation(try context.pathID("invitationId"), of: try context.pathID(), caller: context.identity)
             return .noContent
         }
     }
@@ -97,23 +90,6 @@ public struct IdentityController: Sendable {
     struct RoleChange: Codable, Sendable { var role: String }
     struct MemberList: ResponseEncodable { var items: [User] }
     struct InvitationList: ResponseEncodable { var items: [MembershipService.Invitation] }
-
-    static func id(_ context: AuthenticatedContext) throws -> UUID { try uuid(context, "id") }
-
-    /// A path UUID; anything else is a 404 (there is nothing at that address).
-    static func uuid(_ context: AuthenticatedContext, _ name: String) throws -> UUID {
-        guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else { throw Problem.notFound() }
-        return id
-    }
-
-    static func etag(_ version: Int) -> String { "\"v\(version)\"" }
-
-    static func version(fromETag header: String) -> Int? {
-        var value = header.trimmingCharacters(in: .whitespaces)
-        if value.hasPrefix("W/") { value.removeFirst(2) }
-        guard value.hasPrefix("\"v"), value.hasSuffix("\""), value.count > 3 else { return nil }
-        return Int(value.dropFirst(2).dropLast())
-    }
 }
 
 extension Institution: ResponseEncodable {}

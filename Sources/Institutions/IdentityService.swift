@@ -130,7 +130,7 @@ public struct IdentityService: Sendable {
         let lists = try await reference.lists()
         var v = Validator()
         ProfileValidation(lists: lists).check(request.institution, at: "/institution", creating: true, into: &v)
-        v.check(ProfileValidation.isEmail(request.admin.email), "/admin/email", "must be an e-mail address")
+        v.check(Formats.isEmail(request.admin.email), "/admin/email", "must be an e-mail address")
         v.check((1...200).contains(request.admin.name.trimmingCharacters(in: .whitespaces).count), "/admin/name", "must have 1 to 200 characters")
         Self.checkPassword(request.admin.password, field: "/admin/password", into: &v)
         try v.validate()
@@ -153,7 +153,7 @@ public struct IdentityService: Sendable {
         let passwordHash = try await hash(request.admin.password)
         let institutionID = UUID()
         let userID = UUID()
-        let identity = Identity(accountID: userID, institutionID: institutionID, role: .admin, isNetworkAdmin: false, institutionStatus: "pending", tokenHash: [])
+        let identity = Identity(accountID: userID, institutionID: institutionID, role: .admin, isNetworkAdmin: false, institutionStatus: .pending, tokenHash: [])
         do {
             return try await pool.withTenant(identity) { tx in
                 try await InstitutionStore.insert(request.institution, id: institutionID, schac: schac, claimOf: claimOf, on: tx)
@@ -247,7 +247,7 @@ public struct IdentityService: Sendable {
         if cache != nil { return try await resolve(hash)?.identity }
         guard let row = try await pool.query("""
             SELECT account_id, is_admin, institution_id, role, institution_status FROM accord_authenticate(\(Data(hash)))
-            """).first((UUID, Bool, UUID?, String, String?).self)
+            """).first((UUID, Bool, UUID?, String, InstitutionStatus?).self)
         else { return nil }
         return Identity(
             accountID: row.0, institutionID: row.2, role: InstitutionRole(rawValue: row.3), isNetworkAdmin: row.1,
@@ -270,7 +270,7 @@ public struct IdentityService: Sendable {
         guard let row = try await pool.query("""
             SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
             FROM accord_me_session(\(Data(hash)))
-            """).first((PGRawJSON, UUID, Bool, UUID?, String, String?, Date).self)
+            """).first((PGRawJSON, UUID, Bool, UUID?, String, InstitutionStatus?, Date).self)
         else { return nil }
         let identity = Identity(
             accountID: row.1, institutionID: row.3, role: InstitutionRole(rawValue: row.4), isNetworkAdmin: row.2,
@@ -316,7 +316,7 @@ public struct IdentityService: Sendable {
     /// ACCORD_ADMIN_EMAIL and ACCORD_ADMIN_PASSWORD). Returns whether one was created.
     public func bootstrapNetworkAdmin(email: String, password: String, name: String = "Network administrator") async throws -> Bool {
         var v = Validator()
-        v.check(ProfileValidation.isEmail(email), "ACCORD_ADMIN_EMAIL", "must be an e-mail address")
+        v.check(Formats.isEmail(email), "ACCORD_ADMIN_EMAIL", "must be an e-mail address")
         Self.checkPassword(password, field: "ACCORD_ADMIN_PASSWORD", into: &v)
         try v.validate()
         let hash = try await hash(password)

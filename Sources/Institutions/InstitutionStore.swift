@@ -84,7 +84,7 @@ enum InstitutionStore {
 }
 
 enum UserStore {
-    static let columns: PGQuery = "u.id, u.email, u.name, u.role, u.institution_id, to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    static let columns: PGQuery = "u.id, u.email, u.name, u.role, u.institution_id, \(Timestamp.seconds("u.created_at"))"
 
     static func decode(_ row: PGRow) throws -> User {
         let (id, email, name, role, institution, created) = try row.decode((UUID, String, String, String, UUID, String).self)
@@ -103,24 +103,9 @@ enum UserStore {
 
     static func networkAdmin(_ id: UUID, on tx: PGConnection) async throws -> User {
         guard let row = try await tx.query("""
-            SELECT id, email, name, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') FROM network_admins WHERE id = \(id)
+            SELECT id, email, name, \(Timestamp.seconds("created_at")) FROM network_admins WHERE id = \(id)
             """).first((UUID, String, String, String).self)
         else { throw Problem.notFound("No such account.") }
         return User(id: row.0, email: row.1, name: row.2, role: "network_admin", institutionId: nil, createdAt: row.3)
-    }
-}
-
-/// The append-only audit log.
-public enum Audit {
-    static func record(
-        _ action: String, institutionID: UUID?, actor: Identity?, targetType: String?, targetID: String?,
-        detail: [String: String] = [:], clientAddress: String? = nil, on tx: PGConnection
-    ) async throws {
-        let userID = actor?.isNetworkAdmin == false ? actor?.accountID : nil
-        let adminID = actor?.isNetworkAdmin == true ? actor?.accountID : nil
-        try await tx.query("""
-            INSERT INTO audit_events (action, institution_id, actor_user_id, actor_admin_id, target_type, target_id, detail, client_address)
-            VALUES (\(action), \(institutionID), \(userID), \(adminID), \(targetType), \(targetID), \(PGJSONB(detail)), \(clientAddress))
-            """)
     }
 }

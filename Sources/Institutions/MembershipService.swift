@@ -129,7 +129,7 @@ public struct MembershipService: Sendable {
     public func invite(_ request: InvitationRequest, to id: UUID, caller: Identity) async throws -> Invitation {
         try requireAdmin(of: id, caller: caller)
         var v = Validator()
-        v.check(ProfileValidation.isEmail(request.email), "/email", "must be an e-mail address")
+        v.check(Formats.isEmail(request.email), "/email", "must be an e-mail address")
         v.check(InstitutionRole(rawValue: request.role) != nil, "/role", "must be one of admin, staff, faculty")
         try v.validate()
         if try await pool.query("SELECT accord_email_taken(\(request.email))").scalar(Bool.self) {
@@ -221,8 +221,7 @@ public struct MembershipService: Sendable {
         id, email, role,
         CASE WHEN accepted_at IS NOT NULL THEN 'accepted' WHEN revoked_at IS NOT NULL THEN 'revoked'
              WHEN expires_at <= now() THEN 'expired' ELSE 'open' END,
-        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        \(Timestamp.seconds("created_at")), \(Timestamp.seconds("expires_at"))
         """
 
     static func decodeInvitation(_ row: PGRow) throws -> Invitation {

@@ -4,58 +4,39 @@ import HTTPTypes
 import Logging
 import PGStore
 
-/// A name in one language: `{"lang": "fr", "value": "Université Libre de Bruxelles"}`.
-public struct LocalizedName: Codable, Sendable, Equatable {
-    public var lang: String
-    public var value: String
-
-    public init(lang: String, value: String) {
-        self.lang = lang
-        self.value = value
-    }
-}
-
-public struct SubjectArea: Codable, Sendable, Equatable {
-    /// An ISCED-F 2013 code (2, 3 or 4 digits).
-    public var code: String
-    /// `strong` or `growing`, if said.
-    public var strength: String?
-
-    public init(code: String, strength: String? = nil) {
-        self.code = code
-        self.strength = strength
-    }
-}
-
-public struct TeachingLanguage: Codable, Sendable, Equatable {
-    /// ISO 639-1.
-    public var code: String
-    /// CEFR level A1…C2.
-    public var level: String
-
-    public init(code: String, level: String) {
-        self.code = code
-        self.level = level
-    }
-}
-
+/// A person to contact at an institution, for its own users only.
 public struct Contact: Codable, Sendable, Equatable {
     public var role: String
     public var name: String
     public var email: String
 }
 
+/// An application deadline of a term.
 public struct Deadline: Codable, Sendable, Equatable {
     public var term: String
     /// YYYY-MM-DD.
     public var date: String
+
+    public init(term: String, date: String) {
+        self.term = term
+        self.date = date
+    }
 }
 
+/// What incoming students need to know: deadlines and where to read about housing, visas and
+/// insurance.
 public struct Factsheet: Codable, Sendable, Equatable {
     public var deadlines: [Deadline]?
     public var housingUrl: String?
     public var visaUrl: String?
     public var insuranceUrl: String?
+
+    public init(deadlines: [Deadline]? = nil, housingUrl: String? = nil, visaUrl: String? = nil, insuranceUrl: String? = nil) {
+        self.deadlines = deadlines
+        self.housingUrl = housingUrl
+        self.visaUrl = visaUrl
+        self.insuranceUrl = insuranceUrl
+    }
 }
 
 /// An institution as the API shows it. `contacts` only reach the institution's own users (and

@@ -23,7 +23,7 @@ struct ProfileValidation {
             v.fail(field("names"), "is required")
         }
         if let schac = input.schac {
-            v.check(Self.isDomain(schac.lowercased()), field("schac"), "must be the institution's internet domain, e.g. ulb.be")
+            v.check(Formats.isDomain(schac.lowercased()), field("schac"), "must be the institution's internet domain, e.g. ulb.be")
         } else if creating {
             v.fail(field("schac"), "is required")
         }
@@ -52,7 +52,7 @@ struct ProfileValidation {
             v.check((800...now).contains(year), field("foundingYear"), "must be a year between 800 and \(now)")
         }
         if let count = input.studentCount { v.check((0...10_000_000).contains(count), field("studentCount"), "must be between 0 and 10000000") }
-        if let website = input.website, !website.isEmpty { v.check(Self.isWebURL(website), field("website"), "must be an http or https URL") }
+        if let website = input.website, !website.isEmpty { v.check(Formats.isWebURL(website), field("website"), "must be an http or https URL") }
         if let description = input.description { v.check(description.count <= 10_000, field("description"), "must have at most 10000 characters") }
         if let goals = input.goals { v.check(goals.count <= 5000, field("goals"), "must have at most 5000 characters") }
         if let areas = input.subjectAreas {
@@ -91,55 +91,21 @@ struct ProfileValidation {
             for (index, contact) in contacts.enumerated() {
                 v.check((1...100).contains(contact.role.count), field("contacts/\(index)/role"), "must have 1 to 100 characters")
                 v.check((1...200).contains(contact.name.count), field("contacts/\(index)/name"), "must have 1 to 200 characters")
-                v.check(Self.isEmail(contact.email), field("contacts/\(index)/email"), "must be an e-mail address")
+                v.check(Formats.isEmail(contact.email), field("contacts/\(index)/email"), "must be an e-mail address")
             }
         }
         if let factsheet = input.factsheet {
             for (name, url) in [("housingUrl", factsheet.housingUrl), ("visaUrl", factsheet.visaUrl), ("insuranceUrl", factsheet.insuranceUrl)] {
-                if let url, !url.isEmpty { v.check(Self.isWebURL(url), field("factsheet/\(name)"), "must be an http or https URL") }
+                if let url, !url.isEmpty { v.check(Formats.isWebURL(url), field("factsheet/\(name)"), "must be an http or https URL") }
             }
             if let deadlines = factsheet.deadlines {
                 v.check(deadlines.count <= 20, field("factsheet/deadlines"), "must have at most 20 entries")
                 for (index, deadline) in deadlines.enumerated() {
                     v.check((1...100).contains(deadline.term.count), field("factsheet/deadlines/\(index)/term"), "must have 1 to 100 characters")
-                    v.check(Self.isDate(deadline.date), field("factsheet/deadlines/\(index)/date"), "must be a date YYYY-MM-DD")
+                    v.check(Formats.isDate(deadline.date), field("factsheet/deadlines/\(index)/date"), "must be a date YYYY-MM-DD")
                 }
             }
         }
-    }
-
-    static func isDomain(_ value: String) -> Bool {
-        guard (3...253).contains(value.count) else { return false }
-        let labels = value.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2 else { return false }
-        return labels.allSatisfy { label in
-            guard (1...63).contains(label.count), label.first != "-", label.last != "-" else { return false }
-            return label.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
-        }
-    }
-
-    static func isEmail(_ value: String) -> Bool {
-        guard (3...254).contains(value.count), !value.contains(where: \.isWhitespace) else { return false }
-        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }
-        return isDomain(parts[1].lowercased())
-    }
-
-    static func isWebURL(_ value: String) -> Bool {
-        guard value.count <= 500, let url = URL(string: value), let scheme = url.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
-        else { return false }
-        return true
-    }
-
-    static func isDate(_ value: String) -> Bool {
-        let parts = value.split(separator: "-")
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
-        else { return false }
-        var components = DateComponents()
-        (components.year, components.month, components.day) = (year, month, day)
-        return components.isValidDate(in: Calendar(identifier: .gregorian))
     }
 
     /// Accepts a bare ROR id or its URL form (https://ror.org/03vek6s52).

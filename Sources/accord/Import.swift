@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Institutions
+import AccordSeeding
 import PGStore
 
 struct Import: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Directory
+import AccordSeeding
 import Foundation
-import Institutions
+
 import PGStore
 
 struct Seed: AsyncParsableCommand {

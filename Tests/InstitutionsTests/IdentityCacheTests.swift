@@ -165,7 +165,7 @@ struct IdentityCacheTests {
     @Test func entriesAreBoundedInAgeAndNumberAndARacingReadIsNotStored() async throws {
         try await Harness.run(cache: IdentityCache.Configuration(maxEntries: 2, maxBytes: 1024, maxAge: .seconds(1))) { h in
             let cache = h.identityCache
-            let identity = Identity(accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: "active", tokenHash: [])
+            let identity = Identity(accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: .active, tokenHash: [])
             let entry = IdentityCache.Entry(identity: identity, me: ByteBuffer(string: "{}"), expiresAt: Date(timeIntervalSinceNow: 3600))
             func hash(_ n: UInt8) -> [UInt8] { [UInt8](repeating: n, count: 32) }
             func ticket(_ key: [UInt8]) throws -> IdentityCache.Ticket {

@@ -60,7 +60,7 @@ public struct UniversityImport: Sendable {
         var seen = Set<String>()
         // One set-based statement per batch: the directory's statement-level triggers then run once
         // per batch, not once per row.
-        var batch = Batch()
+        var batch = ImportBatch()
         var done = 0
 
         func flush() async throws {
@@ -85,12 +85,12 @@ public struct UniversityImport: Sendable {
             summary.updated += rows.count - created
             summary.unchanged += batch.schacs.count - rows.count
             done += batch.schacs.count
-            batch = Batch()
+            batch = ImportBatch()
             progress(done + summary.skipped.values.reduce(0, +), records.count)
         }
 
         for record in records {
-            guard let domain = record.domains.first?.lowercased().trimmingCharacters(in: .whitespaces), ProfileValidation.isDomain(domain) else {
+            guard let domain = record.domains.first?.lowercased().trimmingCharacters(in: .whitespaces), Formats.isDomain(domain) else {
                 summary.skipped["no valid domain", default: 0] += 1
                 continue
             }
@@ -108,7 +108,7 @@ public struct UniversityImport: Sendable {
                 continue
             }
             let names = try JSONEncoder().encode([LocalizedName(lang: "en", value: name)])
-            let website = record.webPages.first.flatMap { ProfileValidation.isWebURL($0) ? $0 : nil }
+            let website = record.webPages.first.flatMap { Formats.isWebURL($0) ? $0 : nil }
             batch.schacs.append(domain)
             batch.names.append(String(decoding: names, as: UTF8.self))
             batch.countries.append(record.alphaTwoCode)
@@ -127,7 +127,7 @@ public struct UniversityImport: Sendable {
 }
 
 /// The columns of one batch of imported entries, sent as arrays and unnested by PostgreSQL.
-private struct Batch {
+private struct ImportBatch {
     var schacs: [String] = []
     var names: [String] = []
     var countries: [String] = []

@@ -2,6 +2,7 @@ import AccordTesting
 import AccordCrypto
 import Foundation
 import HTTPTypes
+import AccordSeeding
 import Institutions
 import PGStore
 import PGStoreTesting

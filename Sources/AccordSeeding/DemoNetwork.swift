@@ -1,5 +1,6 @@
 import AccordCore
 import AccordCrypto
+import Institutions
 import Foundation
 import PGStore
 

@@ -1,0 +1,108 @@
+import AccordCore
+import Foundation
+import PGStore
+
+/// Network administration of member institutions: admission decisions, tiers, the audit log.
+public struct AdmissionService: Sendable {
+    let pool: PGPool
+    /// Called after every committed decision, since statuses and tiers are part of what sessions
+    /// resolve to (the server forgets the sessions it keeps in memory).
+    let identitiesChanged: @Sendable () -> Void
+
+    public init(pool: PGPool, identitiesChanged: @escaping @Sendable () -> Void = {}) {
+        self.pool = pool
+        self.identitiesChanged = identitiesChanged
+    }
+
+    /// An admission decision and the status change it makes.
+    public enum Decision: String, Sendable, CaseIterable {
+        case approve, reject, suspend, reinstate
+
+        /// The status an institution must have for this decision, and the one it gets.
+        var transition: (from: InstitutionStatus, to: InstitutionStatus) {
+            switch self {
+            case .approve: (.pending, .active)
+            case .reject: (.pending, .rejected)
+            case .suspend: (.active, .suspended)
+            case .reinstate: (.suspended, .active)
+            }
+        }
+
+        var needsReason: Bool { self == .reject || self == .suspend }
+    }
+
+    static func requireNetworkAdmin(_ caller: Identity) throws {
+        guard caller.isNetworkAdmin else { throw Problem.forbidden("Only network administrators may do this.") }
+    }
+
+    /// Institutions, newest first, optionally of one status; keyset-paged.
+    public func list(status: InstitutionStatus?, limit: Int, cursor: String?, caller: Identity) async throws -> Page<InstitutionSummary> {
+        try Self.requireNetworkAdmin(caller)
+        let after = try cursor.map { try Cursor.decode(CreatedPosition.self, from: $0) }
+        let fetched = try await pool.withTenant(caller) { tx in
+            try await AdmissionStore.list(status: status, after: after, limit: limit + 1, on: tx)
+        }
+        return Page(fetched: fetched, limit: limit) { CreatedPosition(createdAt: $0.createdAt, id: $0.id) }
+    }
+
+    /// Applies an admission decision. Approving a claim merges it into the imported entry it
+    /// claims: the registrant's users move there and the entry becomes theirs.
+    public func decide(_ decision: Decision, on id: UUID, reason: String?, caller: Identity) async throws -> InstitutionSummary {
+        try Self.requireNetworkAdmin(caller)
+        let reason = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if decision.needsReason, reason?.isEmpty ?? true { throw Problem.invalid(field: "/reason", "is required to \(decision.rawValue)") }
+        if let reason, reason.count > 2000 { throw Problem.invalid(field: "/reason", "must have at most 2000 characters") }
+        defer { identitiesChanged() }  // after the transaction: this instance serves the change at once
+        return try await pool.withTenant(caller) { tx in
+            guard let current = try await AdmissionStore.lockStatus(id, on: tx) else { throw Problem.notFound("No such institution.") }
+            let (from, to) = decision.transition
+            guard current.status == from.rawValue else {
+                throw Problem.conflict("Cannot \(decision.rawValue) an institution that is \(current.status).")
+            }
+            var target = id
+            if decision == .approve, let entry = current.claimOf {
+                try await AdmissionStore.mergeClaim(id, into: entry, on: tx)
+                target = entry
+            } else {
+                try await AdmissionStore.setStatus(id, to: to, reason: reason, on: tx)
+            }
+            try await Audit.record(
+                "institution.\(decision.rawValue)", institutionID: target, actor: caller, targetType: "institution",
+                targetID: target.uuidString, detail: ["reason": reason ?? "", "from": from.rawValue, "to": to.rawValue], on: tx)
+            return try await AdmissionStore.find(target, on: tx)
+        }
+    }
+
+    /// Gives an institution another tier.
+    public func setTier(_ tier: String, on id: UUID, caller: Identity) async throws -> InstitutionSummary {
+        try Self.requireNetworkAdmin(caller)
+        guard let tier = Tier(rawValue: tier) else { throw Problem.invalid(field: "/tier", "must be member, partner or premium") }
+        defer { identitiesChanged() }  // after the transaction: this instance serves the change at once
+        return try await pool.withTenant(caller) { tx in
+            guard let old = try await AdmissionStore.lockTier(id, on: tx) else { throw Problem.notFound("No such institution.") }
+            try await AdmissionStore.setTier(id, to: tier, on: tx)
+            try await Audit.record(
+                "institution.tier_changed", institutionID: id, actor: caller, targetType: "institution", targetID: id.uuidString,
+                detail: ["from": old, "to": tier.rawValue], on: tx)
+            return try await AdmissionStore.find(id, on: tx)
+        }
+    }
+
+    /// A position in the audit log: the last event id seen.
+    struct AuditPosition: Codable {
+        var id: Int
+    }
+
+    /// The audit log, newest first; keyset-paged.
+    public func auditEvents(limit: Int, cursor: String?, caller: Identity) async throws -> Page<AuditEvent> {
+        try Self.requireNetworkAdmin(caller)
+        var before = Int.max
+        if let cursor {
+            let position = try Cursor.decode(AuditPosition.self, from: cursor)
+            guard position.id > 0 else { throw Cursor.invalid }
+            before = position.id
+        }
+        let fetched = try await pool.withTenant(caller) { tx in try await AdmissionStore.auditEvents(before: before, limit: limit + 1, on: tx) }
+        return Page(fetched: fetched, limit: limit) { AuditPosition(id: $0.id) }
+    }
+}
