@@ -4,15 +4,9 @@ import PGStore
 
 /// Generates realistic institution profiles for benchmarks (`accord seed bench --institutions N`).
 ///
-/// Everything is drawn from real data in the database: countries in the proportions of the imported
-/// world university list (run `accord import universities` first; without it, every country
-/// equally), city names taken from the real universities' names in each country, ISCED-F codes,
-/// languages and CEFR levels from the reference tables, activities and services from the
-/// vocabularies. Names follow the naming habits of the country's language ("Universität Jena",
-/// "Università di Pisa", "Universidad Nacional de Cuenca", "Tampere University of Applied Sciences"),
-/// descriptions and goals say what the profile holds. The generator is seeded, so a run is
-/// reproducible. Rows are inserted as one set-based statement per batch; the directory follows through
-/// its statement-level triggers. Generated entries have SCHAC codes under `.bench.example`.
+/// Draws from the database's real data (run `accord import universities` first, or every country
+/// weighs the same). Seeded, so a run is reproducible; generated entries have SCHAC codes under
+/// `.bench.example`.
 public struct BenchNetwork: Sendable {
     let pool: PGPool
     let batchSize: Int

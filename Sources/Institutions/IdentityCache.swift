@@ -6,22 +6,12 @@ import PGStore
 import ServiceLifecycle
 import Synchronization
 
-/// Resolved sessions kept in memory, so that a request with a bearer token the server has seen
-/// recently needs no database round trip to learn who is calling (and `GET /v1/me` none at all).
+/// Resolved sessions kept in memory by the token's SHA-256 (never the token), so that a recently
+/// seen token needs no database round trip to identify its caller, and `GET /v1/me` none at all.
 ///
-/// Keyed by the token's SHA-256 (the token itself is never kept). Correct because it forgets:
-/// - everything, whenever the database says that something a session resolves to has changed
-///   (`accord_identity`, notified by the triggers of Schema/0007_identity_cache.sql, from whatever
-///   program made the change), and at once when this process changed it itself (`invalidateAll`);
-/// - everything, whenever the listener's connection changes, since notifications may have been
-///   lost meanwhile; and it serves nothing while there is no listening connection;
-/// - an entry when its session expires, and every entry after `maxAge` in any case;
-/// - an answer read from the database before an invalidation that arrives while it was being
-///   read (the `Ticket` of the lookup must still be current when the answer is stored).
-///
-/// So a suspension, a revoked session or a changed role ends what the token may do as soon as the
-/// change commits: at once on this instance, and within the notification's delivery (a
-/// millisecond or so) on every other instance.
+/// Forgets everything on an `accord_identity` notification, on `invalidateAll`, and when the
+/// listener's connection changes; serves nothing while not listening; stores no answer read across
+/// an invalidation (`Ticket`). An entry lives at most `maxAge`, and never past its session.
 public final class IdentityCache: Service, Sendable {
     /// The channel the triggers notify.
     public static let channel = "accord_identity"

@@ -17,10 +17,8 @@ public struct IdentityController: Sendable {
         self.membership = MembershipService(identity: identity)
     }
 
-    /// `GET /v1/me`, the hottest authenticated route, on a group *without* the `Authenticator`: a
-    /// token resolved recently is answered from the identity cache; otherwise one statement
-    /// (`accord_me_session`) resolves the token, sets the tenant context and builds the answer,
-    /// where other routes pay a token lookup and then their own transaction.
+    /// `GET /v1/me`, on a group *without* the `Authenticator`: it resolves the token itself, from
+    /// the identity cache or in one statement (`accord_me_session`).
     public func addMeRoute(to routes: RouterGroup<AccordRequestContext>) {
         routes.get("me") { request, _ -> Response in
             guard let token = try Authenticator.bearerToken(request) else { throw Problem.unauthorized() }

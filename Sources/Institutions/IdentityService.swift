@@ -213,11 +213,11 @@ public struct IdentityService: Sendable {
         return try await createSession(accountID: account.0, isAdmin: account.1, institutionID: account.2)
     }
 
-    /// Opens a session for an account that just proved who it is.
     /// How many expired sessions each sign-in removes: more than one, so that the table shrinks back
     /// to the live sessions however sign-ins and expiries interleave.
     static let expiredSessionsPurgedPerSignIn: Int32 = 100
 
+    /// Opens a session for an account that just proved who it is.
     func createSession(accountID: UUID, isAdmin: Bool, institutionID: UUID?) async throws -> SessionGrant {
         let token = Secrets.newToken()
         let tokenHash = Data(Secrets.sha256(token.utf8))
@@ -254,11 +254,9 @@ public struct IdentityService: Sendable {
             institutionStatus: row.4, tokenHash: hash)
     }
 
-    /// What a token hash resolves to (the identity, the /v1/me body, the session's expiry): from the
-    /// cache when it was resolved recently, otherwise in one statement, `accord_me_session`
-    /// (Schema/0007_identity_cache.sql), which resolves the token, sets the tenant context and
-    /// builds the document under the caller's row-level security. Nil when the token does not
-    /// authenticate (unknown, expired, revoked, or its institution rejected or suspended).
+    /// What a token hash resolves to (identity, /v1/me body, session expiry), from the cache or in
+    /// one statement (`accord_me_session`). Nil when the token does not authenticate (unknown,
+    /// expired, revoked, or its institution rejected or suspended).
     func resolve(_ hash: [UInt8]) async throws -> IdentityCache.Entry? {
         var ticket: IdentityCache.Ticket?
         if let cache {

@@ -199,8 +199,7 @@ extension String: PGEncodable, PGDecodable {
 // MARK: - UUID
 
 /// UUIDs in their canonical text form, written and read without `uuidString` and
-/// `UUID(uuidString:)` (which go through `sprintf` and a `String`: a search that sends 5,000 ids,
-/// or a directory load that reads a million, spent its time there).
+/// `UUID(uuidString:)`, which go through `sprintf` and a `String`.
 extension UUID: PGEncodable, PGDecodable {
     public static var pgType: PGType { .uuid }
 

@@ -193,10 +193,7 @@ public final class PGConnection: @unchecked Sendable {
     static let trustedIdleNanoseconds: UInt64 = 1_000_000
 
     /// Whether the pool should look at the connection before lending it: it was idle for longer
-    /// than a millisecond, or something arrived while it was idle. A connection handed straight
-    /// from one statement to the next (the common case under load) is lent without a system call;
-    /// if its server went away in that millisecond, its next statement fails as one would that
-    /// was running at the time.
+    /// than `trustedIdleNanoseconds`, or something arrived while it was idle.
     private func needsLivenessCheck() -> Bool {
         if Self.now() &- returnedAt > Self.trustedIdleNanoseconds { return true }
         return io?.takeSuspect(self) ?? true
@@ -513,9 +510,8 @@ public final class PGConnection: @unchecked Sendable {
         }
     }
 
-    /// A prepared statement's name. At 16 bytes or more it is a native string, whose UTF-8 is
-    /// NUL-terminated in place, so that `withCString` hands libpq that storage without a copy (a
-    /// short name, passed to libpq directly, had cost a new C string per statement).
+    /// A prepared statement's name: 16 bytes or more, so a native string whose NUL-terminated UTF-8
+    /// `withCString` hands to libpq without a copy.
     static func statementName(_ number: Int) -> String {
         "accord_statement_\(number)"
     }
@@ -545,10 +541,8 @@ public final class PGConnection: @unchecked Sendable {
             PQsetnonblocking(handle, 0)
             if pipeline { PQexitPipelineMode(handle) }
         }
-        // The `_unsafeInheritExecutor_` spellings run on the caller's executor, as this
-        // nonisolated(nonsending) function does: the plain ones would hop to the generic executor
-        // on entry and on return (four `swift_task_switch`es per statement, each of which looks up
-        // the task's executor preference under the task's status lock).
+        // The `_unsafeInheritExecutor_` spellings stay on the caller's executor, as this function
+        // does; the plain ones would hop to the generic executor on entry and on return.
         return try await _unsafeInheritExecutor_withTaskCancellationHandler {
             // Unsafe (no checking allocation): the loop resumes each waiter exactly once, when it
             // removes it; a failed send resumes here and registers nothing.
@@ -621,8 +615,7 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
     /// `settings` are applied with `set_config(name, value, true)`, so they last for this
-    /// transaction only (this is how the tenant context reaches row-level security). BEGIN and
-    /// COMMIT are prepared statements like any other: once prepared they go out without blocking.
+    /// transaction only (the tenant context of row-level security travels this way).
     @discardableResult
     nonisolated(nonsending) public func withTransaction<Result: Sendable>(
         settings: [(String, String)] = [],

@@ -1,9 +1,8 @@
 /// An error from the store: a server error with its SQLSTATE and fields, a connection failure, a pool
 /// timeout, or a value that could not be decoded.
 ///
-/// Its `description` is deliberately generic so that database detail (table names, values in a
-/// constraint message) never reaches an end user by accident. Use `String(reflecting:)` or the
-/// properties to log the detail.
+/// Its `description` is deliberately generic, so that database detail never reaches an end user
+/// by accident; log `String(reflecting:)` or the properties instead.
 public struct PGError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Kind: String, Sendable {
         /// The server answered the statement with an error (see `sqlState`).

@@ -20,10 +20,9 @@ public struct PGNotification: Sendable, Hashable {
 
 /// LISTEN on a dedicated connection, with notifications delivered as an `AsyncSequence`.
 ///
-/// The connection lives on its own thread, blocked in `poll` on the socket (never a polling loop).
-/// When the connection drops, the listener reconnects with backoff and LISTENs again on every
-/// channel that still has subscribers; notifications sent while it was disconnected are lost, as
-/// PostgreSQL does not keep them. A subscription UNLISTENs when its sequence ends.
+/// The connection waits in `poll` on a thread of its own. A dropped connection is re-opened with
+/// backoff and LISTENs again; notifications sent meanwhile are lost. A subscription UNLISTENs when
+/// its sequence ends.
 public final class PGListener: Service, Sendable {
     private let configuration: PGConfiguration
     private let logger: Logger
@@ -73,11 +72,8 @@ public final class PGListener: Service, Sendable {
     /// The server process of the current connection, nil while disconnected.
     public var backendPID: Int32? { shared.withLock { $0.backendPID } }
 
-    /// Nil while the listener has no connection that LISTENs on every subscribed channel; otherwise
-    /// a number that changes with each such connection. Notifications can only have been missed
-    /// between two different epochs (or while it was nil), so a cache that is invalidated by
-    /// notifications stays correct if it forgets everything whenever the epoch changes and serves
-    /// nothing while it is nil.
+    /// Nil while no connection LISTENs on every subscribed channel; otherwise a number that changes
+    /// with each such connection. Notifications can be missed only across a change or a nil.
     public var connectionEpoch: Int? { shared.withLock { $0.epoch } }
 
     /// How many times the connection was re-established after a loss.
@@ -134,11 +130,9 @@ public final class PGListener: Service, Sendable {
         if needsWake { wake() }
     }
 
-    /// Follows `channel` until graceful shutdown (or cancellation, or the listener's shutdown):
-    /// subscribes, runs `body` with the notifications, and when the subscription fails or `body`
-    /// throws or returns, calls `lost` (with the error, if any) and subscribes again after a pause
-    /// (100 ms, doubling up to 5 s, back to 100 ms after a subscription that worked). For state
-    /// kept correct by notifications: `lost` is where it stops trusting what it holds.
+    /// Follows `channel` until graceful shutdown: runs `body` with the notifications and, whenever
+    /// the subscription fails or `body` ends, calls `lost` and subscribes again after a backoff
+    /// (100 ms doubling up to 5 s). `lost` is where notification-kept state stops trusting itself.
     public func follow(
         channel: String,
         lost: @escaping @Sendable ((any Error)?) -> Void,

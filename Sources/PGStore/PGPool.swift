@@ -4,18 +4,11 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// A bounded pool of PostgreSQL connections, run as a `Service`.
+/// A bounded pool of PostgreSQL connections, run as a `Service` until graceful shutdown.
 ///
-/// Callers lease a connection with `withConnection`, or use the conveniences `query`,
-/// `withTransaction` and `pipeline`. When all `maxConnections` are busy, a caller waits up to
-/// `connectionWaitTimeout` and then gets `PGError.poolTimeout`. Connections that broke (server
-/// restart, terminated backend) are dropped and replaced on demand. `run()` keeps the pool open
-/// until graceful shutdown, then closes every connection.
-///
-/// Blocking libpq calls run on the pool's own thread pool, one thread per possible connection, so
-/// they never block an event loop or the Swift concurrency pool. A prepared statement's answer is
-/// awaited on one of the pool's I/O loops (`configuration.ioThreads` of them); tasks that mostly
-/// talk to the database can run on those loops by preferring one of `executors`.
+/// When all `maxConnections` are leased, a caller waits up to `connectionWaitTimeout`, then gets
+/// `PGError.poolTimeout`. Broken connections are replaced on demand. Blocking libpq calls run on the
+/// pool's own thread pool, never on an event loop or the Swift concurrency pool.
 public final class PGPool: Service, Sendable {
     public let configuration: PGConfiguration
     let logger: Logger
@@ -62,15 +55,9 @@ public final class PGPool: Service, Sendable {
 
     // MARK: Executors
 
-    /// The pool's I/O loops as task executors, for tasks that mostly run statements.
-    ///
-    /// A task that prefers one of them (`Task(executorPreference:)`,
-    /// `group.addTask(executorPreference:)`, `withTaskExecutorPreference`) runs on that loop's
-    /// thread. It is then resumed where its answers arrive, leases the connections that loop
-    /// serves first, and sends its next statement from there: no thread hop per statement. Spread
-    /// such tasks over all the executors (for example task `i` on `executors[i % count]`). Work
-    /// that keeps a CPU busy for long (hashing a password, a large JSON document) belongs on the
-    /// global executor: while it runs, that loop's other answers wait.
+    /// The pool's I/O loops as task executors, for tasks that mostly run statements: such a task
+    /// is resumed on the loop's thread, with no thread hop per statement. Spread tasks over all of
+    /// them; keep CPU-heavy work on the global executor, since it delays the loop's other answers.
     public var executors: [any TaskExecutor] { loops }
 
     /// The loop the caller runs on, if it runs on one of this pool's.

@@ -53,8 +53,8 @@ public struct TestDatabase: Sendable {
         return database
     }
 
-    /// For CREATE and DROP DATABASE, which wait for a checkpoint: on a busy disk (two clusters
-    /// testing at once) that took 35 s, past the usual 30 s statement timeout.
+    /// For CREATE and DROP DATABASE, which wait for a checkpoint: a statement timeout of 300 s
+    /// instead of the usual 30 s.
     static func adminConfiguration(_ url: String) throws -> PGConfiguration {
         var configuration = try PGConfiguration(url: url, maxConnections: 1)
         configuration.statementTimeout = .seconds(300)

@@ -7,7 +7,7 @@ import PGStore
 import PGStoreTesting
 import Testing
 
-/// The directory index (Sources/Directory/DirectoryIndex.swift) against the SQL search it stands in
+/// The directory index (Sources/Directory/Index/) against the SQL search it stands in
 /// for, on the real university list.
 @Suite("Directory index")
 struct DirectoryIndexTests {
@@ -98,7 +98,7 @@ struct DirectoryIndexTests {
             let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
             let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
             let overflow = snapshot.store.evaluate(
-                try Self.parse("q=u&limit=10", lists), expression: expression, strict: strict, folded: forms.folded, domain: nil,
+                try #require(DirectoryIndex.Query(try Self.parse("q=u&limit=10", lists))), expression: expression, strict: strict, folded: forms.folded, domain: nil,
                 countryRegions: lists.countryRegions, maxIDs: 100, maxRanked: 50)
             #expect(!overflow.ranked && overflow.ids == nil && overflow.total == ranked.total && overflow.facets == ranked.facets)
         }

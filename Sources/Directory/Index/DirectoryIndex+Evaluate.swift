@@ -9,7 +9,7 @@ extension DirectoryIndex.Store {
     /// `strict` is the strict form of q when it differs from `expression` (the fuzzy form).
     /// `matchAll`: a search without q, which every listed entry matches.
     func evaluate(
-        _ query: DirectoryQuery, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String, domain: String?,
+        _ query: DirectoryIndex.Query, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String, domain: String?,
         matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int, maxRanked: Int = Self.maxRanked
     ) -> DirectoryIndex.Result {
         let slots = ids.count
@@ -24,8 +24,8 @@ extension DirectoryIndex.Store {
         }
 
         // The filters as groups of tags, one bit each: faceted ones first, then the others.
-        let faceted = DirectoryQuery.Facet.allCases.compactMap { facet in query.tags(for: facet).map { (facet, $0) } }
-        let groupTags: [[Int]] = (faceted.map(\.1) + query.plainTagFilters).map { tags in tags.compactMap { tagNumber[$0].map(Int.init) } }
+        let faceted = query.facetTags
+        let groupTags: [[Int]] = (faceted.map(\.tags) + query.plainTags).map { tags in tags.compactMap { tagNumber[$0].map(Int.init) } }
 
         let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
         let everyFacet: UInt8 = (1 << UInt8(DirectoryQuery.Facet.allCases.count)) - 1
@@ -40,32 +40,28 @@ extension DirectoryIndex.Store {
         // a place (changed since the load), when there are not too many of those.
         var byName = false
         var afterPlace: Int32 = -1
-        if query.sort == .name, unplaced <= Self.maxUnplaced {
+        switch query.order {
+        case .name(let cursor) where unplaced <= Self.maxUnplaced:
             byName = true
-            if let cursor = query.cursor {
-                if let (key, id) = try? DirectoryCursor.decode(cursor, for: query), case .name(let value) = key,
-                   let slot = slotOf[id], namePlace[Int(slot)] >= 0,
-                   sortNames[Int(sortNameStart[Int(slot)])..<Int(sortNameStart[Int(slot) + 1])].elementsEqual(value.utf8) {
+            if let (value, id) = cursor {
+                if let slot = slotOf[id], namePlace[Int(slot)] >= 0,
+                    sortNames[Int(sortNameStart[Int(slot)])..<Int(sortNameStart[Int(slot) + 1])].elementsEqual(value.utf8)
+                {
                     afterPlace = namePlace[Int(slot)]
                 } else {
                     byName = false  // an entry changed or gone since: PostgreSQL places the cursor
                 }
             }
-        }
-        if query.sort == .relevance {
+        case .relevance(let afterRank):
             relevance = DirectoryIndex.Relevance(expression: expression, folded: folded)
-            if let cursor = query.cursor {
-                if let (key, _) = try? DirectoryCursor.decode(cursor, for: query), case .rank(let value) = key {
-                    after = value
-                } else {
-                    relevance = nil  // the search says what is wrong with it
-                }
-            }
+            after = afterRank
+        case .name, .newest:
+            break
         }
         var foundSlots: [Int32] = []
 
-        let low = query.minStudents.map { Int32(clamping: $0) }
-        let high = query.maxStudents.map { Int32(clamping: $0) }
+        let low = query.minStudents
+        let high = query.maxStudents
         var counts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
         var regionCounts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
         var total = 0

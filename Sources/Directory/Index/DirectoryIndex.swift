@@ -123,7 +123,7 @@ public final class DirectoryIndex: Service, Sendable {
     /// when the index is not serving, has not yet applied `text.directoryVersion` (a change
     /// committed before the search began), or cannot read the text form: the caller then searches
     /// with SQL. `ids` is nil when more than `maxIDs` entries match.
-    public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
+    public func evaluate(_ query: Query, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
         guard let (expression, strict) = Self.expressions(text), answers(atLeast: text.directoryVersion) else { return nil }
         // A change applied since is newer than that version, which is as good; a reload empties the box.
         return box.read { store in
@@ -134,8 +134,7 @@ public final class DirectoryIndex: Service, Sendable {
 
     /// As `evaluate(_:text:…)`, for a search without q (filters only): every listed entry is a
     /// match. `directoryVersion` is the directory's version read when the search began.
-    public func evaluate(_ query: DirectoryQuery, directoryVersion: Int64, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
-        precondition(query.text == nil, "a search with q is evaluated with its text forms")
+    public func evaluate(_ query: Query, directoryVersion: Int64, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
         guard answers(atLeast: directoryVersion) else { return nil }
         return box.read { store in
             store?.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
