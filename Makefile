@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: db db-stop psql build migrate run test bench bench-api bench-directory clean-db
+.PHONY: db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -27,6 +27,15 @@ run: db build
 
 test: db
 	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)
+
+# The toolchain's swift-format, with the repository's .swift-format.
+FORMAT_PATHS := Sources Tests Benchmarks/Sources Package.swift Benchmarks/Package.swift
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
 
 bench: db
 	eval "$$(Deploy/local/env)" && cd Benchmarks && ./run

@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 
 /// Tests import what they use without naming every transitive module.
 let testSwiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 extension Target.Dependency {
@@ -87,7 +87,9 @@ let package = Package(
         // Composition, tools and the executable.
         .target(
             name: "AccordServer",
-            dependencies: ["AccordCore", "Admin", "Directory", "Institutions", "PGStore", .hummingbird, .httpTypes, .logging, .nioCore, .serviceLifecycle],
+            dependencies: [
+                "AccordCore", "Admin", "Directory", "Institutions", "PGStore", .hummingbird, .httpTypes, .logging, .nioCore, .serviceLifecycle,
+            ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
@@ -98,7 +100,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "accord",
-            dependencies: ["AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", .argumentParser, .logging],
+            dependencies: [
+                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", .argumentParser, .logging,
+            ],
             swiftSettings: swiftSettings
         ),
 

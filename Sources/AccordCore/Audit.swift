@@ -11,7 +11,8 @@ public enum Audit {
     ) async throws {
         let userID = actor?.isNetworkAdmin == false ? actor?.accountID : nil
         let adminID = actor?.isNetworkAdmin == true ? actor?.accountID : nil
-        try await tx.query("""
+        try await tx.query(
+            """
             INSERT INTO audit_events (action, institution_id, actor_user_id, actor_admin_id, target_type, target_id, detail, client_address)
             VALUES (\(action), \(institutionID), \(userID), \(adminID), \(targetType), \(targetID), \(PGJSONB(detail)), \(clientAddress))
             """)

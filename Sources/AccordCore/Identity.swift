@@ -12,7 +12,9 @@ public struct Identity: Sendable, Equatable {
     /// The SHA-256 of the bearer token that authenticated the request.
     public let tokenHash: [UInt8]
 
-    public init(accountID: UUID, institutionID: UUID?, role: InstitutionRole?, isNetworkAdmin: Bool, institutionStatus: InstitutionStatus?, tokenHash: [UInt8]) {
+    public init(
+        accountID: UUID, institutionID: UUID?, role: InstitutionRole?, isNetworkAdmin: Bool, institutionStatus: InstitutionStatus?, tokenHash: [UInt8]
+    ) {
         self.accountID = accountID
         self.institutionID = institutionID
         self.role = role

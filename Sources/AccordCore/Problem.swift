@@ -52,8 +52,9 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     }
 
     public static func unauthorized(_ detail: String = "Sign in to use this resource.") -> Problem {
-        Problem(type: type("unauthorized"), status: .unauthorized, title: "Authentication required", detail: detail,
-                headers: [.wwwAuthenticate: "Bearer"])
+        Problem(
+            type: type("unauthorized"), status: .unauthorized, title: "Authentication required", detail: detail,
+            headers: [.wwwAuthenticate: "Bearer"])
     }
 
     public static func forbidden(_ detail: String) -> Problem {
@@ -73,13 +74,15 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     }
 
     public static func payloadTooLarge(limit: Int) -> Problem {
-        Problem(type: type("payload-too-large"), status: .contentTooLarge, title: "The request body is too large",
-                detail: "The body may have at most \(limit) bytes.")
+        Problem(
+            type: type("payload-too-large"), status: .contentTooLarge, title: "The request body is too large",
+            detail: "The body may have at most \(limit) bytes.")
     }
 
     public static func invalid(_ errors: [FieldError], detail: String = "Some fields are invalid.") -> Problem {
-        Problem(type: type("validation"), status: .unprocessableContent, title: "The request has invalid fields",
-                detail: detail, errors: errors)
+        Problem(
+            type: type("validation"), status: .unprocessableContent, title: "The request has invalid fields",
+            detail: detail, errors: errors)
     }
 
     public static func invalid(field: String, _ message: String) -> Problem {
@@ -87,8 +90,9 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     }
 
     public static func tooManyRequests(retryAfterSeconds: Int) -> Problem {
-        Problem(type: type("rate-limited"), status: .tooManyRequests, title: "Too many requests",
-                detail: "Try again in \(retryAfterSeconds) seconds.", headers: [.retryAfter: String(retryAfterSeconds)])
+        Problem(
+            type: type("rate-limited"), status: .tooManyRequests, title: "Too many requests",
+            detail: "Try again in \(retryAfterSeconds) seconds.", headers: [.retryAfter: String(retryAfterSeconds)])
     }
 
     public static func serviceUnavailable(_ detail: String) -> Problem {

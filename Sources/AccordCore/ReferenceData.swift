@@ -28,11 +28,13 @@ public final class ReferenceData: Sendable {
         if let lists = cached.withLock({ $0 }) { return lists }
         let (countries, fields, languages) = try await pool.withConnection { connection in
             (
-                try await connection.query("""
+                try await connection.query(
+                    """
                     SELECT code::text, coalesce(region_code, ''), coalesce(region, ''), coalesce(sub_region_code, ''), coalesce(sub_region, ''),
                            coalesce(intermediate_region_code, ''), coalesce(intermediate_region, '')
                     FROM countries
-                    """).decode((String, String, String, String, String, String, String).self),
+                    """
+                ).decode((String, String, String, String, String, String, String).self),
                 try await connection.query("SELECT code, name FROM isced_fields").decode((String, String).self),
                 try await connection.query("SELECT code::text, name_en FROM languages").decode((String, String).self)
             )

@@ -79,7 +79,8 @@ public struct PasswordHasher: Sendable {
             guard pair.count == 2, let value = Int(pair[1]) else { return false }
             parameters[String(pair[0])] = value
         }
-        guard let ln = parameters["ln"], let r = parameters["r"], let p = parameters["p"], (4...20).contains(ln), (1...32).contains(r), (1...16).contains(p),
+        guard let ln = parameters["ln"], let r = parameters["r"], let p = parameters["p"], (4...20).contains(ln), (1...32).contains(r),
+            (1...16).contains(p),
             let salt = Data(base64Encoded: String(parts[2])), let expected = Data(base64Encoded: String(parts[3]))
         else { return false }
         let key = derive(password, salt: Array(salt), logN: ln, r: r, p: p, length: expected.count)
@@ -99,7 +100,8 @@ public struct PasswordHasher: Sendable {
         let ok = passwordBytes.withUnsafeBufferPointer { pass in
             salt.withUnsafeBufferPointer { saltBuffer in
                 pass.withMemoryRebound(to: CChar.self) { passChars in
-                    EVP_PBE_scrypt(passChars.baseAddress, passwordBytes.count, saltBuffer.baseAddress, salt.count, n, UInt64(r), UInt64(p), memory, &key, length)
+                    EVP_PBE_scrypt(
+                        passChars.baseAddress, passwordBytes.count, saltBuffer.baseAddress, salt.count, n, UInt64(r), UInt64(p), memory, &key, length)
                 }
             }
         }

@@ -36,7 +36,8 @@ public struct BenchNetwork: Sendable {
             progress(done, count)
         }
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO audit_events (action, target_type, detail)
                 VALUES ('directory.bench_seeded', 'institutions', \(PGJSONB(["created": String(created)])))
                 """)
@@ -46,7 +47,8 @@ public struct BenchNetwork: Sendable {
 
     private func insert(_ b: Batch) async throws -> Int {
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO institutions (schac, names, acronym, country, city, type, status, claimed, tier, student_count,
                                           founding_year, website, description, goals, subject_areas, teaching_languages,
                                           offers, seeks, services, created_at, updated_at)
@@ -62,7 +64,8 @@ public struct BenchNetwork: Sendable {
                     AS r (schac, names, acronym, country, city, type, status, tier, students, founded, description, goals,
                           fields, languages, offers, seeks, services, age)
                 ON CONFLICT (schac) WHERE claim_of IS NULL DO NOTHING
-                """).affectedRows
+                """
+            ).affectedRows
         }
     }
 }
@@ -92,20 +95,27 @@ struct World {
 
     static func load(from pool: PGPool) async throws -> World {
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-            var weights = try await tx.query("""
+            var weights = try await tx.query(
+                """
                 SELECT country::text, count(*) FROM institutions WHERE schac NOT LIKE '%.bench.example' AND claim_of IS NULL
                 GROUP BY country ORDER BY country
-                """).decode((String, Int).self)
+                """
+            ).decode((String, Int).self)
             let countryRows = try await tx.query("SELECT code::text, name FROM countries ORDER BY code").decode((String, String).self)
             if weights.isEmpty { weights = countryRows.map { ($0.0, 1) } }
             var cumulative: [Int] = []
             var total = 0
-            for (_, weight) in weights { total += weight; cumulative.append(total) }
+            for (_, weight) in weights {
+                total += weight
+                cumulative.append(total)
+            }
 
             var cities: [String: [String]] = [:]
-            for (country, name) in try await tx.query("""
+            for (country, name) in try await tx.query(
+                """
                 SELECT country::text, names -> 0 ->> 'value' FROM institutions WHERE schac NOT LIKE '%.bench.example'
-                """).decode((String, String).self) {
+                """
+            ).decode((String, String).self) {
                 if let place = Self.placeName(in: name), !(cities[country]?.contains(place) ?? false) {
                     cities[country, default: []].append(place)
                 }
@@ -142,8 +152,8 @@ struct World {
     static func placeName(in name: String) -> String? {
         let words = name.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "(" || $0 == ")" || $0 == "-" })
         guard let last = words.last.map(String.init), last.count >= 3, last.count <= 30,
-              let first = last.first, first.isUppercase, last.dropFirst().allSatisfy({ $0.isLetter && $0.isLowercase }),
-              !generic.contains(last)
+            let first = last.first, first.isUppercase, last.dropFirst().allSatisfy({ $0.isLetter && $0.isLowercase }),
+            !generic.contains(last)
         else { return nil }
         return last
     }
@@ -180,7 +190,8 @@ struct Generator {
 
     mutating func country() -> String {
         let target = Int.random(in: 1...world.cumulative.last!, using: &random)
-        var low = 0, high = world.cumulative.count - 1
+        var low = 0
+        var high = world.cumulative.count - 1
         while low < high {
             let mid = (low + high) / 2
             if world.cumulative[mid] < target { low = mid + 1 } else { high = mid }
@@ -190,7 +201,9 @@ struct Generator {
 
     mutating func city(in country: String) -> String {
         if let places = world.cities[country], !places.isEmpty, chance(0.9) { return pick(places) }
-        let syllables = ["ber", "lin", "ca", "sa", "mo", "ra", "vi", "to", "ne", "ko", "la", "do", "ri", "an", "te", "por", "mar", "gan", "sol", "el"]
+        let syllables = [
+            "ber", "lin", "ca", "sa", "mo", "ra", "vi", "to", "ne", "ko", "la", "do", "ri", "an", "te", "por", "mar", "gan", "sol", "el",
+        ]
         let name = (0..<Int.random(in: 2...3, using: &random)).map { _ in pick(syllables) }.joined()
         return name.prefix(1).uppercased() + name.dropFirst()
     }
@@ -208,13 +221,34 @@ struct Generator {
 
     /// Subject words per broad field, per language (for names).
     static let subjects: [String: [String]] = [
-        "en": ["Liberal Studies", "Education", "Arts", "Social Sciences", "Business", "Natural Sciences", "Computing", "Engineering", "Agriculture", "Health Sciences", "Hospitality"],
-        "de": ["Allgemeine Studien", "Pädagogik", "Künste", "Sozialwissenschaften", "Wirtschaft", "Naturwissenschaften", "Informatik", "Technik", "Agrarwissenschaften", "Gesundheit", "Tourismus"],
-        "fr": ["Études générales", "Éducation", "Beaux-Arts", "Sciences sociales", "Commerce", "Sciences", "Informatique", "Ingénierie", "Agronomie", "Santé", "Hôtellerie"],
-        "es": ["Estudios Generales", "Educación", "Bellas Artes", "Ciencias Sociales", "Negocios", "Ciencias", "Informática", "Ingeniería", "Agronomía", "Ciencias de la Salud", "Turismo"],
-        "it": ["Studi Generali", "Scienze della Formazione", "Belle Arti", "Scienze Sociali", "Economia", "Scienze", "Informatica", "Ingegneria", "Agraria", "Scienze della Salute", "Turismo"],
-        "pt": ["Estudos Gerais", "Educação", "Belas Artes", "Ciências Sociais", "Negócios", "Ciências", "Informática", "Engenharia", "Agronomia", "Ciências da Saúde", "Turismo"],
-        "nl": ["Algemene Studies", "Onderwijs", "Kunsten", "Sociale Wetenschappen", "Economie", "Natuurwetenschappen", "Informatica", "Techniek", "Landbouw", "Gezondheidszorg", "Toerisme"],
+        "en": [
+            "Liberal Studies", "Education", "Arts", "Social Sciences", "Business", "Natural Sciences", "Computing", "Engineering", "Agriculture",
+            "Health Sciences", "Hospitality",
+        ],
+        "de": [
+            "Allgemeine Studien", "Pädagogik", "Künste", "Sozialwissenschaften", "Wirtschaft", "Naturwissenschaften", "Informatik", "Technik",
+            "Agrarwissenschaften", "Gesundheit", "Tourismus",
+        ],
+        "fr": [
+            "Études générales", "Éducation", "Beaux-Arts", "Sciences sociales", "Commerce", "Sciences", "Informatique", "Ingénierie", "Agronomie",
+            "Santé", "Hôtellerie",
+        ],
+        "es": [
+            "Estudios Generales", "Educación", "Bellas Artes", "Ciencias Sociales", "Negocios", "Ciencias", "Informática", "Ingeniería", "Agronomía",
+            "Ciencias de la Salud", "Turismo",
+        ],
+        "it": [
+            "Studi Generali", "Scienze della Formazione", "Belle Arti", "Scienze Sociali", "Economia", "Scienze", "Informatica", "Ingegneria",
+            "Agraria", "Scienze della Salute", "Turismo",
+        ],
+        "pt": [
+            "Estudos Gerais", "Educação", "Belas Artes", "Ciências Sociais", "Negócios", "Ciências", "Informática", "Engenharia", "Agronomia",
+            "Ciências da Saúde", "Turismo",
+        ],
+        "nl": [
+            "Algemene Studies", "Onderwijs", "Kunsten", "Sociale Wetenschappen", "Economie", "Natuurwetenschappen", "Informatica", "Techniek",
+            "Landbouw", "Gezondheidszorg", "Toerisme",
+        ],
     ]
 
     static let templates: [String: [String: [String]]] = [
@@ -287,7 +321,13 @@ struct Generator {
         let city = city(in: country)
         var roll = Double.random(in: 0..<1, using: &random)
         var type = "university"
-        for (name, weight) in Self.typeWeights { if roll < weight { type = name; break }; roll -= weight }
+        for (name, weight) in Self.typeWeights {
+            if roll < weight {
+                type = name
+                break
+            }
+            roll -= weight
+        }
         let language = Self.languageOf[country] ?? "en"
 
         // Subject areas: a main broad field and a few more, narrow or detailed, some strong or growing.
@@ -312,7 +352,9 @@ struct Generator {
         var names = [["lang": language, "value": name]]
         if language != "en", chance(0.4) {
             let english = pick(Self.templates["en"]![type]!)
-            names.append(["lang": "en", "value": english.replacingOccurrences(of: "{c}", with: city).replacingOccurrences(of: "{s}", with: englishSubject)])
+            names.append([
+                "lang": "en", "value": english.replacingOccurrences(of: "{c}", with: city).replacingOccurrences(of: "{s}", with: englishSubject),
+            ])
         }
         let acronym = chance(0.5) ? Self.acronym(name) : ""
 
@@ -334,11 +376,13 @@ struct Generator {
         let strong = areas.filter { $0["strength"] == "strong" }.compactMap { $0["code"].flatMap { world.fieldNames[$0] } }
         let growing = areas.filter { $0["strength"] == "growing" }.compactMap { $0["code"].flatMap { world.fieldNames[$0] } }
         let taught = languages.compactMap { world.languageNames[$0["code"]!] }
-        var description = "\(name) is a \(type.replacingOccurrences(of: "_", with: " ")) in \(city), \(world.countryNames[country] ?? country), with about \(students) students."
+        var description =
+            "\(name) is a \(type.replacingOccurrences(of: "_", with: " ")) in \(city), \(world.countryNames[country] ?? country), with about \(students) students."
         if !strong.isEmpty { description += " Strong in \(strong.joined(separator: ", "))." }
         if !growing.isEmpty { description += " Growing in \(growing.joined(separator: ", "))." }
         description += " Teaching in \(taught.joined(separator: " and ")). Offers \(offers.map(Self.label).joined(separator: ", ")) to partners."
-        let goals = "Looking for partners for \(seeks.map(Self.label).joined(separator: " and ")), above all in \((world.fieldNames[main] ?? main).lowercased())."
+        let goals =
+            "Looking for partners for \(seeks.map(Self.label).joined(separator: " and ")), above all in \((world.fieldNames[main] ?? main).lowercased())."
 
         let slug = Self.slug(acronym.isEmpty ? city : acronym)
         batch.schacs.append("\(slug)-\(number).bench.example")
@@ -365,7 +409,10 @@ struct Generator {
 
     static func label(_ activity: String) -> String { Activity(rawValue: activity)?.label ?? activity }
 
-    static let minor: Set<String> = ["of", "for", "the", "de", "di", "du", "des", "la", "le", "van", "voor", "degli", "für", "y", "e", "et", "und", "and", "da", "do", "dos", "das", "del"]
+    static let minor: Set<String> = [
+        "of", "for", "the", "de", "di", "du", "des", "la", "le", "van", "voor", "degli", "für", "y", "e", "et", "und", "and", "da", "do", "dos",
+        "das", "del",
+    ]
 
     static func acronym(_ name: String) -> String {
         let letters = name.split(separator: " ").filter { !minor.contains($0.lowercased()) }.compactMap(\.first)

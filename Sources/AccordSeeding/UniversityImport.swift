@@ -66,7 +66,8 @@ public struct UniversityImport: Sendable {
         func flush() async throws {
             guard !batch.schacs.isEmpty else { return }
             let rows = try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-                try await tx.query("""
+                try await tx.query(
+                    """
                     INSERT INTO institutions (schac, names, country, type, status, claimed, website)
                     SELECT r.schac, r.names::jsonb, r.country, 'university', 'active', false, nullif(r.website, '')
                     FROM unnest(\(batch.schacs)::text[], \(batch.names)::text[], \(batch.countries)::text[], \(batch.websites)::text[])
@@ -78,7 +79,8 @@ public struct UniversityImport: Sendable {
                           AND (institutions.names, institutions.country, institutions.website)
                               IS DISTINCT FROM (excluded.names, excluded.country, excluded.website)
                     RETURNING (xmax = 0)
-                    """).decode(Bool.self)
+                    """
+                ).decode(Bool.self)
             }
             let created = rows.filter { $0 }.count
             summary.created += created
@@ -117,7 +119,8 @@ public struct UniversityImport: Sendable {
         }
         try await flush()
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO audit_events (action, target_type, detail)
                 VALUES ('directory.imported', 'universities', \(PGJSONB(["created": String(summary.created), "updated": String(summary.updated), "unchanged": String(summary.unchanged)])))
                 """)

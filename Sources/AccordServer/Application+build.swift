@@ -66,7 +66,8 @@ public func buildRouter(
     identityController.addRoutes(public: v1, authenticated: authenticated)
     let admission = AdmissionService(pool: pool, identitiesChanged: { identityCache?.invalidateAll() })
     AdminController(admission: admission).addRoutes(to: v1.group(context: AdminContext.self))
-    DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(to: authenticated)
+    DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(
+        to: authenticated)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
 }

@@ -28,13 +28,16 @@ struct HealthController {
                 return Health(status: "ready", migrations: migrations, directoryIndex: directoryIndex.map { $0.isServing ? "serving" : "loading" })
             case .behind(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
-                throw Problem.serviceUnavailable("Not ready: the database schema is behind this version; run `accord migrate`.").with(headers: [.retryAfter: "5"])
+                throw Problem.serviceUnavailable("Not ready: the database schema is behind this version; run `accord migrate`.").with(headers: [
+                    .retryAfter: "5"
+                ])
             case .unreachable(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
                 throw Problem.serviceUnavailable("Not ready: the database is unreachable.").with(headers: [.retryAfter: "5"])
             case .misconfigured(let reason):
                 logger.warning("not ready", metadata: ["reason": "\(reason)"])
-                throw Problem.serviceUnavailable("Not ready: the database refuses the server's connection settings.").with(headers: [.retryAfter: "5"])
+                throw Problem.serviceUnavailable("Not ready: the database refuses the server's connection settings.").with(headers: [.retryAfter: "5"]
+                )
             }
         }
     }

@@ -16,7 +16,8 @@ struct OpenAPIController {
     func addRoutes(to router: Router<AccordRequestContext>) {
         router.get("/openapi.yaml") { _, _ -> Response in
             guard let document = Self.document else { throw HTTPError(.notFound) }
-            return Response(status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"], body: .init(byteBuffer: document))
+            return Response(
+                status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"], body: .init(byteBuffer: document))
         }
     }
 }

@@ -44,12 +44,14 @@ struct ProblemMiddleware: RouterMiddleware {
             case .methodNotAllowed:
                 return .methodNotAllowed("\(request.method.rawValue) is not allowed on \(request.uri.path).")
             case .unsupportedMediaType:
-                return Problem(type: Problem.type("unsupported-media-type"), status: .unsupportedMediaType,
-                               title: "Unsupported media type", detail: error.body)
+                return Problem(
+                    type: Problem.type("unsupported-media-type"), status: .unsupportedMediaType,
+                    title: "Unsupported media type", detail: error.body)
             default:
                 if error.status.code < 500 {
-                    return Problem(type: Problem.type("http-\(error.status.code)"), status: error.status,
-                                   title: error.status.reasonPhrase, detail: error.body)
+                    return Problem(
+                        type: Problem.type("http-\(error.status.code)"), status: error.status,
+                        title: error.status.reasonPhrase, detail: error.body)
                 }
                 context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
                 return .internalError

@@ -42,7 +42,8 @@ public struct SchemaCheck: Sendable {
             return .current(migrations: status.applied.count)
         } catch let error as PGError {
             switch error.kind {
-            case .connection where [PGError.Code.invalidPassword, PGError.Code.invalidAuthorization, PGError.Code.invalidCatalogName].contains(error.sqlState ?? ""):
+            case .connection
+            where [PGError.Code.invalidPassword, PGError.Code.invalidAuthorization, PGError.Code.invalidCatalogName].contains(error.sqlState ?? ""):
                 return .misconfigured(error.operatorMessage)
             case .invalidConfiguration:
                 return .misconfigured(error.operatorMessage)

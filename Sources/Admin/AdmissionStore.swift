@@ -20,7 +20,9 @@ enum AdmissionStore {
     }
 
     /// Up to `limit` institutions after `position`, newest first, optionally of one status.
-    static func list(status: InstitutionStatus?, after position: CreatedPosition?, limit: Int, on tx: PGConnection) async throws -> [InstitutionSummary] {
+    static func list(
+        status: InstitutionStatus?, after position: CreatedPosition?, limit: Int, on tx: PGConnection
+    ) async throws -> [InstitutionSummary] {
         var query: PGQuery = "SELECT \(summaryColumns) FROM institutions WHERE true"
         if let status { query.append(" AND status = \(status.rawValue)") }
         if let position { query.append(" AND (created_at, id) < (\(position.createdAt)::timestamptz, \(position.id))") }
@@ -38,7 +40,8 @@ enum AdmissionStore {
     }
 
     static func setStatus(_ id: UUID, to status: InstitutionStatus, reason: String?, on tx: PGConnection) async throws {
-        try await tx.query("""
+        try await tx.query(
+            """
             UPDATE institutions SET status = \(status.rawValue), status_reason = \(reason), version = version + 1, updated_at = now() WHERE id = \(id)
             """)
     }
@@ -47,7 +50,8 @@ enum AdmissionStore {
     /// description wins, and their users, sessions, invitations and contacts move to the entry.
     static func mergeClaim(_ claim: UUID, into entry: UUID, on tx: PGConnection) async throws {
         try await tx.query("SELECT 1 FROM institutions WHERE id = \(entry) FOR UPDATE")
-        try await tx.query("""
+        try await tx.query(
+            """
             UPDATE institutions e SET names = c.names, country = c.country, city = coalesce(c.city, e.city), type = c.type,
                 acronym = coalesce(c.acronym, e.acronym), website = coalesce(c.website, e.website),
                 claimed = true, status = 'active', status_reason = NULL, version = e.version + 1, updated_at = now()
@@ -73,11 +77,13 @@ enum AdmissionStore {
 
     /// Up to `limit` audit events before the event `before`, newest first.
     static func auditEvents(before: Int, limit: Int, on tx: PGConnection) async throws -> [AuditEvent] {
-        try await tx.query("""
+        try await tx.query(
+            """
             SELECT id, \(Timestamp.precise("occurred_at")), action, institution_id,
                    actor_user_id, actor_admin_id, target_type, target_id, detail, client_address
             FROM audit_events WHERE id < \(before) ORDER BY id DESC LIMIT \(limit)
-            """).map { row in
+            """
+        ).map { row in
             let r = try row.decode((Int, String, String, UUID?, UUID?, UUID?, String?, String?, PGJSONB<[String: String]>, String?).self)
             return AuditEvent(
                 id: r.0, occurredAt: r.1, action: r.2, institutionId: r.3, actorUserId: r.4, actorAdminId: r.5, targetType: r.6,

@@ -27,9 +27,15 @@ struct DirectoryCursor: Codable, Equatable {
         self.id = id
         self.query = Self.hash(query)
         switch key {
-        case .rank(let value): sort = DirectoryQuery.Sort.relevance.rawValue; rank = value
-        case .name(let value): sort = DirectoryQuery.Sort.name.rawValue; text = value
-        case .created(let value): sort = DirectoryQuery.Sort.newest.rawValue; text = value
+        case .rank(let value):
+            sort = DirectoryQuery.Sort.relevance.rawValue
+            rank = value
+        case .name(let value):
+            sort = DirectoryQuery.Sort.name.rawValue
+            text = value
+        case .created(let value):
+            sort = DirectoryQuery.Sort.newest.rawValue
+            text = value
         }
     }
 

@@ -28,29 +28,34 @@ extension DirectoryService {
         guard let own = caller.institutionID else {
             throw Problem.forbidden("Recommendations are for the members of an institution.")
         }
-        let results = try await pool.readAsTenant(caller, settings: [("jit", "off")], [
-            """
-            SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)
-            """,
-            """
-            WITH me AS MATERIALIZED (
-                SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
-                       accord_fields_mask(i.subject_areas) AS fm
-                FROM institutions i WHERE i.id = \(own)
-            ),
-            top AS (
-                SELECT e.id FROM directory_entries e, me
-                WHERE e.id <> me.id
-                ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
-                         + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
-                LIMIT \(Self.recommendationCandidates)
-            )
-            SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM top JOIN directory_entries e ON e.id = top.id
-            """,
-        ])
-        guard let mine = try results[0].first((
-            [String], [String], PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>
-        ).self) else { throw Problem.notFound("Your institution is not visible.") }
+        let results = try await pool.readAsTenant(
+            caller, settings: [("jit", "off")],
+            [
+                """
+                SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)
+                """,
+                """
+                WITH me AS MATERIALIZED (
+                    SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
+                           accord_fields_mask(i.subject_areas) AS fm
+                    FROM institutions i WHERE i.id = \(own)
+                ),
+                top AS (
+                    SELECT e.id FROM directory_entries e, me
+                    WHERE e.id <> me.id
+                    ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
+                             + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
+                    LIMIT \(Self.recommendationCandidates)
+                )
+                SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM top JOIN directory_entries e ON e.id = top.id
+                """,
+            ])
+        guard
+            let mine = try results[0].first(
+                (
+                    [String], [String], PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>
+                ).self)
+        else { throw Problem.notFound("Your institution is not visible.") }
         let profile = Profile(offers: mine.0, seeks: mine.1, fields: mine.2.value, languages: mine.3.value)
         let lists = try await reference.lists()
 
@@ -104,8 +109,8 @@ extension DirectoryService {
         parts.append(contentsOf: fieldParts.prefix(4))
         for theirs in other.languages {
             guard let level = CEFRLevel(rawValue: theirs.level), level >= .b2,
-                  let mine = me.languages.first(where: { $0.code == theirs.code }),
-                  let myLevel = CEFRLevel(rawValue: mine.level), myLevel >= .b2
+                let mine = me.languages.first(where: { $0.code == theirs.code }),
+                let myLevel = CEFRLevel(rawValue: mine.level), myLevel >= .b2
             else { continue }
             parts.append((1, "teaches in \(lists.languageNames[theirs.code] ?? theirs.code) at \(theirs.level)"))
         }

@@ -169,12 +169,15 @@ public final class IdentityCache: Service, Sendable {
     /// Subscribes to `accord_identity` and invalidates on every notification, until graceful
     /// shutdown; subscribes again (after a pause) when the subscription fails or ends.
     public func run() async throws {
-        await listener.follow(channel: Self.channel, lost: { error in
-            self.setSubscribed(false)
-            if let error {
-                self.logger.warning("identity cache cannot subscribe; serving from the database", metadata: ["error": "\(error)"])
+        await listener.follow(
+            channel: Self.channel,
+            lost: { error in
+                self.setSubscribed(false)
+                if let error {
+                    self.logger.warning("identity cache cannot subscribe; serving from the database", metadata: ["error": "\(error)"])
+                }
             }
-        }) { notifications in
+        ) { notifications in
             self.setSubscribed(true)
             for await _ in notifications { self.invalidateAll() }
         }

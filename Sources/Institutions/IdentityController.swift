@@ -37,12 +37,16 @@ public struct IdentityController: Sendable {
         }
         routes.post("sessions") { request, context -> EditedResponse<SessionGrant> in
             let body = try await JSONBody.decode(IdentityService.SignInRequest.self, from: request, context: context)
-            return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: try await identity.signIn(body, clientAddress: context.clientAddress))
+            return EditedResponse(
+                status: .created, headers: [.cacheControl: "no-store"],
+                response: try await identity.signIn(body, clientAddress: context.clientAddress))
         }
         routes.post("invitations/{token}/accept") { request, context -> EditedResponse<SessionGrant> in
             let token = try context.parameters.require("token")
             let body = try await JSONBody.decode(MembershipService.AcceptRequest.self, from: request, context: context)
-            return EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: try await membership.accept(token: token, body, clientAddress: context.clientAddress))
+            return EditedResponse(
+                status: .created, headers: [.cacheControl: "no-store"],
+                response: try await membership.accept(token: token, body, clientAddress: context.clientAddress))
         }
 
         authenticated.delete("sessions/current") { _, context -> HTTPResponse.Status in

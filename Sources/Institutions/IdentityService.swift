@@ -153,25 +153,29 @@ public struct IdentityService: Sendable {
         let passwordHash = try await hash(request.admin.password)
         let institutionID = UUID()
         let userID = UUID()
-        let identity = Identity(accountID: userID, institutionID: institutionID, role: .admin, isNetworkAdmin: false, institutionStatus: .pending, tokenHash: [])
+        let identity = Identity(
+            accountID: userID, institutionID: institutionID, role: .admin, isNetworkAdmin: false, institutionStatus: .pending, tokenHash: [])
         do {
             return try await pool.withTenant(identity) { tx in
                 try await InstitutionStore.insert(request.institution, id: institutionID, schac: schac, claimOf: claimOf, on: tx)
-                try await tx.query("""
+                try await tx.query(
+                    """
                     INSERT INTO users (id, institution_id, email, name, role, password_hash)
                     VALUES (\(userID), \(institutionID), \(email), \(request.admin.name.trimmingCharacters(in: .whitespaces)), 'admin', \(passwordHash))
                     """)
                 try await Audit.record(
                     "institution.registered", institutionID: institutionID, actor: identity, targetType: "institution",
-                    targetID: institutionID.uuidString, detail: ["schac": schac, "claimOf": claimOf?.uuidString ?? ""], clientAddress: clientAddress, on: tx)
+                    targetID: institutionID.uuidString, detail: ["schac": schac, "claimOf": claimOf?.uuidString ?? ""], clientAddress: clientAddress,
+                    on: tx)
                 let institution = try await InstitutionStore.document(institutionID, includePrivate: true, on: tx)
                 let user = try await UserStore.user(userID, on: tx)
                 return Registration(institution: institution.institution, user: user)
             }
         } catch let error as PGError where error.isUniqueViolation {
-            throw Problem.conflict(error.constraint?.contains("email") == true
-                ? "An account with this e-mail address exists already."
-                : "An institution with the SCHAC code \(schac) is registered already.")
+            throw Problem.conflict(
+                error.constraint?.contains("email") == true
+                    ? "An account with this e-mail address exists already."
+                    : "An institution with the SCHAC code \(schac) is registered already.")
         }
     }
 
@@ -191,16 +195,20 @@ public struct IdentityService: Sendable {
         try v.validate()
         let keys = ["email:" + request.email.lowercased(), "address:" + (clientAddress ?? "unknown")]
         let window = "\(Int(configuration.throttleWindow)) seconds"
-        let wait = try await pool.query("""
+        let wait = try await pool.query(
+            """
             SELECT greatest(
                 accord_sign_in_wait(\([keys[0]]), \(configuration.failuresPerEmail)::integer, \(window)::interval),
                 accord_sign_in_wait(\([keys[1]]), \(configuration.failuresPerAddress)::integer, \(window)::interval))
-            """).scalar(Int.self)
+            """
+        ).scalar(Int.self)
         if wait > 0 { throw Problem.tooManyRequests(retryAfterSeconds: wait) }
 
-        let account = try await pool.query("""
+        let account = try await pool.query(
+            """
             SELECT account_id, is_admin, institution_id, institution_status, password_hash FROM accord_sign_in_account(\(request.email))
-            """).first((UUID, Bool, UUID?, String?, String?).self)
+            """
+        ).first((UUID, Bool, UUID?, String?, String?).self)
         let verified = try await verify(request.password, against: account?.4)
         guard let account, verified else {
             try await pool.query("SELECT accord_sign_in_failed(\(keys), \(window)::interval, \(request.email), \(clientAddress))")
@@ -222,7 +230,8 @@ public struct IdentityService: Sendable {
         let token = Secrets.newToken()
         let tokenHash = Data(Secrets.sha256(token.utf8))
         let expiresAt = Date(timeIntervalSinceNow: configuration.sessionLifetime)
-        let identity = Identity(accountID: accountID, institutionID: institutionID, role: nil, isNetworkAdmin: isAdmin, institutionStatus: nil, tokenHash: [])
+        let identity = Identity(
+            accountID: accountID, institutionID: institutionID, role: nil, isNetworkAdmin: isAdmin, institutionStatus: nil, tokenHash: [])
         let user = try await pool.withTenant(identity) { tx -> User in
             // Each new session removes a few expired ones (anyone's), so the table stays small.
             try await tx.query("SELECT accord_purge_expired_sessions(\(Self.expiredSessionsPurgedPerSignIn))")
@@ -230,7 +239,8 @@ public struct IdentityService: Sendable {
                 try await tx.query("INSERT INTO sessions (token_hash, admin_id, expires_at) VALUES (\(tokenHash), \(accountID), \(expiresAt))")
                 return try await UserStore.networkAdmin(accountID, on: tx)
             }
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO sessions (token_hash, user_id, institution_id, expires_at)
                 VALUES (\(tokenHash), \(accountID), \(institutionID), \(expiresAt))
                 """)
@@ -245,9 +255,12 @@ public struct IdentityService: Sendable {
         guard (20...200).contains(token.utf8.count) else { return nil }
         let hash = Secrets.sha256(token.utf8)
         if cache != nil { return try await resolve(hash)?.identity }
-        guard let row = try await pool.query("""
-            SELECT account_id, is_admin, institution_id, role, institution_status FROM accord_authenticate(\(Data(hash)))
-            """).first((UUID, Bool, UUID?, String, InstitutionStatus?).self)
+        guard
+            let row = try await pool.query(
+                """
+                SELECT account_id, is_admin, institution_id, role, institution_status FROM accord_authenticate(\(Data(hash)))
+                """
+            ).first((UUID, Bool, UUID?, String, InstitutionStatus?).self)
         else { return nil }
         return Identity(
             accountID: row.0, institutionID: row.2, role: InstitutionRole(rawValue: row.3), isNetworkAdmin: row.1,
@@ -265,10 +278,13 @@ public struct IdentityService: Sendable {
             case .miss(let missed): ticket = missed
             }
         }
-        guard let row = try await pool.query("""
-            SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
-            FROM accord_me_session(\(Data(hash)))
-            """).first((PGRawJSON, UUID, Bool, UUID?, String, InstitutionStatus?, Date).self)
+        guard
+            let row = try await pool.query(
+                """
+                SELECT document, account_id, is_admin, institution_id, role, institution_status, expires_at
+                FROM accord_me_session(\(Data(hash)))
+                """
+            ).first((PGRawJSON, UUID, Bool, UUID?, String, InstitutionStatus?, Date).self)
         else { return nil }
         let identity = Identity(
             accountID: row.1, institutionID: row.3, role: InstitutionRole(rawValue: row.4), isNetworkAdmin: row.2,

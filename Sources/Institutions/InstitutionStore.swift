@@ -13,7 +13,8 @@ enum InstitutionStore {
     }
 
     static func insert(_ input: ProfileInput, id: UUID, schac: String, claimOf: UUID?, on tx: PGConnection) async throws {
-        try await tx.query("""
+        try await tx.query(
+            """
             INSERT INTO institutions (id, schac, names, country, city, type, status, claim_of)
             VALUES (\(id), \(schac), \(PGJSONB(input.names ?? [])), \(input.country!.uppercased()), \(nonEmpty(input.city)), \(input.type!), 'pending', \(claimOf))
             """)
@@ -23,7 +24,10 @@ enum InstitutionStore {
     /// Applies the fields present in `input`.
     static func update(_ id: UUID, with input: ProfileInput, on tx: PGConnection) async throws {
         var sets: [PGQuery] = []
-        if let names = input.names { sets.append("names = \(PGJSONB(names.map { LocalizedName(lang: $0.lang, value: $0.value.trimmingCharacters(in: .whitespacesAndNewlines)) }))") }
+        if let names = input.names {
+            sets.append(
+                "names = \(PGJSONB(names.map { LocalizedName(lang: $0.lang, value: $0.value.trimmingCharacters(in: .whitespacesAndNewlines)) }))")
+        }
         if let value = input.acronym { sets.append("acronym = \(nonEmpty(value))") }
         if let value = input.ror { sets.append("ror = \(nonEmpty(value).map(ProfileValidation.rorID))") }
         if let value = input.erasmusCode { sets.append("erasmus_code = \(nonEmpty(value))") }
@@ -51,23 +55,29 @@ enum InstitutionStore {
         if let contacts = input.contacts {
             try await tx.query("DELETE FROM institution_contacts WHERE institution_id = \(id)")
             if !contacts.isEmpty {
-                try await tx.pipeline(contacts.enumerated().map { index, contact in
-                    "INSERT INTO institution_contacts (institution_id, role, name, email, position) VALUES (\(id), \(contact.role), \(contact.name), \(contact.email), \(index))"
-                })
+                try await tx.pipeline(
+                    contacts.enumerated().map { index, contact in
+                        "INSERT INTO institution_contacts (institution_id, role, name, email, position) VALUES (\(id), \(contact.role), \(contact.name), \(contact.email), \(index))"
+                    })
             }
         }
     }
 
     /// The profile as the caller may see it (nil when row-level security hides it).
     static func find(_ id: UUID, includePrivate: Bool, on tx: PGConnection) async throws -> Document? {
-        guard let row = try await tx.query("SELECT document, version FROM institution_documents WHERE id = \(id)").first((PGJSONB<Institution>, Int).self) else {
+        guard
+            let row = try await tx.query("SELECT document, version FROM institution_documents WHERE id = \(id)").first(
+                (PGJSONB<Institution>, Int).self)
+        else {
             return nil
         }
         var institution = row.0.value
         if includePrivate {
-            institution.contacts = try await tx.query("""
+            institution.contacts = try await tx.query(
+                """
                 SELECT role, name, email FROM institution_contacts WHERE institution_id = \(id) ORDER BY position
-                """).decode((String, String, String).self).map { Contact(role: $0.0, name: $0.1, email: $0.2) }
+                """
+            ).decode((String, String, String).self).map { Contact(role: $0.0, name: $0.1, email: $0.2) }
         }
         return Document(institution: institution, version: row.1)
     }
@@ -102,9 +112,12 @@ enum UserStore {
     }
 
     static func networkAdmin(_ id: UUID, on tx: PGConnection) async throws -> User {
-        guard let row = try await tx.query("""
-            SELECT id, email, name, \(Timestamp.seconds("created_at")) FROM network_admins WHERE id = \(id)
-            """).first((UUID, String, String, String).self)
+        guard
+            let row = try await tx.query(
+                """
+                SELECT id, email, name, \(Timestamp.seconds("created_at")) FROM network_admins WHERE id = \(id)
+                """
+            ).first((UUID, String, String, String).self)
         else { throw Problem.notFound("No such account.") }
         return User(id: row.0, email: row.1, name: row.2, role: "network_admin", institutionId: nil, createdAt: row.3)
     }

@@ -38,12 +38,14 @@ public struct MembershipService: Sendable {
                 throw Problem.notFound("No such institution.")
             }
             guard version == ifMatch else {
-                throw Problem(type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The profile changed meanwhile",
-                              detail: "Read the profile again and apply your change to its current version.")
+                throw Problem(
+                    type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The profile changed meanwhile",
+                    detail: "Read the profile again and apply your change to its current version.")
             }
             try await InstitutionStore.update(id, with: input, on: tx)
             try await tx.query("UPDATE institutions SET version = version + 1, updated_at = now() WHERE id = \(id)")
-            try await Audit.record("institution.profile_updated", institutionID: id, actor: caller, targetType: "institution", targetID: id.uuidString, on: tx)
+            try await Audit.record(
+                "institution.profile_updated", institutionID: id, actor: caller, targetType: "institution", targetID: id.uuidString, on: tx)
             let document = try await InstitutionStore.document(id, includePrivate: true, on: tx)
             return (document.institution, document.version)
         }
@@ -67,8 +69,9 @@ public struct MembershipService: Sendable {
             let current = try await lockMember(userID, in: id, on: tx)
             if current == "admin", newRole != .admin { try await requireAnotherAdmin(in: id, besides: userID, on: tx) }
             try await tx.query("UPDATE users SET role = \(newRole.rawValue), updated_at = now() WHERE id = \(userID)")
-            try await Audit.record("user.role_changed", institutionID: id, actor: caller, targetType: "user", targetID: userID.uuidString,
-                                   detail: ["from": current, "to": newRole.rawValue], on: tx)
+            try await Audit.record(
+                "user.role_changed", institutionID: id, actor: caller, targetType: "user", targetID: userID.uuidString,
+                detail: ["from": current, "to": newRole.rawValue], on: tx)
             return try await UserStore.user(userID, on: tx)
         }
     }
@@ -95,7 +98,8 @@ public struct MembershipService: Sendable {
     }
 
     private func requireAnotherAdmin(in id: UUID, besides userID: UUID, on tx: PGConnection) async throws {
-        let others = try await tx.query("SELECT count(*) FROM users WHERE institution_id = \(id) AND role = 'admin' AND id <> \(userID)").scalar(Int.self)
+        let others = try await tx.query("SELECT count(*) FROM users WHERE institution_id = \(id) AND role = 'admin' AND id <> \(userID)").scalar(
+            Int.self)
         if others == 0 {
             throw Problem.conflict("This is the institution's last admin; make another member admin first.")
         }
@@ -140,18 +144,22 @@ public struct MembershipService: Sendable {
         let expires = Date(timeIntervalSinceNow: identity.configuration.invitationLifetime)
         let link = identity.configuration.publicBaseURL + "/invitations/" + token
         return try await pool.withTenant(caller) { tx in
-            let invitationID = try await tx.query("""
+            let invitationID = try await tx.query(
+                """
                 INSERT INTO invitations (institution_id, email, role, token_hash, invited_by, expires_at)
                 VALUES (\(id), \(request.email), \(request.role), \(hash), \(caller.accountID), \(expires)) RETURNING id
-                """).scalar(UUID.self)
+                """
+            ).scalar(UUID.self)
             let name = try await tx.query("SELECT names->0->>'value' FROM institutions WHERE id = \(id)").scalar(String?.self) ?? "your institution"
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO mail_outbox (institution_id, recipient, subject, body)
                 VALUES (\(id), \(request.email), \("Invitation to join \(name) on Accord"),
                         \("You are invited to join \(name) on Accord as \(request.role).\n\nAccept within 7 days: \(link)\n"))
                 """)
-            try await Audit.record("invitation.created", institutionID: id, actor: caller, targetType: "invitation", targetID: invitationID.uuidString,
-                                   detail: ["email": request.email.lowercased(), "role": request.role], on: tx)
+            try await Audit.record(
+                "invitation.created", institutionID: id, actor: caller, targetType: "invitation", targetID: invitationID.uuidString,
+                detail: ["email": request.email.lowercased(), "role": request.role], on: tx)
             var invitation = try await invitationRow(invitationID, on: tx)
             invitation.acceptUrl = link
             invitation.token = token
@@ -170,12 +178,15 @@ public struct MembershipService: Sendable {
     public func revokeInvitation(_ invitationID: UUID, of id: UUID, caller: Identity) async throws {
         try requireAdmin(of: id, caller: caller)
         try await pool.withTenant(caller) { tx in
-            let revoked = try await tx.query("""
+            let revoked = try await tx.query(
+                """
                 UPDATE invitations SET revoked_at = now()
                 WHERE id = \(invitationID) AND institution_id = \(id) AND accepted_at IS NULL AND revoked_at IS NULL
-                """).affectedRows
+                """
+            ).affectedRows
             guard revoked == 1 else { throw Problem.notFound("No open invitation with this id.") }
-            try await Audit.record("invitation.revoked", institutionID: id, actor: caller, targetType: "invitation", targetID: invitationID.uuidString, on: tx)
+            try await Audit.record(
+                "invitation.revoked", institutionID: id, actor: caller, targetType: "invitation", targetID: invitationID.uuidString, on: tx)
         }
     }
 
@@ -191,25 +202,32 @@ public struct MembershipService: Sendable {
         IdentityService.checkPassword(request.password, field: "/password", into: &v)
         try v.validate()
         let hash = Data(Secrets.sha256(token.utf8))
-        guard let invitation = try await pool.query("SELECT id, institution_id, email, role FROM accord_invitation(\(hash))")
-            .first((UUID, UUID, String, String).self)
+        guard
+            let invitation = try await pool.query("SELECT id, institution_id, email, role FROM accord_invitation(\(hash))")
+                .first((UUID, UUID, String, String).self)
         else { throw Problem.notFound("This invitation does not exist, was used, revoked, or has expired.") }
         let passwordHash = try await identity.hash(request.password)
         let userID = UUID()
-        let context = Identity(accountID: userID, institutionID: invitation.1, role: InstitutionRole(rawValue: invitation.3), isNetworkAdmin: false, institutionStatus: nil, tokenHash: [])
+        let context = Identity(
+            accountID: userID, institutionID: invitation.1, role: InstitutionRole(rawValue: invitation.3), isNetworkAdmin: false,
+            institutionStatus: nil, tokenHash: [])
         do {
             try await pool.withTenant(context) { tx in
-                let claimed = try await tx.query("""
+                let claimed = try await tx.query(
+                    """
                     UPDATE invitations SET accepted_at = now()
                     WHERE id = \(invitation.0) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-                    """).affectedRows
+                    """
+                ).affectedRows
                 guard claimed == 1 else { throw Problem.notFound("This invitation does not exist, was used, revoked, or has expired.") }
-                try await tx.query("""
+                try await tx.query(
+                    """
                     INSERT INTO users (id, institution_id, email, name, role, password_hash)
                     VALUES (\(userID), \(invitation.1), \(invitation.2), \(request.name.trimmingCharacters(in: .whitespaces)), \(invitation.3), \(passwordHash))
                     """)
-                try await Audit.record("invitation.accepted", institutionID: invitation.1, actor: context, targetType: "invitation",
-                                       targetID: invitation.0.uuidString, clientAddress: clientAddress, on: tx)
+                try await Audit.record(
+                    "invitation.accepted", institutionID: invitation.1, actor: context, targetType: "invitation",
+                    targetID: invitation.0.uuidString, clientAddress: clientAddress, on: tx)
             }
         } catch let error as PGError where error.isUniqueViolation {
             throw Problem.conflict("An account with this e-mail address exists already.")

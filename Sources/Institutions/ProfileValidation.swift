@@ -43,7 +43,9 @@ struct ProfileValidation {
         }
         if let city = input.city { v.check(city.count <= 200, field("city"), "must have at most 200 characters") }
         if let type = input.type {
-            v.check(InstitutionType(rawValue: type) != nil, field("type"), "must be one of \(InstitutionType.allCases.map(\.rawValue).joined(separator: ", "))")
+            v.check(
+                InstitutionType(rawValue: type) != nil, field("type"),
+                "must be one of \(InstitutionType.allCases.map(\.rawValue).joined(separator: ", "))")
         } else if creating {
             v.fail(field("type"), "is required")
         }
@@ -76,13 +78,17 @@ struct ProfileValidation {
         for (name, values) in [("offers", input.offers), ("seeks", input.seeks)] {
             guard let values else { continue }
             for (index, value) in values.enumerated() {
-                v.check(Activity(rawValue: value) != nil, field("\(name)/\(index)"), "must be one of \(Activity.allCases.map(\.rawValue).joined(separator: ", "))")
+                v.check(
+                    Activity(rawValue: value) != nil, field("\(name)/\(index)"),
+                    "must be one of \(Activity.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             v.check(Set(values).count == values.count, field(name), "must not repeat an activity")
         }
         if let services = input.services {
             for (index, value) in services.enumerated() {
-                v.check(PartnerService(rawValue: value) != nil, field("services/\(index)"), "must be one of \(PartnerService.allCases.map(\.rawValue).joined(separator: ", "))")
+                v.check(
+                    PartnerService(rawValue: value) != nil, field("services/\(index)"),
+                    "must be one of \(PartnerService.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             v.check(Set(services).count == services.count, field("services"), "must not repeat a service")
         }

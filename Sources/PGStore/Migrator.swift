@@ -131,22 +131,25 @@ public struct Migrator: Sendable {
 
     private func migrateLocked(on connection: PGConnection, dryRun: Bool) async throws -> [Migration] {
         if !dryRun {
-            try await connection.execute(unsafeSQL: """
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version integer PRIMARY KEY,
-                    name text NOT NULL,
-                    checksum text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now(),
-                    execution_ms integer NOT NULL
-                )
-                """)
+            try await connection.execute(
+                unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        checksum text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now(),
+                        execution_ms integer NOT NULL
+                    )
+                    """)
         }
         let status = try await status(on: connection)
         if let changed = status.changed.first {
             let recorded = status.applied.first { $0.version == changed.version }?.checksum ?? "?"
             throw PGError(
                 .invalidConfiguration,
-                message: "migration \(changed.name) was changed after it was applied (recorded checksum \(recorded.prefix(12))…, file \(changed.checksum.prefix(12))…); add a new migration instead of editing an applied one")
+                message:
+                    "migration \(changed.name) was changed after it was applied (recorded checksum \(recorded.prefix(12))…, file \(changed.checksum.prefix(12))…); add a new migration instead of editing an applied one"
+            )
         }
         if let unknown = status.unknown.first {
             throw PGError(
@@ -161,7 +164,8 @@ public struct Migrator: Sendable {
                     try await connection.execute(unsafeSQL: migration.sql)
                     let elapsed = ContinuousClock.now - started
                     let millis = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO schema_migrations (version, name, checksum, execution_ms)
                         VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(millis))
                         """)

@@ -7,8 +7,14 @@ extension Date: PGEncodable, PGDecodable {
     public static var pgType: PGType { .timestamptz }
 
     public func encode(into buffer: inout [UInt8]) throws {
-        if self == .distantFuture { appendASCII("infinity", to: &buffer); return }
-        if self == .distantPast { appendASCII("-infinity", to: &buffer); return }
+        if self == .distantFuture {
+            appendASCII("infinity", to: &buffer)
+            return
+        }
+        if self == .distantPast {
+            appendASCII("-infinity", to: &buffer)
+            return
+        }
         let micros = (timeIntervalSince1970 * 1_000_000).rounded()
         guard micros.isFinite, abs(micros) < 9.2e18 else {
             throw PGError(.invalidValue, message: "date out of range")
@@ -16,10 +22,16 @@ extension Date: PGEncodable, PGDecodable {
         let total = Int64(micros)
         var seconds = total / 1_000_000
         var fraction = total % 1_000_000
-        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        if fraction < 0 {
+            fraction += 1_000_000
+            seconds -= 1
+        }
         var days = seconds / 86_400
         var secondOfDay = seconds % 86_400
-        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
         let (year, month, day) = civilFromDays(days)
         guard year >= 1 else { throw PGError(.invalidValue, message: "dates before year 1 are not supported") }
         var text = ""

@@ -93,7 +93,12 @@ func parseInteger(_ text: UnsafeRawBufferPointer) -> Int64? {
     var index = 0
     var negative = false
     guard !text.isEmpty else { return nil }
-    if text[0] == UInt8(ascii: "-") { negative = true; index = 1 } else if text[0] == UInt8(ascii: "+") { index = 1 }
+    if text[0] == UInt8(ascii: "-") {
+        negative = true
+        index = 1
+    } else if text[0] == UInt8(ascii: "+") {
+        index = 1
+    }
     guard index < text.count else { return nil }
     var value: Int64 = 0
     while index < text.count {
@@ -168,7 +173,13 @@ extension Int16: PGEncodable, PGDecodable {
 extension Double: PGEncodable, PGDecodable {
     public static var pgType: PGType { .float8 }
     public func encode(into buffer: inout [UInt8]) throws {
-        if isNaN { appendASCII("NaN", to: &buffer) } else if self == .infinity { appendASCII("Infinity", to: &buffer) } else if self == -.infinity { appendASCII("-Infinity", to: &buffer) } else {
+        if isNaN {
+            appendASCII("NaN", to: &buffer)
+        } else if self == .infinity {
+            appendASCII("Infinity", to: &buffer)
+        } else if self == -.infinity {
+            appendASCII("-Infinity", to: &buffer)
+        } else {
             // Swift prints the shortest text that reads back as the same Double.
             appendASCII(description, to: &buffer)
         }
@@ -237,8 +248,11 @@ extension UUID: PGEncodable, PGDecodable {
             bytes[index] = high << 4 | low
             position += 2
         }
-        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        return UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
     }
 }
 

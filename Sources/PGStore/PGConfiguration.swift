@@ -1,6 +1,5 @@
-import Foundation
-
 import CLibPQ
+import Foundation
 
 /// How to reach PostgreSQL and how the pool behaves.
 public struct PGConfiguration: Sendable {

@@ -575,9 +575,10 @@ public final class PGConnection: @unchecked Sendable {
     @discardableResult
     nonisolated(nonsending) public func pipeline(_ queries: [PGQuery]) async throws -> [PGRows] {
         guard let io, !queries.isEmpty, queries.count <= 64,
-            let names = Optional(queries.compactMap { query -> String? in
-                query.binds.encodingError == nil ? preparedName(StatementKey(query)) : nil
-            }), names.count == queries.count
+            let names = Optional(
+                queries.compactMap { query -> String? in
+                    query.binds.encodingError == nil ? preparedName(StatementKey(query)) : nil
+                }), names.count == queries.count
         else {
             return try await run { try $0.pipelineBlocking(queries) }
         }

@@ -108,7 +108,9 @@ public final class PGPool: Service, Sendable {
 
     /// Leases a connection for the duration of `body`.
     @discardableResult
-    nonisolated(nonsending) public func withConnection<Result: Sendable>(_ body: nonisolated(nonsending) (PGConnection) async throws -> Result) async throws -> Result {
+    nonisolated(nonsending) public func withConnection<Result: Sendable>(
+        _ body: nonisolated(nonsending) (PGConnection) async throws -> Result
+    ) async throws -> Result {
         let connection = try await lease()
         do {
             let result = try await body(connection)

@@ -196,12 +196,15 @@ public struct PGBindings: Sendable, Hashable {
         }
         if bytes.count >= Self.maxBytes {
             bytes.removeSubrange(start...)
-            if encodingError == nil { encodingError = "parameter $\(parameters.count + 1) (\(Value.self)): the values of one statement exceed \(Self.maxBytes) bytes" }
+            if encodingError == nil {
+                encodingError = "parameter $\(parameters.count + 1) (\(Value.self)): the values of one statement exceed \(Self.maxBytes) bytes"
+            }
         }
-        parameters.append(Parameter(
-            type: Value.pgType.oid, format: Value.pgFormat.rawValue,
-            offset: Int32(start), length: Int32(bytes.count - start)
-        ))
+        parameters.append(
+            Parameter(
+                type: Value.pgType.oid, format: Value.pgFormat.rawValue,
+                offset: Int32(start), length: Int32(bytes.count - start)
+            ))
         if Value.pgFormat == .text { bytes.append(0) }
     }
 
@@ -221,11 +224,12 @@ public struct PGBindings: Sendable, Hashable {
         }
         let base = Int32(bytes.count)
         bytes.append(contentsOf: other.bytes)
-        parameters.append(contentsOf: other.parameters.map { parameter in
-            var moved = parameter
-            if moved.offset >= 0 { moved.offset += base }
-            return moved
-        })
+        parameters.append(
+            contentsOf: other.parameters.map { parameter in
+                var moved = parameter
+                if moved.offset >= 0 { moved.offset += base }
+                return moved
+            })
         if encodingError == nil { encodingError = other.encodingError }
     }
 
@@ -302,7 +306,10 @@ extension PGQuery {
         var values: [String] = []
         for index in 0..<binds.count {
             let parameter = binds.parameters[index]
-            guard parameter.offset >= 0 else { values.append("NULL"); continue }
+            guard parameter.offset >= 0 else {
+                values.append("NULL")
+                continue
+            }
             let offset = Int(parameter.offset)
             let bytes = binds.bytes[offset..<(offset + Int(parameter.length))]
             let type = PGType(oid: parameter.type)

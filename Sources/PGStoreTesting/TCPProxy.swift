@@ -59,15 +59,25 @@ public final class TCPProxy: Sendable {
             while true {
                 let client = accept(listener, nil, nil)
                 guard client >= 0 else { return }
-                guard let self else { close(client); return }
-                guard let upstream = try? Self.connect(port: self.targetPort) else { close(client); continue }
+                guard let self else {
+                    close(client)
+                    return
+                }
+                guard let upstream = try? Self.connect(port: self.targetPort) else {
+                    close(client)
+                    continue
+                }
                 let registered = self.state.withLock { state -> Bool in
                     guard state.listener == listener else { return false }
                     state.sockets.insert(client)
                     state.sockets.insert(upstream)
                     return true
                 }
-                guard registered else { close(client); close(upstream); return }
+                guard registered else {
+                    close(client)
+                    close(upstream)
+                    return
+                }
                 self.pipe(from: client, to: upstream)
                 self.pipe(from: upstream, to: client)
             }

@@ -26,7 +26,8 @@ public struct TestDatabase: Sendable {
 
     public static func environmentURL(_ name: String) throws -> String {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            throw PGError(.invalidConfiguration, message: "\(name) is not set: run the tests with `make test`, or `eval \"$(Deploy/local/env)\"` first")
+            throw PGError(
+                .invalidConfiguration, message: "\(name) is not set: run the tests with `make test`, or `eval \"$(Deploy/local/env)\"` first")
         }
         return value
     }
@@ -86,7 +87,8 @@ public struct TestDatabase: Sendable {
 
     /// A pool on this database as the owner (tests that need DDL) or as the application role.
     public func pool(asOwner: Bool = false, maxConnections: Int = 4, waitTimeout: Duration = .seconds(10)) throws -> PGPool {
-        PGPool(configuration: try PGConfiguration(
-            url: asOwner ? ownerURL : appURL, maxConnections: maxConnections, connectionWaitTimeout: waitTimeout))
+        PGPool(
+            configuration: try PGConfiguration(
+                url: asOwner ? ownerURL : appURL, maxConnections: maxConnections, connectionWaitTimeout: waitTimeout))
     }
 }

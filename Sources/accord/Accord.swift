@@ -36,12 +36,16 @@ struct Accord: AsyncParsableCommand {
 
 /// Options shared by the commands that reach the database.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .customLong("database-url"), help: ArgumentHelp(
-        "libpq connection URL, e.g. postgresql://user:pass@host:5432/accord?sslmode=require.",
-        discussion: "Defaults to the command's environment variable (see the command's help)."))
+    @Option(
+        name: .customLong("database-url"),
+        help: ArgumentHelp(
+            "libpq connection URL, e.g. postgresql://user:pass@host:5432/accord?sslmode=require.",
+            discussion: "Defaults to the command's environment variable (see the command's help)."))
     var url: String?
 
-    @Option(name: .customLong("schema-dir"), help: "Folder of the numbered SQL migrations (default: ACCORD_SCHEMA_DIR, ./Schema, or beside the executable).")
+    @Option(
+        name: .customLong("schema-dir"),
+        help: "Folder of the numbered SQL migrations (default: ACCORD_SCHEMA_DIR, ./Schema, or beside the executable).")
     var schemaDirectory: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: ACCORD_LOG_LEVEL or info).")

@@ -49,7 +49,8 @@ struct Admin: AsyncParsableCommand {
                             throw CommandFailure("an account with the e-mail address \(email) exists already")
                         }
                         try await tx.query("INSERT INTO network_admins (email, name, password_hash) VALUES (\(email), \(name), \(hash))")
-                        try await tx.query("""
+                        try await tx.query(
+                            """
                             INSERT INTO audit_events (action, target_type, target_id, detail)
                             VALUES ('network_admin.created', 'email', \(email.lowercased()), '{"via": "cli"}')
                             """)
@@ -70,7 +71,8 @@ enum OperatorTools {
 
     static func withOwnerPool<T: Sendable>(_ options: DatabaseOptions, _ body: (PGPool) async throws -> T) async throws -> T {
         let url = try options.resolvedURL(environment: environment)
-        let pool = PGPool(configuration: try PGConfiguration(url: url, maxConnections: 2, statementTimeout: nil), logger: try options.logger("accord"))
+        let pool = PGPool(
+            configuration: try PGConfiguration(url: url, maxConnections: 2, statementTimeout: nil), logger: try options.logger("accord"))
         do {
             let result = try await body(pool)
             await pool.close()

@@ -58,12 +58,17 @@ struct DirectoryCommand: AsyncParsableCommand {
             var scripts: [(plain: String, explained: String)] = []
             do {
                 scripts = try await OperatorTools.withOwnerPool(database) { pool in
-                    guard let user = try await pool.withTransaction(settings: [("accord.is_admin", "true")], { tx in
-                        try await tx.query("SELECT id, institution_id, role FROM users WHERE lower(email) = lower(\(email))")
-                            .first((UUID, UUID, String).self)
-                    }) else { throw CommandFailure("no user with the e-mail address \(email)") }
-                    let identity = Identity(accountID: user.0, institutionID: user.1, role: InstitutionRole(rawValue: user.2),
-                                            isNetworkAdmin: false, institutionStatus: nil, tokenHash: [])
+                    guard
+                        let user = try await pool.withTransaction(
+                            settings: [("accord.is_admin", "true")],
+                            { tx in
+                                try await tx.query("SELECT id, institution_id, role FROM users WHERE lower(email) = lower(\(email))")
+                                    .first((UUID, UUID, String).self)
+                            })
+                    else { throw CommandFailure("no user with the e-mail address \(email)") }
+                    let identity = Identity(
+                        accountID: user.0, institutionID: user.1, role: InstitutionRole(rawValue: user.2),
+                        isNetworkAdmin: false, institutionStatus: nil, tokenHash: [])
                     let lists = try await ReferenceData(pool: pool).lists()
                     let statistics = try await DirectoryService.TagStatistics.load { try await pool.query($0) }
                     let snapshot = useIndex ? try await DirectoryIndex.Snapshot.load(pool: pool) : nil
@@ -84,7 +89,8 @@ struct DirectoryCommand: AsyncParsableCommand {
                         var found: DirectoryIndex.Result?
                         if let snapshot {
                             if let forms {
-                                found = snapshot.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                                found = snapshot.evaluate(
+                                    query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
                             } else if query.hasFilters {
                                 found = snapshot.evaluate(query, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
                                 // The server reads the directory's version first, in its own round trip.
@@ -92,14 +98,17 @@ struct DirectoryCommand: AsyncParsableCommand {
                             }
                         }
                         if let found {
-                            statements = [try DirectoryService.itemsStatement(for: query, text: forms, found: found, statistics: statistics, lists: lists)]
+                            statements = [
+                                try DirectoryService.itemsStatement(for: query, text: forms, found: found, statistics: statistics, lists: lists)
+                            ]
                         } else {
                             statements = try DirectoryService.statements(for: query, text: forms, statistics: statistics, lists: lists)
                         }
                         let settings = PGQuery.setConfig(identity.settings + DirectoryService.settings).inlinedForTooling
                         func script(explain: Bool) -> String {
                             let prefix = explain ? "EXPLAIN (ANALYZE, BUFFERS) " : ""
-                            return (["BEGIN READ ONLY;", settings + ";"] + (explain ? [] : prelude)
+                            return
+                                (["BEGIN READ ONLY;", settings + ";"] + (explain ? [] : prelude)
                                 + statements.map { prefix + $0.inlinedForTooling + ";" } + ["COMMIT;"]).joined(separator: "\n")
                         }
                         scripts.append((script(explain: false), script(explain: true)))
@@ -111,7 +120,8 @@ struct DirectoryCommand: AsyncParsableCommand {
                     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
                     for (n, script) in scripts.enumerated() {
                         try (script.plain + "\n").write(to: directory.appendingPathComponent("\(n).sql"), atomically: true, encoding: .utf8)
-                        try (script.explained + "\n").write(to: directory.appendingPathComponent("\(n).explain.sql"), atomically: true, encoding: .utf8)
+                        try (script.explained + "\n").write(
+                            to: directory.appendingPathComponent("\(n).explain.sql"), atomically: true, encoding: .utf8)
                     }
                     return
                 }

@@ -1,6 +1,6 @@
+import AccordSeeding
 import ArgumentParser
 import Foundation
-import AccordSeeding
 import PGStore
 
 struct Import: AsyncParsableCommand {
@@ -37,7 +37,9 @@ struct Import: AsyncParsableCommand {
             } catch {
                 throw CommandFailure.from(error)
             }
-            print("Imported \(summary.total) records: \(summary.created) created, \(summary.updated) updated, \(summary.unchanged) unchanged, \(summary.skipped.values.reduce(0, +)) skipped.")
+            print(
+                "Imported \(summary.total) records: \(summary.created) created, \(summary.updated) updated, \(summary.unchanged) unchanged, \(summary.skipped.values.reduce(0, +)) skipped."
+            )
             for (reason, count) in summary.skipped.sorted(by: { $0.key < $1.key }) {
                 print("  skipped \(count): \(reason)")
             }

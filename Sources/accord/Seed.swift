@@ -1,7 +1,6 @@
-import ArgumentParser
 import AccordSeeding
+import ArgumentParser
 import Foundation
-
 import PGStore
 
 struct Seed: AsyncParsableCommand {
@@ -13,7 +12,8 @@ struct Seed: AsyncParsableCommand {
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build a small demo network and print how to sign in.",
-            discussion: "A network admin, five admitted institutions with full profiles and users, and one pending registration. Runs as the owner role."
+            discussion:
+                "A network admin, five admitted institutions with full profiles and users, and one pending registration. Runs as the owner role."
         )
 
         @Flag(name: .customLong("if-empty"), help: "Do nothing when the database already has institutions or administrators.")

@@ -1,7 +1,7 @@
 import AccordCrypto
 import AccordServer
-import Directory
 import ArgumentParser
+import Directory
 import Foundation
 import Hummingbird
 import Institutions
@@ -59,7 +59,9 @@ struct Serve: AsyncParsableCommand {
             }
             var identityCache: IdentityCache.Configuration? = IdentityCache.Configuration()
             if let text = environment["ACCORD_IDENTITY_CACHE_ENTRIES"] {
-                guard let entries = Int(text), entries >= 0 else { throw CommandFailure("ACCORD_IDENTITY_CACHE_ENTRIES must be a whole number (0 turns the cache off)") }
+                guard let entries = Int(text), entries >= 0 else {
+                    throw CommandFailure("ACCORD_IDENTITY_CACHE_ENTRIES must be a whole number (0 turns the cache off)")
+                }
                 identityCache = entries == 0 ? nil : IdentityCache.Configuration(maxEntries: entries)
             }
             var directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration()

@@ -181,7 +181,8 @@ struct CLITests {
 
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("u-\(UUID().uuidString).json")
             defer { try? FileManager.default.removeItem(at: file) }
-            try #"[{"name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": null, "domains": ["ugent.be"], "web_pages": ["https://www.ugent.be/"]}]"#
+            try
+                #"[{"name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": null, "domains": ["ugent.be"], "web_pages": ["https://www.ugent.be/"]}]"#
                 .write(to: file, atomically: true, encoding: .utf8)
             let imported = try await AccordProcess.run(["import", "universities", file.path], environment: env)
             #expect(imported.status == 0, "\(imported.stderr)")
@@ -205,10 +206,12 @@ struct CLITests {
             #expect(bench.stdout.contains("Generated 1200 institutions"), "\(bench.stdout)")
             #expect(bench.stdout.contains("1200/1200"), "progress, also without a terminal")
             let owner = try database.pool(asOwner: true, maxConnections: 1)
-            let (generated, listed, schacs) = try await owner.query("""
+            let (generated, listed, schacs) = try await owner.query(
+                """
                 SELECT count(*), count(*) FILTER (WHERE d.id IS NOT NULL), count(DISTINCT i.schac)
                 FROM institutions i LEFT JOIN directory_entries d ON d.id = i.id WHERE i.schac LIKE '%.bench.example'
-                """).first((Int, Int, Int).self)!
+                """
+            ).first((Int, Int, Int).self)!
             #expect(generated == 1200 && schacs == 1200)
             #expect(listed > 1100 && listed < 1200, "about 1.5 % are pending or suspended, and stay out of the directory")
             let again = try await AccordProcess.run(["seed", "bench", "--institutions", "10"], environment: env)
@@ -218,7 +221,8 @@ struct CLITests {
             let zero = try await AccordProcess.run(["seed", "bench", "--institutions", "0"], environment: env)
             #expect(zero.status != 0 && zero.stderr.contains("--institutions must be between 1 and 5000000"))
 
-            let sql = try await AccordProcess.run(["directory", "sql", "--email", "intl@unibo.it", "q=universita&country=IT&language=en&minCefr=B2"], environment: env)
+            let sql = try await AccordProcess.run(
+                ["directory", "sql", "--email", "intl@unibo.it", "q=universita&country=IT&language=en&minCefr=B2"], environment: env)
             #expect(sql.status == 0, "\(sql.stderr)")
             #expect(sql.stdout.hasPrefix("BEGIN READ ONLY;") && sql.stdout.contains("set_config") && sql.stdout.hasSuffix("COMMIT;\n"))
             #expect(sql.stdout.contains(#"'{"l:en:B2"}'::text[]"#), "values are written in")
@@ -232,7 +236,10 @@ struct CLITests {
             let output = FileManager.default.temporaryDirectory.appendingPathComponent("accord-sql-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: output) }
             let indexed = try await AccordProcess.run(
-                ["directory", "sql", "--index", "--email", "intl@unibo.it", "--output", output.path, "q=universita&country=IT", "country=IT", "limit=5"],
+                [
+                    "directory", "sql", "--index", "--email", "intl@unibo.it", "--output", output.path, "q=universita&country=IT", "country=IT",
+                    "limit=5",
+                ],
                 environment: env, timeout: 120)
             #expect(indexed.status == 0, "\(indexed.stderr)")
             let first = try String(contentsOf: output.appendingPathComponent("0.sql"), encoding: .utf8)
@@ -269,8 +276,10 @@ struct CLITests {
             let port = try freePort()
             let (process, _, err) = try AccordProcess.start(
                 ["serve", "--port", String(port)],
-                environment: ["ACCORD_DATABASE_URL": database.appURL, "ACCORD_ADMIN_EMAIL": "root@network.test",
-                              "ACCORD_ADMIN_PASSWORD": "Bootstrap-Passphrase-9", "ACCORD_SCRYPT_LOG_N": "10"])
+                environment: [
+                    "ACCORD_DATABASE_URL": database.appURL, "ACCORD_ADMIN_EMAIL": "root@network.test",
+                    "ACCORD_ADMIN_PASSWORD": "Bootstrap-Passphrase-9", "ACCORD_SCRYPT_LOG_N": "10",
+                ])
             defer { if process.isRunning { process.terminate() } }
             let ready = try await poll("http://127.0.0.1:\(port)/readyz", until: 200)
             #expect(ready.contains("\"status\":\"ready\""))

@@ -18,8 +18,12 @@ struct SecretsTests {
     @Test func scryptMatchesRFC7914() {
         // RFC 7914 §12, second vector: P="password", S="NaCl", N=1024, r=8, p=16, dkLen=64.
         let hasher = PasswordHasher(logN: 10, r: 8, p: 16)
-        let stored = "$scrypt$ln=10,r=8,p=16$" + Data("NaCl".utf8).base64EncodedString() + "$"
-            + Data(hex: "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b3731622eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640").base64EncodedString()
+        let stored =
+            "$scrypt$ln=10,r=8,p=16$" + Data("NaCl".utf8).base64EncodedString() + "$"
+            + Data(
+                hex:
+                    "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b3731622eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"
+            ).base64EncodedString()
         #expect(hasher.verify("password", against: stored))
         #expect(!hasher.verify("Password", against: stored))
     }

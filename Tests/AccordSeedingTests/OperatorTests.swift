@@ -1,8 +1,8 @@
-import AccordTesting
 import AccordCrypto
+import AccordSeeding
+import AccordTesting
 import Foundation
 import HTTPTypes
-import AccordSeeding
 import Institutions
 import PGStore
 import PGStoreTesting
@@ -18,10 +18,22 @@ struct OperatorTests {
                 try JSONSerialization.data(withJSONObject: records).write(to: file)
             }
             let base: [[String: Any]] = [
-                ["name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": NSNull(), "domains": ["ugent.be"], "web_pages": ["https://www.ugent.be/"]],
-                ["name": "Universität Wien", "alpha_two_code": "AT", "country": "Austria", "state-province": NSNull(), "domains": ["univie.ac.at"], "web_pages": ["https://www.univie.ac.at/"]],
-                ["name": "University of Prishtina", "alpha_two_code": "XK", "country": "Kosovo", "state-province": NSNull(), "domains": ["uni-pr.edu"], "web_pages": []],
-                ["name": "Duplicate", "alpha_two_code": "BE", "country": "Belgium", "state-province": NSNull(), "domains": ["ugent.be"], "web_pages": []],
+                [
+                    "name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": NSNull(), "domains": ["ugent.be"],
+                    "web_pages": ["https://www.ugent.be/"],
+                ],
+                [
+                    "name": "Universität Wien", "alpha_two_code": "AT", "country": "Austria", "state-province": NSNull(), "domains": ["univie.ac.at"],
+                    "web_pages": ["https://www.univie.ac.at/"],
+                ],
+                [
+                    "name": "University of Prishtina", "alpha_two_code": "XK", "country": "Kosovo", "state-province": NSNull(),
+                    "domains": ["uni-pr.edu"], "web_pages": [],
+                ],
+                [
+                    "name": "Duplicate", "alpha_two_code": "BE", "country": "Belgium", "state-province": NSNull(), "domains": ["ugent.be"],
+                    "web_pages": [],
+                ],
                 ["name": "No domain", "alpha_two_code": "BE", "country": "Belgium", "state-province": NSNull(), "domains": [], "web_pages": []],
             ]
             try write(base)
@@ -44,9 +56,11 @@ struct OperatorTests {
             try write(renamed)
             let third = try await importer.run(try UniversityImport.read(file))
             #expect(third.updated == 1)
-            let entry = try await owner.query("SELECT status, claimed, names->0->>'value' FROM institutions WHERE schac = 'ugent.be'").first((String, Bool, String).self)
+            let entry = try await owner.query("SELECT status, claimed, names->0->>'value' FROM institutions WHERE schac = 'ugent.be'").first(
+                (String, Bool, String).self)
             #expect(entry?.0 == "active" && entry?.1 == false && entry?.2 == "Ghent University")
-            let claimed = try await owner.query("SELECT status, names->0->>'value' FROM institutions WHERE id = \(registered)").first((String, String).self)
+            let claimed = try await owner.query("SELECT status, names->0->>'value' FROM institutions WHERE id = \(registered)").first(
+                (String, String).self)
             #expect(claimed?.0 == "pending" && claimed?.1 == "Université univie.ac.at")
             #expect(try await h.count("SELECT count(*) FROM users WHERE institution_id IN (SELECT id FROM institutions WHERE NOT claimed)") == 0)
 

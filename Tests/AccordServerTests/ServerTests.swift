@@ -111,10 +111,12 @@ struct RecoveryTests {
         try await TestDatabase.with { database in
             let port = Int(PGConfiguration.option("port", in: database.appURL) ?? "5432")!
             let proxy = try TCPProxy(targetPort: port)
-            let url = try PGConfiguration.url(database.appURL, replacingDatabase: database.name)
+            let url =
+                try PGConfiguration.url(database.appURL, replacingDatabase: database.name)
                 + " host='127.0.0.1' port='\(proxy.port)'"
             let pool = PGPool(configuration: try PGConfiguration(url: url, maxConnections: 2, connectTimeoutSeconds: 2))
-            let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool))
+            let router = buildRouter(
+                pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool))
             try await Application(router: router).test(.router) { client in
                 try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
                 proxy.stop()  // the database goes away: open connections drop, new ones are refused
@@ -140,7 +142,10 @@ struct ContractTests {
         var inPaths = false
         var currentPath: String?
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if line.hasPrefix("paths:") {
+                inPaths = true
+                continue
+            }
             if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
             guard inPaths else { continue }
             if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
@@ -156,12 +161,13 @@ struct ContractTests {
     @Test func everyRouteIsDocumentedAndEveryDocumentedOperationExists() async throws {
         let pool = PGPool(configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1))
         let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool))
-        let routes = Set(router.routes.map { route -> String in
-            let path = route.path.description.split(separator: "/").map { part -> String in
-                part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
-            }.joined(separator: "/")
-            return "\(route.method.rawValue) /\(path)"
-        })
+        let routes = Set(
+            router.routes.map { route -> String in
+                let path = route.path.description.split(separator: "/").map { part -> String in
+                    part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+                }.joined(separator: "/")
+                return "\(route.method.rawValue) /\(path)"
+            })
         let documented = try Self.documentedOperations()
         #expect(routes.count >= 20)
         for route in routes.sorted() { #expect(documented.contains(route), "\(route) is not in docs/openapi.yaml") }

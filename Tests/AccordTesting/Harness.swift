@@ -36,9 +36,10 @@ public struct Harness {
             let pool = try database.pool(maxConnections: 4)
             let proxy = listenThroughProxy ? try TCPProxy(targetPort: Int(PGConfiguration.option("port", in: database.appURL) ?? "5432")!) : nil
             defer { proxy?.stop() }
-            let listenerURL = try proxy.map {
-                try PGConfiguration.url(database.appURL, replacingDatabase: database.name) + " host='127.0.0.1' port='\($0.port)'"
-            } ?? database.appURL
+            let listenerURL =
+                try proxy.map {
+                    try PGConfiguration.url(database.appURL, replacingDatabase: database.name) + " host='127.0.0.1' port='\($0.port)'"
+                } ?? database.appURL
             let listener = PGListener(configuration: try PGConfiguration(url: listenerURL, connectTimeoutSeconds: 2))
             let identityCache = IdentityCache(listener: listener, configuration: cache)
             let directoryIndex = DirectoryIndex(pool: pool, listener: listener)
@@ -96,7 +97,9 @@ public struct Harness {
     }
 
     @discardableResult
-    public func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers: HTTPFields = [:]) async throws -> Reply {
+    public func request(
+        _ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers: HTTPFields = [:]
+    ) async throws -> Reply {
         var fields = headers
         if let token { fields[.authorization] = "Bearer \(token)" }
         var buffer: ByteBuffer?
@@ -121,9 +124,11 @@ public struct Harness {
             "city": "Bruxelles", "type": "university",
         ]
         institution.merge(extra) { $1 }
-        let reply = try await request(.post, "/v1/registrations", json: [
-            "institution": institution, "admin": ["email": email, "password": Self.password, "name": "Ana Peeters"],
-        ])
+        let reply = try await request(
+            .post, "/v1/registrations",
+            json: [
+                "institution": institution, "admin": ["email": email, "password": Self.password, "name": "Ana Peeters"],
+            ])
         try #require(reply.status == .created, "registration failed: \(reply.body)")
         let created = reply["institution"] as! [String: Any]
         return (UUID(uuidString: created["id"] as! String)!, email)

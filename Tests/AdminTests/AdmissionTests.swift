@@ -28,14 +28,18 @@ struct AdmissionTests {
             #expect(suspended.string("status") == "suspended")
             #expect(try await h.request(.get, "/v1/me", token: userToken).status == .unauthorized)
             #expect(try await h.request(.post, "/v1/sessions", json: ["email": email, "password": Harness.password]).status == .forbidden)
-            #expect(try await h.request(.post, "/v1/admin/institutions/\(id)/reinstate", token: admin, json: ["reason": "paid"]).string("status") == "active")
+            #expect(
+                try await h.request(.post, "/v1/admin/institutions/\(id)/reinstate", token: admin, json: ["reason": "paid"]).string("status")
+                    == "active")
             _ = try await h.signIn(email)
 
             let tier = try await h.request(.patch, "/v1/admin/institutions/\(id)", token: admin, json: ["tier": "premium"])
             #expect(tier.string("tier") == "premium")
             let audit = try await h.request(.get, "/v1/admin/audit-events?limit=100", token: admin)
             let actions = (audit["items"] as? [[String: Any]])?.compactMap { $0["action"] as? String } ?? []
-            for action in ["institution.registered", "institution.approve", "institution.suspend", "institution.reinstate", "institution.tier_changed"] {
+            for action in [
+                "institution.registered", "institution.approve", "institution.suspend", "institution.reinstate", "institution.tier_changed",
+            ] {
                 #expect(actions.contains(action), "\(action) not audited")
             }
         }

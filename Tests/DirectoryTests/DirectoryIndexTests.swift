@@ -1,11 +1,12 @@
 import AccordCore
 import AccordTesting
-@testable import Directory
 import Foundation
 import Institutions
 import PGStore
 import PGStoreTesting
 import Testing
+
+@testable import Directory
 
 /// The directory index (Sources/Directory/Index/) against the SQL search it stands in
 /// for, on the real university list.
@@ -25,16 +26,20 @@ struct DirectoryIndexTests {
     /// snippets, totals, facets, cursors — for queries of every kind, and the index answered.
     @Test func theIndexAnswersExactlyAsSQLDoes() async throws {
         try await DirectoryTests.withNetwork { n in
-            try await n.member("engineering.test", name: "Institute of Automation Rotterdam", country: "NL", profile: [
-                "subjectAreas": [["code": "0714", "strength": "strong"], ["code": "0611"]],
-                "teachingLanguages": [["code": "fr", "level": "B2"], ["code": "en", "level": "C1"]],
-                "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"],
-                "studentCount": 12000, "description": "Robotics & control engineering since 1950; l'école d'été.",
-            ])
-            try await n.member("arts.test", name: "Academy of Arts Rotterdam", country: "NL", profile: [
-                "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "fr", "level": "A2"]],
-                "offers": ["summer_school"], "seeks": ["joint_degree"], "studentCount": 800,
-            ])
+            try await n.member(
+                "engineering.test", name: "Institute of Automation Rotterdam", country: "NL",
+                profile: [
+                    "subjectAreas": [["code": "0714", "strength": "strong"], ["code": "0611"]],
+                    "teachingLanguages": [["code": "fr", "level": "B2"], ["code": "en", "level": "C1"]],
+                    "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"],
+                    "studentCount": 12000, "description": "Robotics & control engineering since 1950; l'école d'été.",
+                ])
+            try await n.member(
+                "arts.test", name: "Academy of Arts Rotterdam", country: "NL",
+                profile: [
+                    "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "fr", "level": "A2"]],
+                    "offers": ["summer_school"], "seeks": ["joint_degree"], "studentCount": 800,
+                ])
             try await n.h.waitUntilDirectoryIndexIsCurrent()
             let pool = n.h.pool
             let reference = ReferenceData(pool: pool)
@@ -64,10 +69,12 @@ struct DirectoryIndexTests {
                 let found: DirectoryIndex.Result?
                 if let q = query.text {
                     let forms = try await DirectoryService.TextForms.compute(q, domain: query.domain) { try await pool.pipeline($0) }
-                    found = n.h.directoryIndex.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                    found = n.h.directoryIndex.evaluate(
+                        query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
                 } else {
                     let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
-                    found = n.h.directoryIndex.evaluate(query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+                    found = n.h.directoryIndex.evaluate(
+                        query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
                     // The page's entries only, and those changed since the index loaded (the
                     // members this test and the network's set-up added, which it did not place).
                     if query.sort == .name { #expect(found?.ranked == true && (found?.ids?.count ?? 0) <= query.limit + 1 + 10, "\(text)") }
@@ -89,16 +96,19 @@ struct DirectoryIndexTests {
             // In relevance order, every match is ranked in memory, and PostgreSQL gets only those
             // that can be on the page.
             let forms = try await DirectoryService.TextForms.compute("u", domain: nil) { try await pool.pipeline($0) }
-            let ranked = try #require(n.h.directoryIndex.evaluate(try Self.parse("q=u&limit=10", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
+            let ranked = try #require(
+                n.h.directoryIndex.evaluate(try Self.parse("q=u&limit=10", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
             #expect(ranked.ranked && ranked.total > 1000 && (11..<100).contains(ranked.ids?.count ?? 0), "\(ranked.ids?.count ?? -1) candidates")
             // In another order, beyond maxIDs matches, the items come from SQL; the facets still from the index.
-            let many = try #require(n.h.directoryIndex.evaluate(try Self.parse("q=u&sort=newest", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
+            let many = try #require(
+                n.h.directoryIndex.evaluate(try Self.parse("q=u&sort=newest", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
             #expect(!many.ranked && many.ids == nil && many.total > 100)
             // More matches than the index ranks: SQL finds the page (the facets still from the index).
             let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
             let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
             let overflow = snapshot.store.evaluate(
-                try #require(DirectoryIndex.Query(try Self.parse("q=u&limit=10", lists))), expression: expression, strict: strict, folded: forms.folded, domain: nil,
+                try #require(DirectoryIndex.Query(try Self.parse("q=u&limit=10", lists))), expression: expression, strict: strict,
+                folded: forms.folded, domain: nil,
                 countryRegions: lists.countryRegions, maxIDs: 100, maxRanked: 50)
             #expect(!overflow.ranked && overflow.ids == nil && overflow.total == ranked.total && overflow.facets == ranked.facets)
         }
@@ -125,7 +135,8 @@ struct DirectoryIndexTests {
             // Renamed by another program (psql, the CLI): the old name no longer finds it (the
             // SCHAC code, also searched, has neither name).
             try await owner.withTransaction(settings: [("accord.is_admin", "true")]) {
-                try await $0.query("UPDATE institutions SET names = '[{\"lang\": \"en\", \"value\": \"Quixotic Pemba Polytechnic\"}]' WHERE id = \(id)")
+                try await $0.query(
+                    "UPDATE institutions SET names = '[{\"lang\": \"en\", \"value\": \"Quixotic Pemba Polytechnic\"}]' WHERE id = \(id)")
             }
             #expect(try await n.names("q=zanzibar").isEmpty)
             #expect(try await n.names("q=quixotic%20pemba") == ["Quixotic Pemba Polytechnic"])
@@ -175,7 +186,8 @@ struct DirectoryIndexTests {
         try await Harness.run(listenThroughProxy: true) { h in
             let lists = try await ReferenceData(pool: h.pool).lists()
             let admin = try await h.networkAdmin()
-            let (id, _) = try await h.register(schac: "rovaniemi.test", country: "FI", extra: ["names": [["lang": "en", "value": "Arctic Quixotic College"]]])
+            let (id, _) = try await h.register(
+                schac: "rovaniemi.test", country: "FI", extra: ["names": [["lang": "en", "value": "Arctic Quixotic College"]]])
             try await h.approve(id, adminToken: admin)
             try await h.waitUntilDirectoryIndexIsCurrent()
             let loads = h.directoryIndex.statistics.loads
@@ -213,18 +225,22 @@ struct DirectoryIndexTests {
     /// the strict and exact terms; and an entry whose names are not ASCII is given bounds that hold.
     @Test func ranksInMemoryAreThoseOfPostgreSQL() async throws {
         try await DirectoryTests.withNetwork { n in
-            try await n.member("tricky.test", name: "Ärztliche Hochschule Zürich — 東京 2 école", country: "CH", profile: [
-                "description": "Automation, automation and more automation; engineering of automata (automatic).",
-            ])
+            try await n.member(
+                "tricky.test", name: "Ärztliche Hochschule Zürich — 東京 2 école", country: "CH",
+                profile: [
+                    "description": "Automation, automation and more automation; engineering of automata (automatic)."
+                ])
             try await n.h.waitUntilDirectoryIndexIsCurrent()
             let pool = n.h.pool
             let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
             let store = snapshot.store
             var checked = 0
             var largest = 0.0
-            for q in ["bologna", "univrsity of helsinki", "technische universitat munchen", "institute of technology",
-                      "automation", "state university", "mit", "unibo.it", "sao paulo", "college", "engineering automation",
-                      "ecole", "san", "a b c", "zurich hochschule", "tokyo 2"] {
+            for q in [
+                "bologna", "univrsity of helsinki", "technische universitat munchen", "institute of technology",
+                "automation", "state university", "mit", "unibo.it", "sao paulo", "college", "engineering automation",
+                "ecole", "san", "a b c", "zurich hochschule", "tokyo 2",
+            ] {
                 let forms = try await DirectoryService.TextForms.compute(q, domain: q.contains(".") ? q : nil) { try await pool.pipeline($0) }
                 let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
                 let relevance = try #require(DirectoryIndex.Relevance(expression: expression, folded: forms.folded), "\(q)")
@@ -240,7 +256,8 @@ struct DirectoryIndexTests {
                 #expect(!found.isEmpty, "\(q) matches")
                 let bounds = store.rankBounds(found, relevance: relevance, strict: strictDocuments, exact: exact)
                 let ids = found.map { store.ids[Int($0)] }
-                let rows = try await pool.query("""
+                let rows = try await pool.query(
+                    """
                     SELECT e.id, \(DirectoryService.rank(forms)), e.names_folded FROM directory_entries e WHERE e.id = ANY (\(ids))
                     """)
                 var ranks: [UUID: (Double, String)] = [:]
@@ -266,7 +283,8 @@ struct DirectoryIndexTests {
     @Test func trigramsAreThoseOfPgTrgm() async throws {
         try await DirectoryTests.withNetwork { n in
             let samples = ["", "a", "ab-c d'e x", "  Multiple   spaces  ", "UPPER lower 123 4x4", "a_b", "x--y..z", "éa", "ab é"]
-            let rows = try await n.h.pool.query("""
+            let rows = try await n.h.pool.query(
+                """
                 SELECT s, show_trgm(s) FROM (SELECT names_folded FROM directory_entries UNION ALL SELECT unnest(\(samples)::text[])) t (s)
                 """)
             var compared = 0
@@ -290,7 +308,8 @@ struct DirectoryIndexTests {
     @Test func tsvectorTextIsReadAsPostgreSQLPrintsIt() async throws {
         try await DirectoryTests.withNetwork { n in
             let vector = "'o''brien':1A,7 'back\\\\slash':2B 'plain' 'x':3C,4,16383A 'été':5"
-            let rows = try await n.h.pool.query("""
+            let rows = try await n.h.pool.query(
+                """
                 SELECT \(vector)::tsvector::text, u.lexeme, coalesce(u.positions, '{}'), coalesce(u.weights, '{}')
                 FROM unnest(\(vector)::tsvector) u
                 """)
@@ -342,7 +361,8 @@ struct DirectoryIndexTests {
             return (fast, slow)
         }
         let names = [
-            #"[]"#, #"[{"lang": "en", "value": "Plain"}]"#, #" [ {"value":"a\"b\\c\/d\n\t\u00e9\ud83c\udf93","lang":"fr"} , {"lang": "de", "value": "Ä"} ] "#,
+            #"[]"#, #"[{"lang": "en", "value": "Plain"}]"#,
+            #" [ {"value":"a\"b\\c\/d\n\t\u00e9\ud83c\udf93","lang":"fr"} , {"lang": "de", "value": "Ä"} ] "#,
             #"[{"lang": "en", "value": "x", "extra": null, "other": "y"}]"#, #"[{"lang": "en", "value": null}]"#, #"[{"lang": "en"}]"#,
             #"[{"lang": "en", "value": 5}]"#, #"[{"lang": "en", "value": "x"}"#, #"[{"lang": "en", "value": "\ud83c"}]"#, #"{}"#,
             #"[{"lang": "en", "value": "x"}] x"#, #"[{"lang": "en", "value": "\q"}]"#,
@@ -362,10 +382,12 @@ struct DirectoryIndexTests {
     @Test func tsqueryTextIsParsedAsPostgreSQLPrintsIt() {
         typealias E = DirectoryIndex.TextExpression
         #expect(E.parse("'architecture':*") == .word("architecture", prefix: true))
-        #expect(E.parse("( 'bolgna':* | 'bologna' | 'bolonia' ) & 'univ':*") == .and([
-            .or([.word("bolgna", prefix: true), .word("bologna", prefix: false), .word("bolonia", prefix: false)]),
-            .word("univ", prefix: true),
-        ]))
+        #expect(
+            E.parse("( 'bolgna':* | 'bologna' | 'bolonia' ) & 'univ':*")
+                == .and([
+                    .or([.word("bolgna", prefix: true), .word("bologna", prefix: false), .word("bolonia", prefix: false)]),
+                    .word("univ", prefix: true),
+                ]))
         #expect(E.parse("'o''brien':* & 'a\\\\b'") == .and([.word("o'brien", prefix: true), .word("a\\b", prefix: false)]))
         #expect(E.parse("!'x' & 'y'") == .and([.not(.word("x", prefix: false)), .word("y", prefix: false)]))
         // What the index cannot evaluate sends the search to SQL.

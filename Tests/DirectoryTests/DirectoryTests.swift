@@ -1,12 +1,13 @@
 import AccordCore
+import AccordSeeding
 import AccordTesting
-@testable import Directory
 import Foundation
 import HTTPTypes
-import AccordSeeding
 import Institutions
 import PGStore
 import Testing
+
+@testable import Directory
 
 /// The directory, tested on the real university list (Data/world_universities_and_domains.json,
 /// imported as `accord import universities` does) plus a few registered members with full profiles.
@@ -117,15 +118,20 @@ struct DirectoryTests {
             #expect(Set(both.compactMap { $0["country"] as? String }) == ["FI", "SE"])
 
             // Members with full profiles: fields (any level), languages with levels, activities.
-            try await n.member("engineering.test", name: "Institute of Automation Rotterdam", country: "NL", profile: [
-                "subjectAreas": [["code": "0714", "strength": "strong"]], "teachingLanguages": [["code": "fr", "level": "B2"], ["code": "en", "level": "C1"]],
-                "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"],
-                "description": "<script>alert(1)</script> Robotics & control engineering since 1950.",
-            ])
-            try await n.member("arts.test", name: "Academy of Arts Rotterdam", country: "NL", profile: [
-                "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "fr", "level": "A2"]],
-                "offers": ["summer_school"], "seeks": ["joint_degree"],
-            ])
+            try await n.member(
+                "engineering.test", name: "Institute of Automation Rotterdam", country: "NL",
+                profile: [
+                    "subjectAreas": [["code": "0714", "strength": "strong"]],
+                    "teachingLanguages": [["code": "fr", "level": "B2"], ["code": "en", "level": "C1"]],
+                    "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"],
+                    "description": "<script>alert(1)</script> Robotics & control engineering since 1950.",
+                ])
+            try await n.member(
+                "arts.test", name: "Academy of Arts Rotterdam", country: "NL",
+                profile: [
+                    "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "fr", "level": "A2"]],
+                    "offers": ["summer_school"], "seeks": ["joint_degree"],
+                ])
             #expect(try await n.names("field=07&q=rotterdam") == ["Institute of Automation Rotterdam"])
             // Description matches are found and shown HTML-escaped: the marks are the only markup.
             let robotics = try await n.search("q=robotics%20rotterdam")
@@ -135,7 +141,8 @@ struct DirectoryTests {
             #expect(try await n.names("field=0714&q=rotterdam") == ["Institute of Automation Rotterdam"])
             #expect(try await n.names("field=02&q=rotterdam") == ["Academy of Arts Rotterdam"])
             #expect(try await n.names("language=fr&minCefr=B1&q=rotterdam") == ["Institute of Automation Rotterdam"])
-            #expect(Set(try await n.names("language=fr&minCefr=A1&q=rotterdam")) == ["Institute of Automation Rotterdam", "Academy of Arts Rotterdam"])
+            #expect(
+                Set(try await n.names("language=fr&minCefr=A1&q=rotterdam")) == ["Institute of Automation Rotterdam", "Academy of Arts Rotterdam"])
             #expect(Set(try await n.names("language=fr&q=rotterdam")).count == 2)
             #expect(try await n.names("language=fr&minCefr=C1&q=rotterdam").isEmpty)
             #expect(try await n.names("offers=summer_school&q=rotterdam") == ["Academy of Arts Rotterdam"])
@@ -200,27 +207,34 @@ struct DirectoryTests {
             let lists = try await ReferenceData(pool: pool).lists()
             let statistics = try await DirectoryService.TagStatistics.load { try await pool.query($0) }
             func parse(_ text: String) throws -> DirectoryQuery {
-                try DirectoryQuery.parse(text.split(separator: "&").map { pair in
-                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    return (parts[0], parts[1])
-                }, reference: lists)
+                try DirectoryQuery.parse(
+                    text.split(separator: "&").map { pair in
+                        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                        return (parts[0], parts[1])
+                    }, reference: lists)
             }
             func rows(_ statement: PGQuery) async throws -> [String] {
                 try await pool.query(statement).decode((String, String?, String?, [Int]).self)
                     .map { "\($0.0) \($0.1 ?? "-") \($0.2 ?? "-") \($0.3)" }.sorted()
             }
             // The real list has names and places only: two members with full profiles for the masks.
-            try await n.member("automation.test", name: "Institute of Automation Delft", country: "NL", profile: [
-                "subjectAreas": [["code": "0714", "strength": "strong"]], "teachingLanguages": [["code": "en", "level": "C1"]],
-                "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"], "studentCount": 5000,
-            ])
-            try await n.member("arts.test", name: "Academy of Arts Lisbon", country: "PT", profile: [
-                "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "pt", "level": "C2"], ["code": "en", "level": "B2"]],
-                "offers": ["summer_school", "student_exchange"], "seeks": ["joint_degree"], "studentCount": 800,
-            ])
-            for text in ["region=150&type=university", "region=150&country=US&tier=member", "type=university&region=019&country=DE",
-                         "region=150&offers=student_exchange&language=en", "region=150&field=07&seeks=staff_exchange",
-                         "region=150&type=university&minStudents=1000&service=visa_support"] {
+            try await n.member(
+                "automation.test", name: "Institute of Automation Delft", country: "NL",
+                profile: [
+                    "subjectAreas": [["code": "0714", "strength": "strong"]], "teachingLanguages": [["code": "en", "level": "C1"]],
+                    "offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "services": ["visa_support"], "studentCount": 5000,
+                ])
+            try await n.member(
+                "arts.test", name: "Academy of Arts Lisbon", country: "PT",
+                profile: [
+                    "subjectAreas": [["code": "0213"]], "teachingLanguages": [["code": "pt", "level": "C2"], ["code": "en", "level": "B2"]],
+                    "offers": ["summer_school", "student_exchange"], "seeks": ["joint_degree"], "studentCount": 800,
+                ])
+            for text in [
+                "region=150&type=university", "region=150&country=US&tier=member", "type=university&region=019&country=DE",
+                "region=150&offers=student_exchange&language=en", "region=150&field=07&seeks=staff_exchange",
+                "region=150&type=university&minStudents=1000&service=visa_support",
+            ] {
                 let query = try parse(text)
                 let plan = DirectoryService.FilterPlan(query: query, text: false, statistics: statistics, lists: lists)
                 let compact = plan.onCompactColumns()
@@ -231,8 +245,10 @@ struct DirectoryTests {
             }
             // Which plan a search gets: the covering index when the entries to count are many (a
             // region and a type: a quarter of the list), the tags' index when a filter is selective.
-            for (text, broad) in [("region=150&type=university", true), ("type=university&region=019&country=DE", true),
-                                  ("region=150&offers=student_exchange&language=en", false), ("region=150&field=07&seeks=staff_exchange", false)] {
+            for (text, broad) in [
+                ("region=150&type=university", true), ("type=university&region=019&country=DE", true),
+                ("region=150&offers=student_exchange&language=en", false), ("region=150&field=07&seeks=staff_exchange", false),
+            ] {
                 let query = try parse(text)
                 let plan = DirectoryService.FilterPlan(query: query, text: false, statistics: statistics, lists: lists)
                 #expect(plan.forFacets(of: query, text: false).indexable.isEmpty == broad, "\(text)")
@@ -250,7 +266,8 @@ struct DirectoryTests {
 
     @Test func onlyActiveListedInstitutionsAppear() async throws {
         try await Self.withNetwork { n in
-            let (pending, _) = try await n.h.register(schac: "pending.test", country: "BE", extra: ["names": [["lang": "en", "value": "Quixotic Pending College"]]])
+            let (pending, _) = try await n.h.register(
+                schac: "pending.test", country: "BE", extra: ["names": [["lang": "en", "value": "Quixotic Pending College"]]])
             #expect(try await n.names("q=quixotic").isEmpty)
             try await n.h.approve(pending, adminToken: n.admin)
             #expect(try await n.names("q=quixotic") == ["Quixotic Pending College"])
@@ -263,11 +280,13 @@ struct DirectoryTests {
             let memberToken = try await n.h.signIn(email)
             let read = try await n.h.request(.get, "/v1/institutions/\(unlisted)", token: memberToken)
             let etag = try #require(read.headers[.eTag])
-            let patch = try await n.h.request(.patch, "/v1/institutions/\(unlisted)", token: memberToken, json: ["listed": false], headers: [.ifMatch: etag])
+            let patch = try await n.h.request(
+                .patch, "/v1/institutions/\(unlisted)", token: memberToken, json: ["listed": false], headers: [.ifMatch: etag])
             #expect(patch.status == .ok, "\(patch.body)")
             #expect(try await n.names("q=quixotic").isEmpty)
             // The per-tag counts behind the unfiltered facets stay exact through every change.
-            let drift = try await n.h.count("""
+            let drift = try await n.h.count(
+                """
                 SELECT count(*) FROM (SELECT t, count(*) AS n FROM directory_entries, unnest(tags) t GROUP BY t
                                       UNION ALL SELECT '#', count(*) FROM directory_entries) actual
                 FULL JOIN directory_tag_counts c ON c.tag = actual.t
@@ -321,19 +340,25 @@ struct DirectoryTests {
 
     @Test func recommendationsComplementAndExplain() async throws {
         try await Self.withNetwork { n in
-            let (_, email) = try await n.member("seeker.test", name: "Seeker University", country: "IT", profile: [
-                "subjectAreas": [["code": "0714", "strength": "growing"], ["code": "0311"]],
-                "teachingLanguages": [["code": "en", "level": "C1"], ["code": "it", "level": "C2"]],
-                "offers": ["staff_exchange"], "seeks": ["joint_degree"],
-            ])
-            let (fit, _) = try await n.member("fit.test", name: "Complement Institute", country: "DE", profile: [
-                "subjectAreas": [["code": "0714", "strength": "strong"]],
-                "teachingLanguages": [["code": "en", "level": "C1"]],
-                "offers": ["joint_degree"], "seeks": ["staff_exchange"],
-            ])
-            try await n.member("half.test", name: "Half Fit College", country: "FR", profile: [
-                "offers": ["joint_degree"], "teachingLanguages": [["code": "fr", "level": "C2"]],
-            ])
+            let (_, email) = try await n.member(
+                "seeker.test", name: "Seeker University", country: "IT",
+                profile: [
+                    "subjectAreas": [["code": "0714", "strength": "growing"], ["code": "0311"]],
+                    "teachingLanguages": [["code": "en", "level": "C1"], ["code": "it", "level": "C2"]],
+                    "offers": ["staff_exchange"], "seeks": ["joint_degree"],
+                ])
+            let (fit, _) = try await n.member(
+                "fit.test", name: "Complement Institute", country: "DE",
+                profile: [
+                    "subjectAreas": [["code": "0714", "strength": "strong"]],
+                    "teachingLanguages": [["code": "en", "level": "C1"]],
+                    "offers": ["joint_degree"], "seeks": ["staff_exchange"],
+                ])
+            try await n.member(
+                "half.test", name: "Half Fit College", country: "FR",
+                profile: [
+                    "offers": ["joint_degree"], "teachingLanguages": [["code": "fr", "level": "C2"]],
+                ])
             try await n.member("none.test", name: "No Fit Academy", country: "FR", profile: ["offers": ["summer_school"]])
             let token = try await n.h.signIn(email)
             let reply = try await n.h.request(.get, "/v1/directory/recommendations?limit=5", token: token)

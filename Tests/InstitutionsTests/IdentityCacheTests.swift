@@ -29,7 +29,8 @@ struct IdentityCacheTests {
             #expect(h.identityCache.statistics.hits == before.hits + 2)
 
             // A role change made through this server is seen by the very next request.
-            let invited = try await h.request(.post, "/v1/institutions/\(id)/invitations", token: token, json: ["email": "prof@kuleuven.be", "role": "faculty"])
+            let invited = try await h.request(
+                .post, "/v1/institutions/\(id)/invitations", token: token, json: ["email": "prof@kuleuven.be", "role": "faculty"])
             let acceptToken = try #require(invited.string("token"), "invitation failed: \(invited.body)")
             let accepted = try await h.request(.post, "/v1/invitations/\(acceptToken)/accept", json: ["name": "Jan", "password": Harness.password])
             let colleague = try #require(accepted.string("token"))
@@ -67,7 +68,8 @@ struct IdentityCacheTests {
             #expect(h.identityCache.statistics.invalidations > invalidations)
 
             // A contact changed elsewhere is part of /v1/me as well.
-            try await owner.query("INSERT INTO institution_contacts (institution_id, role, name, email) VALUES (\(id), 'Mobility', 'Piet', 'piet@ugent.be')")
+            try await owner.query(
+                "INSERT INTO institution_contacts (institution_id, role, name, email) VALUES (\(id), 'Mobility', 'Piet', 'piet@ugent.be')")
             try await Self.eventually {
                 let me = try await h.request(.get, "/v1/me", token: token)
                 let contacts = (me["institution"] as? [String: Any])?["contacts"] as? [[String: String]] ?? []
@@ -124,7 +126,8 @@ struct IdentityCacheTests {
             let user = try await owner.query("SELECT id FROM users WHERE institution_id = \(id)").scalar(UUID.self)
             for n in 0..<3 {
                 let hash = Data([UInt8](repeating: UInt8(n), count: 32))
-                try await owner.query("""
+                try await owner.query(
+                    """
                     INSERT INTO sessions (token_hash, user_id, institution_id, expires_at)
                     VALUES (\(hash), \(user), \(id), now() - interval '1 hour')
                     """)
@@ -165,7 +168,8 @@ struct IdentityCacheTests {
     @Test func entriesAreBoundedInAgeAndNumberAndARacingReadIsNotStored() async throws {
         try await Harness.run(cache: IdentityCache.Configuration(maxEntries: 2, maxBytes: 1024, maxAge: .seconds(1))) { h in
             let cache = h.identityCache
-            let identity = Identity(accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: .active, tokenHash: [])
+            let identity = Identity(
+                accountID: UUID(), institutionID: UUID(), role: .staff, isNetworkAdmin: false, institutionStatus: .active, tokenHash: [])
             let entry = IdentityCache.Entry(identity: identity, me: ByteBuffer(string: "{}"), expiresAt: Date(timeIntervalSinceNow: 3600))
             func hash(_ n: UInt8) -> [UInt8] { [UInt8](repeating: n, count: 32) }
             func ticket(_ key: [UInt8]) throws -> IdentityCache.Ticket {

@@ -1,20 +1,24 @@
 import AccordTesting
 import Foundation
-import Institutions
 import HTTPTypes
+import Institutions
 import Testing
 
 @Suite("Registration and sessions")
 struct IdentityTests {
     @Test func registrationCreatesAPendingInstitutionAndItsAdmin() async throws {
         try await Harness.run { h in
-            let reply = try await h.request(.post, "/v1/registrations", json: [
-                "institution": ["names": [["lang": "fr", "value": "Université Libre de Bruxelles"]], "schac": "ULB.be", "country": "BE",
-                                "city": "Bruxelles", "type": "university", "acronym": "ULB", "subjectAreas": [["code": "0714", "strength": "strong"]],
-                                "teachingLanguages": [["code": "fr", "level": "C2"], ["code": "en", "level": "B2"]], "offers": ["student_exchange"],
-                                "contacts": [["role": "International office", "name": "Ana", "email": "intl@ulb.be"]]],
-                "admin": ["email": "intl@ulb.be", "password": Harness.password, "name": "Ana Peeters"],
-            ])
+            let reply = try await h.request(
+                .post, "/v1/registrations",
+                json: [
+                    "institution": [
+                        "names": [["lang": "fr", "value": "Université Libre de Bruxelles"]], "schac": "ULB.be", "country": "BE",
+                        "city": "Bruxelles", "type": "university", "acronym": "ULB", "subjectAreas": [["code": "0714", "strength": "strong"]],
+                        "teachingLanguages": [["code": "fr", "level": "C2"], ["code": "en", "level": "B2"]], "offers": ["student_exchange"],
+                        "contacts": [["role": "International office", "name": "Ana", "email": "intl@ulb.be"]],
+                    ],
+                    "admin": ["email": "intl@ulb.be", "password": Harness.password, "name": "Ana Peeters"],
+                ])
             #expect(reply.status == .created)
             let institution = try #require(reply["institution"] as? [String: Any])
             #expect(institution["status"] as? String == "pending")
@@ -26,15 +30,19 @@ struct IdentityTests {
             #expect(try await h.count("SELECT count(*) FROM users WHERE password_hash LIKE '$scrypt$%'") == 1)
 
             // The same SCHAC code or e-mail again: 409, nothing stored.
-            let duplicate = try await h.request(.post, "/v1/registrations", json: [
-                "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "ulb.be", "country": "BE", "type": "university"],
-                "admin": ["email": "someone@else.be", "password": Harness.password, "name": "X"],
-            ])
+            let duplicate = try await h.request(
+                .post, "/v1/registrations",
+                json: [
+                    "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "ulb.be", "country": "BE", "type": "university"],
+                    "admin": ["email": "someone@else.be", "password": Harness.password, "name": "X"],
+                ])
             #expect(duplicate.status == .conflict)
-            let sameEmail = try await h.request(.post, "/v1/registrations", json: [
-                "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "other.be", "country": "BE", "type": "university"],
-                "admin": ["email": "INTL@ulb.be", "password": Harness.password, "name": "X"],
-            ])
+            let sameEmail = try await h.request(
+                .post, "/v1/registrations",
+                json: [
+                    "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "other.be", "country": "BE", "type": "university"],
+                    "admin": ["email": "INTL@ulb.be", "password": Harness.password, "name": "X"],
+                ])
             #expect(sameEmail.status == .conflict)
             #expect(try await h.count("SELECT count(*) FROM institutions") == 1)
             #expect(try await h.count("SELECT count(*) FROM audit_events WHERE action = 'institution.registered'") == 1)
@@ -43,18 +51,24 @@ struct IdentityTests {
 
     @Test func invalidRegistrationsNameEveryBadFieldAndStoreNothing() async throws {
         try await Harness.run { h in
-            let reply = try await h.request(.post, "/v1/registrations", json: [
-                "institution": ["names": [["lang": "zz", "value": ""]], "schac": "not a domain", "country": "XX", "type": "castle",
-                                "ror": "03vek6s53", "subjectAreas": [["code": "1234"]], "teachingLanguages": [["code": "en", "level": "D1"]],
-                                "offers": ["teleportation"], "website": "ftp://x"],
-                "admin": ["email": "nope", "password": "1234567890", "name": ""],
-            ])
+            let reply = try await h.request(
+                .post, "/v1/registrations",
+                json: [
+                    "institution": [
+                        "names": [["lang": "zz", "value": ""]], "schac": "not a domain", "country": "XX", "type": "castle",
+                        "ror": "03vek6s53", "subjectAreas": [["code": "1234"]], "teachingLanguages": [["code": "en", "level": "D1"]],
+                        "offers": ["teleportation"], "website": "ftp://x",
+                    ],
+                    "admin": ["email": "nope", "password": "1234567890", "name": ""],
+                ])
             #expect(reply.status == .unprocessableContent)
             #expect(reply.headers[.contentType] == "application/problem+json")
             let fields = Set(reply.problemFields)
-            for field in ["/institution/names/0/lang", "/institution/names/0/value", "/institution/schac", "/institution/country",
-                          "/institution/type", "/institution/ror", "/institution/subjectAreas/0/code", "/institution/teachingLanguages/0/level",
-                          "/institution/offers/0", "/institution/website", "/admin/email", "/admin/password", "/admin/name"] {
+            for field in [
+                "/institution/names/0/lang", "/institution/names/0/value", "/institution/schac", "/institution/country",
+                "/institution/type", "/institution/ror", "/institution/subjectAreas/0/code", "/institution/teachingLanguages/0/level",
+                "/institution/offers/0", "/institution/website", "/admin/email", "/admin/password", "/admin/name",
+            ] {
                 #expect(fields.contains(field), "missing \(field) in \(fields)")
             }
             // A wrong JSON type names its field too.
@@ -62,17 +76,25 @@ struct IdentityTests {
             #expect(wrongType.status == .unprocessableContent)
             #expect(wrongType.problemFields == ["/institution/names"])
             // NUL cannot be stored in PostgreSQL text: a 422, not a 500.
-            let nul = try await h.client.execute(uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
-                                                 body: .init(string: #"{"email": "a\u0000@b.be", "password": "x"}"#)) { $0.status }
+            let nul = try await h.client.execute(
+                uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
+                body: .init(string: #"{"email": "a\u0000@b.be", "password": "x"}"#)
+            ) { $0.status }
             #expect(nul == .unprocessableContent)
-            let escaped = try await h.client.execute(uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
-                                                     body: .init(string: #"{"email": "a\\u0000@b.be", "password": "Wrong-Passphrase-42"}"#)) { $0.status }
+            let escaped = try await h.client.execute(
+                uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
+                body: .init(string: #"{"email": "a\\u0000@b.be", "password": "Wrong-Passphrase-42"}"#)
+            ) { $0.status }
             #expect(escaped == .unauthorized, "an escaped backslash followed by u0000 is plain text")
-            let malformed = try await h.client.execute(uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
-                                                       body: .init(string: "{not json")) { $0.status }
+            let malformed = try await h.client.execute(
+                uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
+                body: .init(string: "{not json")
+            ) { $0.status }
             #expect(malformed == .badRequest)
-            let huge = try await h.client.execute(uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
-                                                  body: .init(string: "{\"x\": \"" + String(repeating: "a", count: 1_100_000) + "\"}")) { $0.status }
+            let huge = try await h.client.execute(
+                uri: "/v1/registrations", method: .post, headers: [.contentType: "application/json"],
+                body: .init(string: "{\"x\": \"" + String(repeating: "a", count: 1_100_000) + "\"}")
+            ) { $0.status }
             #expect(huge == .contentTooLarge)
             #expect(try await h.count("SELECT count(*) FROM institutions") == 0)
         }
@@ -114,7 +136,8 @@ struct IdentityTests {
         try await Harness.run { h in
             let (_, email) = try await h.register(schac: "ugent.be")
             for _ in 0..<5 {
-                #expect(try await h.request(.post, "/v1/sessions", json: ["email": email, "password": "Wrong-Passphrase-42"]).status == .unauthorized)
+                #expect(
+                    try await h.request(.post, "/v1/sessions", json: ["email": email, "password": "Wrong-Passphrase-42"]).status == .unauthorized)
             }
             let limited = try await h.request(.post, "/v1/sessions", json: ["email": email, "password": Harness.password])
             #expect(limited.status == .tooManyRequests)

@@ -22,18 +22,26 @@ struct MembershipTests {
 
             // If-Match: required, and must be current.
             #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Ixelles"]).status == .preconditionRequired)
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Ixelles"], headers: [.ifMatch: "\"v999\""]).status == .preconditionFailed)
-            let patched = try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Ixelles", "studentCount": 35000], headers: [.ifMatch: etag])
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Ixelles"], headers: [.ifMatch: "\"v999\""]).status
+                    == .preconditionFailed)
+            let patched = try await h.request(
+                .patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Ixelles", "studentCount": 35000], headers: [.ifMatch: etag])
             #expect(patched.status == .ok)
             #expect(patched.string("city") == "Ixelles")
             #expect(patched.headers[.eTag] != etag)
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "X"], headers: [.ifMatch: etag]).status == .preconditionFailed)
-            let invalid = try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["country": "ZZ"], headers: [.ifMatch: patched.headers[.eTag]!])
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "X"], headers: [.ifMatch: etag]).status
+                    == .preconditionFailed)
+            let invalid = try await h.request(
+                .patch, "/v1/institutions/\(a)", token: tokenA, json: ["country": "ZZ"], headers: [.ifMatch: patched.headers[.eTag]!])
             #expect(invalid.status == .unprocessableContent)
             #expect(invalid.problemFields == ["/country"])
 
             // Another institution cannot change it, nor learn it exists.
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: tokenB, json: ["city": "X"], headers: [.ifMatch: "\"v2\""]).status == .notFound)
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)", token: tokenB, json: ["city": "X"], headers: [.ifMatch: "\"v2\""]).status
+                    == .notFound)
 
             // Active and listed: the published profile, without contacts.
             try await h.approve(a, adminToken: admin)
@@ -59,16 +67,20 @@ struct MembershipTests {
             let adminID = try #require(items[0]["id"] as? String)
 
             // The last admin can be neither demoted nor removed.
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "staff"]).status == .conflict)
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "staff"]).status == .conflict)
             #expect(try await h.request(.delete, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA).status == .conflict)
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "wizard"]).status == .unprocessableContent)
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "wizard"]).status
+                    == .unprocessableContent)
 
             // Another institution's members are invisible.
             #expect(try await h.request(.get, "/v1/institutions/\(a)/members", token: tokenB).status == .notFound)
             #expect(try await h.request(.delete, "/v1/institutions/\(a)/members/\(adminID)", token: tokenB).status == .notFound)
 
             // Invite a colleague as staff; they accept and sign in.
-            let invitation = try await h.request(.post, "/v1/institutions/\(a)/invitations", token: tokenA, json: ["email": "colleague@uva.nl", "role": "staff"])
+            let invitation = try await h.request(
+                .post, "/v1/institutions/\(a)/invitations", token: tokenA, json: ["email": "colleague@uva.nl", "role": "staff"])
             #expect(invitation.status == .created)
             let token = try #require(invitation.string("token"))
             #expect(invitation.string("acceptUrl") == "https://accord.test/invitations/\(token)")
@@ -80,23 +92,36 @@ struct MembershipTests {
             #expect(accepted.status == .created)
             let staffToken = try #require(accepted.string("token"))
             #expect((accepted["user"] as? [String: Any])?["role"] as? String == "staff")
-            #expect(try await h.request(.post, "/v1/invitations/\(token)/accept", json: ["name": "Again", "password": Harness.password]).status == .notFound)
+            #expect(
+                try await h.request(.post, "/v1/invitations/\(token)/accept", json: ["name": "Again", "password": Harness.password]).status
+                    == .notFound)
 
             // Staff may not administer.
-            #expect(try await h.request(.post, "/v1/institutions/\(a)/invitations", token: staffToken, json: ["email": "x@uva.nl", "role": "staff"]).status == .forbidden)
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: staffToken, json: ["city": "X"], headers: [.ifMatch: "\"v1\""]).status == .forbidden)
+            #expect(
+                try await h.request(.post, "/v1/institutions/\(a)/invitations", token: staffToken, json: ["email": "x@uva.nl", "role": "staff"])
+                    .status == .forbidden)
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)", token: staffToken, json: ["city": "X"], headers: [.ifMatch: "\"v1\""]).status
+                    == .forbidden)
 
             // Now there are two members: promote the colleague, then the first admin may step down.
             let colleague = try #require((accepted["user"] as? [String: Any])?["id"] as? String)
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)/members/\(colleague)", token: tokenA, json: ["role": "admin"]).string("role") == "admin")
-            #expect(try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "faculty"]).string("role") == "faculty")
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)/members/\(colleague)", token: tokenA, json: ["role": "admin"]).string("role")
+                    == "admin")
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)/members/\(adminID)", token: tokenA, json: ["role": "faculty"]).string("role")
+                    == "faculty")
             #expect(try await h.count("SELECT count(*) FROM audit_events WHERE action = 'user.role_changed'") == 2)
 
             // Revoked invitations cannot be accepted.
-            let second = try await h.request(.post, "/v1/institutions/\(a)/invitations", token: staffToken, json: ["email": "third@uva.nl", "role": "faculty"])
+            let second = try await h.request(
+                .post, "/v1/institutions/\(a)/invitations", token: staffToken, json: ["email": "third@uva.nl", "role": "faculty"])
             let secondID = try #require(second.string("id"))
             #expect(try await h.request(.delete, "/v1/institutions/\(a)/invitations/\(secondID)", token: staffToken).status == .noContent)
-            #expect(try await h.request(.post, "/v1/invitations/\(second.string("token")!)/accept", json: ["name": "T", "password": Harness.password]).status == .notFound)
+            #expect(
+                try await h.request(.post, "/v1/invitations/\(second.string("token")!)/accept", json: ["name": "T", "password": Harness.password])
+                    .status == .notFound)
         }
     }
 
@@ -106,7 +131,8 @@ struct MembershipTests {
             // An unclaimed, active directory entry as `accord import universities` creates it.
             let owner = try h.database.pool(asOwner: true, maxConnections: 1)
             let entry = UUID()
-            try await owner.query("""
+            try await owner.query(
+                """
                 INSERT INTO institutions (id, schac, names, country, type, status, claimed)
                 VALUES (\(entry), 'uantwerpen.be', '[{"lang":"en","value":"University of Antwerp"}]', 'BE', 'university', 'active', false)
                 """)
@@ -114,10 +140,12 @@ struct MembershipTests {
             let (claim, email) = try await h.register(schac: "uantwerpen.be")
             #expect(claim != entry)
             // A second claim on the same entry waits for the first to be decided.
-            let second = try await h.request(.post, "/v1/registrations", json: [
-                "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "uantwerpen.be", "country": "BE", "type": "university"],
-                "admin": ["email": "other@uantwerpen.be", "password": Harness.password, "name": "X"],
-            ])
+            let second = try await h.request(
+                .post, "/v1/registrations",
+                json: [
+                    "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "uantwerpen.be", "country": "BE", "type": "university"],
+                    "admin": ["email": "other@uantwerpen.be", "password": Harness.password, "name": "X"],
+                ])
             #expect(second.status == .conflict)
             let approved = try await h.request(.post, "/v1/admin/institutions/\(claim)/approve", token: admin, json: ["reason": "domain verified"])
             #expect(approved.string("id") == entry.uuidString)

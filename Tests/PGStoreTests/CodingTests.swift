@@ -58,7 +58,10 @@ struct CodingTests {
     }
 
     @Test func strings() async throws {
-        for value in ["", "plain", "Université Libre de Bruxelles", "日本語 ✓ 🎓", "quote ' and \" and \\ backslash", "'; DROP TABLE pg_class; --", String(repeating: "x", count: 100_000)] {
+        for value in [
+            "", "plain", "Université Libre de Bruxelles", "日本語 ✓ 🎓", "quote ' and \" and \\ backslash", "'; DROP TABLE pg_class; --",
+            String(repeating: "x", count: 100_000),
+        ] {
             try await roundTrip(value)
         }
         // The injection attempt was stored as text, not executed.
@@ -71,8 +74,10 @@ struct CodingTests {
         let fromServer = try await pool.query("SELECT gen_random_uuid()").scalar(UUID.self)
         #expect(try await pool.query("SELECT \(fromServer)").scalar(UUID.self) == fromServer)
         // The text forms agree with PostgreSQL's, both ways, including the extremes and arrays.
-        let ids = [UUID(), UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
-                   UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)), fromServer]
+        let ids = [
+            UUID(), UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+            UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)), fromServer,
+        ]
         for id in ids {
             #expect(try await pool.query("SELECT \(id)::text").scalar(String.self) == id.uuidString.lowercased())
             #expect(try await pool.query("SELECT \(id.uuidString)::uuid").scalar(UUID.self) == id)
@@ -153,7 +158,13 @@ struct CodingTests {
         for query: PGQuery in ["SELECT NULL::int8", "SELECT NULL::bool", "SELECT NULL::text"] {
             do {
                 let rows = try await pool.query(query)
-                if rows.columns[0].type == .bool { _ = try rows.scalar(Bool.self) } else if rows.columns[0].type == .text { _ = try rows.scalar(String.self) } else { _ = try rows.scalar(Int.self) }
+                if rows.columns[0].type == .bool {
+                    _ = try rows.scalar(Bool.self)
+                } else if rows.columns[0].type == .text {
+                    _ = try rows.scalar(String.self)
+                } else {
+                    _ = try rows.scalar(Int.self)
+                }
                 Issue.record("NULL must not decode into a non-optional")
             } catch let error as PGError {
                 #expect(error.kind == .unexpectedNull)
@@ -170,11 +181,21 @@ struct CodingTests {
         for index in 0..<60 {
             query.append(PGQuery(unsafeSQL: ", "))
             switch index % 5 {
-            case 0: query.append("\(index)::text"); expected.append("\(index)")
-            case 1: query.append("coalesce(\(String?.none), '-')"); expected.append("-")
-            case 2: query.append("\("")"); expected.append("")
-            case 3: query.append("encode(\(Data([UInt8(index), 0, 255])), 'hex')"); expected.append(String(format: "%02x00ff", index))
-            default: query.append("\("v\(index) é")"); expected.append("v\(index) é")
+            case 0:
+                query.append("\(index)::text")
+                expected.append("\(index)")
+            case 1:
+                query.append("coalesce(\(String?.none), '-')")
+                expected.append("-")
+            case 2:
+                query.append("\("")")
+                expected.append("")
+            case 3:
+                query.append("encode(\(Data([UInt8(index), 0, 255])), 'hex')")
+                expected.append(String(format: "%02x00ff", index))
+            default:
+                query.append("\("v\(index) é")")
+                expected.append("v\(index) é")
             }
         }
         query.append(PGQuery(unsafeSQL: ")"))

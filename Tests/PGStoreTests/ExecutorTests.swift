@@ -1,7 +1,8 @@
 import Foundation
-@testable import PGStore
 import PGStoreTesting
 import Testing
+
+@testable import PGStore
 
 /// Tasks that prefer the pool's I/O loops (`PGPool.executors`).
 @Suite("Pool executors")
@@ -95,7 +96,12 @@ struct ExecutorTests {
     func aConnectionThatHeardFromItsServerWhileIdleIsCheckedBeforeItIsLent(backend: PGPoller.Backend) async throws {
         let pool = try pool(maxConnections: 1, backend: backend)
         let killer = try ownerPool(maxConnections: 1)
-        defer { Task { await pool.close(); await killer.close() } }
+        defer {
+            Task {
+                await pool.close()
+                await killer.close()
+            }
+        }
         let connection = try await pool.withConnection { connection in
             // The first use prepares on the thread pool; the second runs on the loop, whose poller
             // keeps the socket from then on.

@@ -110,13 +110,20 @@ struct RowLevelSecurityTests {
         try await TestDatabase.with { database in
             let owner = try database.pool(asOwner: true, maxConnections: 1)
             let app = try database.pool(maxConnections: 2)
-            defer { Task { await owner.close(); await app.close() } }
+            defer {
+                Task {
+                    await owner.close()
+                    await app.close()
+                }
+            }
 
             // The application role owns nothing and cannot bypass row-level security.
-            let role = try await app.query("""
+            let role = try await app.query(
+                """
                 SELECT rolsuper, rolbypassrls, (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
                 FROM pg_roles r WHERE rolname = current_user
-                """).first((Bool, Bool, Int).self)
+                """
+            ).first((Bool, Bool, Int).self)
             #expect(role?.0 == false)
             #expect(role?.1 == false)
             #expect(role?.2 == 0)
@@ -124,7 +131,8 @@ struct RowLevelSecurityTests {
             let (a, b) = (UUID(), UUID())
             try await owner.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
                 for (id, schac) in [(a, "a.example.edu"), (b, "b.example.edu")] {
-                    try await tx.query("""
+                    try await tx.query(
+                        """
                         INSERT INTO institutions (id, schac, names, country, type, status)
                         VALUES (\(id), \(schac), \(PGJSONB([["lang": "en", "value": schac]])), 'BE', 'university', 'active')
                         """)

@@ -108,7 +108,12 @@ struct PoolTests {
     @Test func terminatedBackendIsReplaced() async throws {
         let pool = try ownerPool(maxConnections: 1)
         let killer = try ownerPool(maxConnections: 1)
-        defer { Task { await pool.close(); await killer.close() } }
+        defer {
+            Task {
+                await pool.close()
+                await killer.close()
+            }
+        }
         let pid = try await pool.query("SELECT pg_backend_pid()").scalar(Int32.self)
         let terminated = try await killer.query("SELECT pg_terminate_backend(\(pid), 5000)").scalar(Bool.self)
         #expect(terminated)
@@ -163,7 +168,9 @@ struct PoolTests {
             #expect(results[0].affectedRows == 1)
             #expect(try results[1000].scalar(Int.self) == 1000)
             // A failure in the middle rolls back the whole batch and names the error.
-            let failing: [PGQuery] = ["INSERT INTO p VALUES (\(5000), \("x"))", "INSERT INTO p VALUES (\(1), \("dup"))", "INSERT INTO p VALUES (\(5001), \("y"))"]
+            let failing: [PGQuery] = [
+                "INSERT INTO p VALUES (\(5000), \("x"))", "INSERT INTO p VALUES (\(1), \("dup"))", "INSERT INTO p VALUES (\(5001), \("y"))",
+            ]
             do {
                 try await connection.pipeline(failing)
                 Issue.record("the duplicate must fail")
@@ -234,7 +241,8 @@ struct ConnectionFailureTests {
     }
 
     @Test func unreachableServerFailsQuickly() async throws {
-        let pool = PGPool(configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1, connectTimeoutSeconds: 2))
+        let pool = PGPool(
+            configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1, connectTimeoutSeconds: 2))
         let started = ContinuousClock.now
         do {
             try await pool.query("SELECT 1")

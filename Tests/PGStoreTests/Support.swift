@@ -9,10 +9,11 @@ func ownerPool(
     maxConnections: Int = 4, waitTimeout: Duration = .seconds(10), statementTimeout: Duration? = .seconds(30),
     ioThreads: Int = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
 ) throws -> PGPool {
-    PGPool(configuration: try PGConfiguration(
-        url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"),
-        maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, statementTimeout: statementTimeout,
-        ioThreads: ioThreads))
+    PGPool(
+        configuration: try PGConfiguration(
+            url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"),
+            maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, statementTimeout: statementTimeout,
+            ioThreads: ioThreads))
 }
 
 struct TimedOut: Error {}

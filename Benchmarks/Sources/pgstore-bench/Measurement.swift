@@ -82,16 +82,20 @@ struct CaseResult: Sendable {
 
     var tsv: String {
         func field(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "" }
-        return [kind.rawValue, client, String(concurrency), String(format: "%.1f", opsPerSecond), String(count),
-                field(p50), field(p99), field(mean), String(errors)].joined(separator: "\t")
+        return [
+            kind.rawValue, client, String(concurrency), String(format: "%.1f", opsPerSecond), String(count),
+            field(p50), field(p99), field(mean), String(errors),
+        ].joined(separator: "\t")
     }
 
     init?(tsv line: Substring) {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
         guard fields.count >= 9, let kind = Kind(rawValue: fields[0]), let concurrency = Int(fields[2]),
-              let ops = Double(fields[3]) else { return nil }
-        self.init(kind: kind, client: fields[1], concurrency: concurrency, opsPerSecond: ops, count: Int(fields[4]) ?? 0,
-                  p50: Double(fields[5]), p99: Double(fields[6]), mean: Double(fields[7]), errors: Int(fields[8]) ?? 0)
+            let ops = Double(fields[3])
+        else { return nil }
+        self.init(
+            kind: kind, client: fields[1], concurrency: concurrency, opsPerSecond: ops, count: Int(fields[4]) ?? 0,
+            p50: Double(fields[5]), p99: Double(fields[6]), mean: Double(fields[7]), errors: Int(fields[8]) ?? 0)
     }
 }
 

@@ -33,7 +33,8 @@ struct PGStoreBench: AsyncParsableCommand {
     @Option(help: "pgbench scale factor of the database (aids are drawn from 1...100000*scale).")
     var scale = 10
 
-    @Option(help: "Comma-separated cases: postgres-nio, postgres-nio-prepared, pgstore, pgstore-executors (the tasks on the pool's executors), inserts.")
+    @Option(
+        help: "Comma-separated cases: postgres-nio, postgres-nio-prepared, pgstore, pgstore-executors (the tasks on the pool's executors), inserts.")
     var cases = "postgres-nio,postgres-nio-prepared,pgstore,pgstore-executors,inserts"
 
     @Option(help: "INSERTs per batch in the insert cases.")
@@ -76,8 +77,9 @@ struct PGStoreBench: AsyncParsableCommand {
         func record(_ result: CaseResult) {
             results.append(result)
             let unit = result.kind == .read ? "queries/s" : "batches/s"
-            log("  \(result.client) @\(result.concurrency): \(String(format: "%.1f", result.opsPerSecond)) \(unit), "
-                + "p50 \(Report.micro(result.p50)) µs, p99 \(Report.micro(result.p99)) µs, errors \(result.errors)")
+            log(
+                "  \(result.client) @\(result.concurrency): \(String(format: "%.1f", result.opsPerSecond)) \(unit), "
+                    + "p50 \(Report.micro(result.p50)) µs, p99 \(Report.micro(result.p99)) µs, errors \(result.errors)")
         }
 
         if !selected.subtracting(["inserts"]).isEmpty {
@@ -94,7 +96,9 @@ struct PGStoreBench: AsyncParsableCommand {
                     record(try await Reads.pgstore(url: url, concurrency: level, warmup: warmup, duration: duration, maxAid: maxAid))
                 }
                 if selected.contains("pgstore-executors") {
-                    record(try await Reads.pgstore(url: url, concurrency: level, warmup: warmup, duration: duration, maxAid: maxAid, onPoolExecutors: true))
+                    record(
+                        try await Reads.pgstore(
+                            url: url, concurrency: level, warmup: warmup, duration: duration, maxAid: maxAid, onPoolExecutors: true))
                 }
             }
         }

@@ -53,19 +53,24 @@ enum Reads {
 
     /// PGStore's `pool.query`; with `onPoolExecutors` the tasks prefer the pool's I/O loops
     /// (`PGPool.executors`), otherwise they run on the global executor.
-    static func pgstore(url: String, concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int, onPoolExecutors: Bool = false) async throws -> CaseResult {
+    static func pgstore(
+        url: String, concurrency: Int, warmup: Duration, duration: Duration, maxAid: Int, onPoolExecutors: Bool = false
+    ) async throws -> CaseResult {
         let pool = PGPool(configuration: try PGConfiguration(url: url, maxConnections: concurrency, applicationName: "pgstore-bench"))
         let sample = await withWatchdog(
             "pgstore read at \(concurrency) tasks", limit: warmup + duration + .seconds(30),
             diagnostics: { "pool statistics \(pool.statistics)" }
         ) {
-            await measure(concurrency: concurrency, warmup: warmup, duration: duration, maxAid: maxAid,
-                          executors: onPoolExecutors ? pool.executors : []) { aid in
+            await measure(
+                concurrency: concurrency, warmup: warmup, duration: duration, maxAid: maxAid,
+                executors: onPoolExecutors ? pool.executors : []
+            ) { aid in
                 try await pool.query("SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)").scalar(Int.self)
             }
         }
         await pool.close()
-        return CaseResult(kind: .read, client: onPoolExecutors ? "pgstore-executors" : "pgstore", concurrency: concurrency, sample: sample, window: duration)
+        return CaseResult(
+            kind: .read, client: onPoolExecutors ? "pgstore-executors" : "pgstore", concurrency: concurrency, sample: sample, window: duration)
     }
 
     /// postgres-nio's `PostgresClient.query`: one round trip of Parse/Bind/Describe/Execute/Sync
@@ -134,8 +139,9 @@ enum Reads {
             configuration = .init(unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: user, password: password, database: database)
         } else {
             let tls: PostgresClient.Configuration.TLS = option("sslmode") == "disable" ? .disable : .prefer(.makeClientConfiguration())
-            configuration = .init(host: host, port: Int(option("port") ?? "5432") ?? 5432, username: user,
-                                  password: password, database: database, tls: tls)
+            configuration = .init(
+                host: host, port: Int(option("port") ?? "5432") ?? 5432, username: user,
+                password: password, database: database, tls: tls)
         }
         configuration.options.maximumConnections = maxConnections
         configuration.options.minimumConnections = 0

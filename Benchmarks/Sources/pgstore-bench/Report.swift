@@ -97,7 +97,8 @@ enum Report {
                 }
                 let ratios = ratiosToPgbench(client, concurrency)
                 if let median = Self.median(ratios) {
-                    let range = ratios.count > 1 ? String(format: " (median of %d rounds, %.2f–%.2f×)", ratios.count, ratios.min()!, ratios.max()!) : ""
+                    let range =
+                        ratios.count > 1 ? String(format: " (median of %d rounds, %.2f–%.2f×)", ratios.count, ratios.min()!, ratios.max()!) : ""
                     targets.append(("\(label) ÷ pgbench, \(tasks)\(range)", median, target16 ? "≥ 0.8×" : "—"))
                 }
             }

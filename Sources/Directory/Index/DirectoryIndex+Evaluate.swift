@@ -9,7 +9,8 @@ extension DirectoryIndex.Store {
     /// `strict` is the strict form of q when it differs from `expression` (the fuzzy form).
     /// `matchAll`: a search without q, which every listed entry matches.
     func evaluate(
-        _ query: DirectoryIndex.Query, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String, domain: String?,
+        _ query: DirectoryIndex.Query, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String,
+        domain: String?,
         matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int, maxRanked: Int = Self.maxRanked
     ) -> DirectoryIndex.Result {
         let slots = ids.count

@@ -2,7 +2,9 @@ import Foundation
 
 extension DirectoryIndex.Store {
     /// Per candidate (slots in ascending order), the bounds of its rank.
-    func rankBounds(_ slots: [Int32], relevance: DirectoryIndex.Relevance, strict: DirectoryIndex.Bitset, exact: Set<Int32>) -> [(low: Double, high: Double)] {
+    func rankBounds(
+        _ slots: [Int32], relevance: DirectoryIndex.Relevance, strict: DirectoryIndex.Bitset, exact: Set<Int32>
+    ) -> [(low: Double, high: Double)] {
         let count = slots.count
         var tsRank = [Float](repeating: 0, count: count)
         if relevance.hasText {
@@ -99,7 +101,9 @@ extension DirectoryIndex.Store {
             }
         }
         let bar = heap.values.isEmpty ? 0 : Int32(-heap.minimum)
-        let placed = heap.values.count < keep ? slots.filter { namePlace[Int($0)] > after }
+        let placed =
+            heap.values.count < keep
+            ? slots.filter { namePlace[Int($0)] > after }
             : slots.filter { namePlace[Int($0)] > after && namePlace[Int($0)] <= bar }
         return placed + unplacedSlots
     }

@@ -22,12 +22,14 @@ extension DirectoryIndex {
         public func evaluate(_ query: Query, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
             guard let (expression, strict) = DirectoryIndex.expressions(text) else { return nil }
             return store.evaluate(
-                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
+                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions,
+                maxIDs: maxIDs)
         }
 
         /// As `DirectoryIndex.evaluate(_:directoryVersion:…)`, on this snapshot.
         public func evaluate(_ query: Query, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
-            store.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
+            store.evaluate(
+                query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
         }
     }
 }

@@ -9,13 +9,16 @@ extension DirectoryIndex {
     /// Subscribes to `accord_directory`, loads everything, then applies each notified change, until
     /// graceful shutdown; subscribes again (after a pause) when the subscription or a load fails.
     public func run() async throws {
-        await listener.follow(channel: Self.channel, lost: { error in
-            // Notifications may have been missed: nothing is served until everything is read again.
-            self.state.withLock { $0.reloadRequested = true }
-            if let error {
-                self.logger.warning("directory index cannot follow the database; searching with SQL", metadata: ["error": "\(error)"])
+        await listener.follow(
+            channel: Self.channel,
+            lost: { error in
+                // Notifications may have been missed: nothing is served until everything is read again.
+                self.state.withLock { $0.reloadRequested = true }
+                if let error {
+                    self.logger.warning("directory index cannot follow the database; searching with SQL", metadata: ["error": "\(error)"])
+                }
             }
-        }) { notifications in
+        ) { notifications in
             let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             self.state.withLock { $0.wake = wake.continuation }
             wake.continuation.yield()
@@ -76,7 +79,11 @@ extension DirectoryIndex {
     func synchronize() async throws {
         while true {
             guard let epoch = listener.connectionEpoch else { return }
-            enum Step { case reload, apply([UUID: UInt64]), done }
+            enum Step {
+                case reload
+                case apply([UUID: UInt64])
+                case done
+            }
             // This task is the only writer, so the box does not change under this check.
             let tooManyDead = box.read { store in store.map { $0.ids.count - $0.liveCount > max(10_000, $0.liveCount / 4) } ?? false }
             let step = state.withLock { state -> Step in
@@ -101,7 +108,10 @@ extension DirectoryIndex {
                 do {
                     snapshot = try await Snapshot.load(pool: pool, batch: configuration.loadBatch)
                 } catch {
-                    state.withLock { $0.reloading = false; $0.reloadRequested = true }
+                    state.withLock {
+                        $0.reloading = false
+                        $0.reloadRequested = true
+                    }
                     throw error
                 }
                 let (store, version) = (snapshot.store, snapshot.version)
@@ -119,9 +129,11 @@ extension DirectoryIndex {
                 }
                 let elapsed = (ContinuousClock.now - started).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-                logger.info("directory index loaded", metadata: [
-                    "entries": "\(count)", "lexemes": "\(lexemes)", "seconds": "\(String(format: "%.1f", seconds))",
-                ])
+                logger.info(
+                    "directory index loaded",
+                    metadata: [
+                        "entries": "\(count)", "lexemes": "\(lexemes)", "seconds": "\(String(format: "%.1f", seconds))",
+                    ])
             case .apply(let batch):
                 let ids = Array(batch.keys)
                 let rows = try await pool.query(Self.select("WHERE e.id = ANY (\(ids))"))

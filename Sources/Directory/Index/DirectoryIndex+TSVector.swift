@@ -49,10 +49,18 @@ extension DirectoryIndex {
                         var weight: UInt16 = 0
                         if i < bytes.count {
                             switch bytes[i] {
-                            case UInt8(ascii: "A"): weight = 3; i += 1
-                            case UInt8(ascii: "B"): weight = 2; i += 1
-                            case UInt8(ascii: "C"): weight = 1; i += 1
-                            case UInt8(ascii: "D"): weight = 0; i += 1
+                            case UInt8(ascii: "A"):
+                                weight = 3
+                                i += 1
+                            case UInt8(ascii: "B"):
+                                weight = 2
+                                i += 1
+                            case UInt8(ascii: "C"):
+                                weight = 1
+                                i += 1
+                            case UInt8(ascii: "D"):
+                                weight = 0
+                                i += 1
                             default: break
                             }
                         }

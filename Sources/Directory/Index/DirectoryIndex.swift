@@ -90,7 +90,9 @@ public final class DirectoryIndex: Service, Sendable {
         var wake: AsyncStream<Void>.Continuation?
     }
 
-    public init(pool: PGPool, listener: PGListener, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "accord.directory.index")) {
+    public init(
+        pool: PGPool, listener: PGListener, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "accord.directory.index")
+    ) {
         self.pool = pool
         self.listener = listener
         self.configuration = configuration
@@ -128,7 +130,8 @@ public final class DirectoryIndex: Service, Sendable {
         // A change applied since is newer than that version, which is as good; a reload empties the box.
         return box.read { store in
             store?.evaluate(
-                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions, maxIDs: maxIDs)
+                query, expression: expression, strict: strict, folded: text.folded, domain: text.domain, countryRegions: countryRegions,
+                maxIDs: maxIDs)
         }
     }
 
@@ -137,7 +140,8 @@ public final class DirectoryIndex: Service, Sendable {
     public func evaluate(_ query: Query, directoryVersion: Int64, countryRegions: [String: [String]], maxIDs: Int) -> Result? {
         guard answers(atLeast: directoryVersion) else { return nil }
         return box.read { store in
-            store?.evaluate(query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
+            store?.evaluate(
+                query, expression: nil, strict: nil, folded: "", domain: nil, matchAll: true, countryRegions: countryRegions, maxIDs: maxIDs)
         }
     }
 

@@ -41,7 +41,9 @@ extension DirectoryIndex {
 
 extension DirectoryIndex.Snapshot {
     /// As `DirectoryIndex.evaluate(_:text:…)`, on this snapshot.
-    public func evaluate(_ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int) -> DirectoryIndex.Result? {
+    public func evaluate(
+        _ query: DirectoryQuery, text: DirectoryService.TextForms, countryRegions: [String: [String]], maxIDs: Int
+    ) -> DirectoryIndex.Result? {
         DirectoryIndex.Query(query).flatMap { evaluate($0, text: text, countryRegions: countryRegions, maxIDs: maxIDs) }
     }
 

@@ -103,10 +103,12 @@ public struct DirectoryQuery: Sendable, Equatable {
         }
         query.countries = list("country", normalize: { $0.uppercased() }, reference.countries.contains, "an ISO 3166-1 alpha-2 country code")
         let regionNames = Dictionary(reference.regions.map { ($0.value.lowercased(), $0.key) }, uniquingKeysWith: { a, _ in a })
-        query.regions = list("region", normalize: { regionNames[$0.lowercased()] ?? $0 }, { reference.regions[$0] != nil },
-                             "a UN M49 region or sub-region (a code such as 150 or a name such as Western Europe)")
-        query.types = list("type", { InstitutionType(rawValue: $0) != nil },
-                           "an institution type (\(InstitutionType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        query.regions = list(
+            "region", normalize: { regionNames[$0.lowercased()] ?? $0 }, { reference.regions[$0] != nil },
+            "a UN M49 region or sub-region (a code such as 150 or a name such as Western Europe)")
+        query.types = list(
+            "type", { InstitutionType(rawValue: $0) != nil },
+            "an institution type (\(InstitutionType.allCases.map(\.rawValue).joined(separator: ", ")))")
         query.fields = list("field", reference.iscedCodes.contains, "an ISCED-F 2013 code")
         query.languages = list("language", normalize: { $0.lowercased() }, reference.languages.contains, "an ISO 639-1 language code")
         if let level = single("minCefr") {
@@ -122,8 +124,9 @@ public struct DirectoryQuery: Sendable, Equatable {
         let activities = "an activity (\(Activity.allCases.map(\.rawValue).joined(separator: ", ")))"
         query.offers = list("offers", { Activity(rawValue: $0) != nil }, activities)
         query.seeks = list("seeks", { Activity(rawValue: $0) != nil }, activities)
-        query.services = list("service", { PartnerService(rawValue: $0) != nil },
-                              "a service (\(PartnerService.allCases.map(\.rawValue).joined(separator: ", ")))")
+        query.services = list(
+            "service", { PartnerService(rawValue: $0) != nil },
+            "a service (\(PartnerService.allCases.map(\.rawValue).joined(separator: ", ")))")
         query.tiers = list("tier", { ["member", "partner", "premium"].contains($0) }, "a tier (member, partner, premium)")
         func count(_ name: String) -> Int? {
             guard let text = single(name) else { return nil }

@@ -19,7 +19,8 @@ extension DirectoryService {
     static func rank(_ t: TextForms, strictMatch: PGQuery? = nil) -> PGQuery {
         var rank: PGQuery = "((CASE WHEN e.acronym_folded = \(t.folded) OR e.schac = \(t.domain) THEN 100 ELSE 0 END)"
         if let fuzzy = t.fuzzy, let strict = t.strict {
-            rank.append(" + (CASE WHEN \(strictMatch ?? "e.document @@ \(strict)::tsquery") THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
+            rank.append(
+                " + (CASE WHEN \(strictMatch ?? "e.document @@ \(strict)::tsquery") THEN 1 ELSE 0 END) + ts_rank(e.document, \(fuzzy)::tsquery)")
         }
         rank.append(" + similarity(e.names_folded, \(t.folded)))::float8")
         return rank

@@ -37,7 +37,8 @@ extension DirectoryService {
         var parts: [PGQuery] = []
         if !global.isEmpty {
             let prefixes = global.map(\.prefix) + (global.count == Facet.allCases.count ? ["#"] : [])
-            parts.append("""
+            parts.append(
+                """
                 SELECT 't', tag, NULL::text, ARRAY[entries::int8] FROM directory_tag_counts
                 WHERE (left(tag, 2) = ANY (\(prefixes)::text[]) OR tag = ANY (\(prefixes)::text[]))
                   AND (left(tag, 2) NOT IN ('f:', 'l:') OR length(tag) = 4) AND entries > 0
@@ -78,16 +79,19 @@ extension DirectoryService {
             let offers = (0..<8).map { "coalesce(sum((offers_mask >> \($0)) & 1)\(filter(except: .offers)), 0)::int8" }
             // In `FacetsRow` order.
             let groups = [count(.country), count(.region), count(.type), count(nil)] + fields + offers
-            parts.append("""
+            parts.append(
+                """
                 SELECT 'g', country::text, type, ARRAY[\(unsafeRaw: groups.joined(separator: ", "))] FROM m GROUP BY country, type
                 """)
             if !global.contains(.language) {
                 let condition = flags(except: .language).map { " WHERE \($0)" } ?? ""
-                parts.append("""
+                parts.append(
+                    """
                     SELECT 'l', language, NULL::text, ARRAY[count(*)] FROM m, unnest(m.languages) language\(unsafeRaw: condition) GROUP BY language
                     """)
             }
-            var sql: PGQuery = "WITH m AS MATERIALIZED (SELECT \(columns) FROM directory_entries e WHERE \(PGQuery.joined(conditions, separator: " AND "))) "
+            var sql: PGQuery =
+                "WITH m AS MATERIALIZED (SELECT \(columns) FROM directory_entries e WHERE \(PGQuery.joined(conditions, separator: " AND "))) "
             sql.append(PGQuery.joined(parts, separator: " UNION ALL "))
             return sql
         }

@@ -39,9 +39,12 @@ extension DirectoryService {
             let share = { (tags: [String]) in fractions[tags] ?? 1 }
             let base = plain.map(share).reduce(1, *)
             // Those that fail at most one faceted filter (filters taken as independent).
-            let counted = faceted.count < 2 ? 1 : faceted.indices.map { left in
-                faceted.indices.filter { $0 != left }.map { share(faceted[$0]) }.reduce(1, *)
-            }.reduce(0, +)
+            let counted =
+                faceted.count < 2
+                ? 1
+                : faceted.indices.map { left in
+                    faceted.indices.filter { $0 != left }.map { share(faceted[$0]) }.reduce(1, *)
+                }.reduce(0, +)
             guard base * min(1, counted) > Self.broadFacets else { return self }
             return onCompactColumns()
         }

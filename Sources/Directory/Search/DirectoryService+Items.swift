@@ -43,7 +43,8 @@ extension DirectoryService {
         _ query: DirectoryQuery, text: TextForms?, plan: FilterPlan, after: (key: DirectoryCursor.Key, id: UUID)?,
         among found: (ids: [UUID], strict: [Bool])? = nil
     ) -> PGQuery {
-        var conditions = (found == nil ? baseConditions(query, text: text, plan: plan) : baseConditions(query, text: nil, plan: plan))
+        var conditions =
+            (found == nil ? baseConditions(query, text: text, plan: plan) : baseConditions(query, text: nil, plan: plan))
             + facetConditions(query, plan: plan).map(\.1)
         if conditions.isEmpty { conditions = ["true"] }
         let rank: PGQuery = text.map { Self.rank($0, strictMatch: found == nil ? nil : "k.strict") } ?? "NULL::float8"
@@ -53,10 +54,12 @@ extension DirectoryService {
                 withUnsafeBytes(of: a.0.uuid) { x in withUnsafeBytes(of: b.0.uuid) { y in x.lexicographicallyPrecedes(y) } }
             }
         }
-        let from: PGQuery = sorted.map { "unnest(\($0.map(\.0))::uuid[], \($0.map(\.1))::bool[]) AS k (id, strict) JOIN directory_entries e ON e.id = k.id" }
+        let from: PGQuery =
+            sorted.map { "unnest(\($0.map(\.0))::uuid[], \($0.map(\.1))::bool[]) AS k (id, strict) JOIN directory_entries e ON e.id = k.id" }
             ?? "directory_entries e"
         var sql: PGQuery = ""
-        sql.append("""
+        sql.append(
+            """
             SELECT \(unsafeRaw: DirectoryItem.columns("p")), \(snippet(text)),
                    p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM (
@@ -114,5 +117,6 @@ extension DirectoryService {
             """
     }
 
-    private static let headlineOptions = "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \""
+    private static let headlineOptions =
+        "StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \""
 }

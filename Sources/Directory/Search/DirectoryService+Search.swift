@@ -49,7 +49,9 @@ extension DirectoryService {
 
     /// The statements behind a search: the page's items, then (unless facets=false) the facets and
     /// the total. Public for tooling (`accord directory sql`): benchmarks and plans use exactly these.
-    public static func statements(for query: DirectoryQuery, text: TextForms?, statistics: TagStatistics, lists: ReferenceData.Lists) throws -> [PGQuery] {
+    public static func statements(
+        for query: DirectoryQuery, text: TextForms?, statistics: TagStatistics, lists: ReferenceData.Lists
+    ) throws -> [PGQuery] {
         precondition((query.text == nil) == (text == nil), "text forms go with q")
         let after = try query.cursor.map { try DirectoryCursor.decode($0, for: query) }
         let plan = FilterPlan(query: query, text: text != nil, statistics: statistics, lists: lists)

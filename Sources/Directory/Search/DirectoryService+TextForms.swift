@@ -21,10 +21,12 @@ extension DirectoryService {
         public var directoryVersion: Int64 = 0
 
         public static func compute(_ q: String, domain: String?, run: ([PGQuery]) async throws -> [PGRows]) async throws -> TextForms {
-            let rows = try await run(["""
+            let rows = try await run([
+                """
                 SELECT accord_directory_tsquery(\(q), true)::text, accord_directory_tsquery(\(q), false)::text, accord_fold(\(q)),
                        (SELECT version FROM directory_version)
-                """])
+                """
+            ])
             let r = try rows[0].first((String?, String?, String, Int64).self)!
             return TextForms(fuzzy: r.0, strict: r.1, folded: r.2, domain: domain, directoryVersion: r.3)
         }

@@ -33,57 +33,100 @@ extension JSONBytes {
         open("[")
         for item in page.items { self.item(item) }
         close("]")
-        if let total = page.total { key("total"); number(total) }
+        if let total = page.total {
+            key("total")
+            number(total)
+        }
         if let facets = page.facets {
             key("facets")
             open("{")
             for (facet, counts) in facets.sorted(by: { $0.key < $1.key }) {
                 key(facet)
                 open("{")
-                for (value, count) in counts.sorted(by: { $0.key < $1.key }) { key(value); number(count) }
+                for (value, count) in counts.sorted(by: { $0.key < $1.key }) {
+                    key(value)
+                    number(count)
+                }
                 close("}")
             }
             close("}")
         }
-        if let next = page.nextCursor { key("nextCursor"); string(next) }
+        if let next = page.nextCursor {
+            key("nextCursor")
+            string(next)
+        }
         close("}")
     }
 
     mutating func item(_ item: DirectoryItem) {
         open("{")
-        key("id"); string(item.id.uuidString)
-        key("schac"); string(item.schac)
+        key("id")
+        string(item.id.uuidString)
+        key("schac")
+        string(item.schac)
         key("names")
         open("[")
         for name in item.names {
-            open("{"); key("lang"); string(name.lang); key("value"); string(name.value); close("}")
+            open("{")
+            key("lang")
+            string(name.lang)
+            key("value")
+            string(name.value)
+            close("}")
         }
         close("]")
-        if let acronym = item.acronym { key("acronym"); string(acronym) }
-        key("country"); string(item.country)
-        if let city = item.city { key("city"); string(city) }
-        key("type"); string(item.type)
-        key("tier"); string(item.tier)
-        if let students = item.studentCount { key("studentCount"); number(students) }
+        if let acronym = item.acronym {
+            key("acronym")
+            string(acronym)
+        }
+        key("country")
+        string(item.country)
+        if let city = item.city {
+            key("city")
+            string(city)
+        }
+        key("type")
+        string(item.type)
+        key("tier")
+        string(item.tier)
+        if let students = item.studentCount {
+            key("studentCount")
+            number(students)
+        }
         key("fields")
         open("[")
         for field in item.fields {
             open("{")
-            key("code"); string(field.code)
-            if let strength = field.strength { key("strength"); string(strength) }
+            key("code")
+            string(field.code)
+            if let strength = field.strength {
+                key("strength")
+                string(strength)
+            }
             close("}")
         }
         close("]")
         key("languages")
         open("[")
         for language in item.languages {
-            open("{"); key("code"); string(language.code); key("level"); string(language.level); close("}")
+            open("{")
+            key("code")
+            string(language.code)
+            key("level")
+            string(language.level)
+            close("}")
         }
         close("]")
-        key("offers"); strings(item.offers)
-        key("seeks"); strings(item.seeks)
-        key("services"); strings(item.services)
-        if let snippet = item.snippet { key("snippet"); string(snippet) }
+        key("offers")
+        strings(item.offers)
+        key("seeks")
+        strings(item.seeks)
+        key("services")
+        strings(item.services)
+        if let snippet = item.snippet {
+            key("snippet")
+            string(snippet)
+        }
         close("}")
     }
 }

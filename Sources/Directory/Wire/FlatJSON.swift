@@ -108,7 +108,8 @@ enum FlatJSON {
         mutating func takeNull() -> Bool {
             skipSpace()
             guard i + 4 <= bytes.count, bytes[i] == UInt8(ascii: "n"), bytes[i + 1] == UInt8(ascii: "u"),
-                  bytes[i + 2] == UInt8(ascii: "l"), bytes[i + 3] == UInt8(ascii: "l") else { return false }
+                bytes[i + 2] == UInt8(ascii: "l"), bytes[i + 3] == UInt8(ascii: "l")
+            else { return false }
             i += 4
             return true
         }
