@@ -22,45 +22,38 @@ extension DirectoryService {
     /// it seeks and seek what it offers; shared subject areas, above all where one is strong and the
     /// other growing; a common teaching language at B2 or above. Leaves out the caller's own.
     ///
-    /// PostgreSQL keeps the best few hundred by a coarse score from bit masks; Swift scores those
-    /// exactly and says why.
+    /// A first pass keeps the best few hundred by a coarse score (from the index in memory when it
+    /// serves, else in SQL; both keep the same entries); Swift scores those exactly and says why.
     public func recommendations(caller: Identity, limit: Int) async throws -> Recommendations {
         guard let own = caller.institutionID else {
             throw Problem.forbidden("Recommendations are for the members of an institution.")
         }
-        let results = try await pool.readAsTenant(
-            caller, settings: [("jit", "off")],
-            [
-                """
-                SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)
-                """,
-                """
-                WITH me AS MATERIALIZED (
-                    SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
-                           accord_fields_mask(i.subject_areas) AS fm
-                    FROM institutions i WHERE i.id = \(own)
-                ),
-                top AS (
-                    SELECT e.id FROM directory_entries e, me
-                    WHERE e.id <> me.id
-                    ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
-                             + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
-                    LIMIT \(Self.recommendationCandidates)
-                )
-                SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM top JOIN directory_entries e ON e.id = top.id
-                """,
-            ])
-        guard
-            let mine = try results[0].first(
-                (
-                    [String], [String], PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>
-                ).self)
-        else { throw Problem.notFound("Your institution is not visible.") }
-        let profile = Profile(offers: mine.0, seeks: mine.1, fields: mine.2.value, languages: mine.3.value)
+        let ownProfile: PGQuery = "SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)"
+        var profile: Profile?
+        var candidates: PGRows?
+        if let index, index.isServing {
+            // The first pass from memory, once the index has every change committed before now.
+            let first = try await pool.readAsTenant(caller, [ownProfile, "SELECT version FROM directory_version"])
+            profile = try Self.profile(first[0])
+            let version = try first[1].scalar(Int64.self)
+            if let profile,
+                let ids = index.complements(
+                    offers: Set(profile.offers), seeks: Set(profile.seeks), broadFields: Set(profile.fields.map { String($0.code.prefix(2)) }),
+                    excluding: own, count: Self.recommendationCandidates, directoryVersion: version)
+            {
+                candidates = try await pool.readAsTenant(
+                    caller, "SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM directory_entries e WHERE e.id = ANY (\(ids))")
+            }
+        }
+        if candidates == nil {
+            let results = try await pool.readAsTenant(caller, settings: [("jit", "off")], [ownProfile, Self.firstPass(own)])
+            profile = try Self.profile(results[0])
+            candidates = results[1]
+        }
+        guard let profile, let candidates else { throw Problem.notFound("Your institution is not visible.") }
         let lists = try await reference.lists()
-
         var scored: [Recommendations.Item] = []
-        for row in results[1] {
+        for row in candidates {
             let item = try DirectoryItem(row: row)
             let (score, reasons) = Self.complementarity(of: item, to: profile, lists: lists)
             guard score > 0 else { continue }
@@ -68,6 +61,32 @@ extension DirectoryService {
         }
         scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.institution.id.uuidString < $1.institution.id.uuidString }
         return Recommendations(items: Array(scored.prefix(limit)))
+    }
+
+    /// The caller's own profile, from the first row of `rows`; nil when it is not visible.
+    static func profile(_ rows: PGRows) throws -> Profile? {
+        guard let mine = try rows.first(([String], [String], PGJSONB<[SubjectArea]>, PGJSONB<[TeachingLanguage]>).self) else { return nil }
+        return Profile(offers: mine.0, seeks: mine.1, fields: mine.2.value, languages: mine.3.value)
+    }
+
+    /// The first pass in SQL (the index not serving): PostgreSQL scores every entry coarsely from
+    /// bit masks, reading only a covering index, and keeps the best few hundred, ties by id.
+    static func firstPass(_ own: UUID) -> PGQuery {
+        """
+        WITH me AS MATERIALIZED (
+            SELECT i.id, accord_activity_mask(i.offers) AS om, accord_activity_mask(i.seeks) AS sm,
+                   accord_fields_mask(i.subject_areas) AS fm
+            FROM institutions i WHERE i.id = \(own)
+        ),
+        top AS (
+            SELECT e.id FROM directory_entries e, me
+            WHERE e.id <> me.id
+            ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
+                     + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
+            LIMIT \(Self.recommendationCandidates)
+        )
+        SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM top JOIN directory_entries e ON e.id = top.id
+        """
     }
 
     struct Profile {

@@ -1,4 +1,5 @@
 import AccordCore
+import AccordSeeding
 import AccordTesting
 import Foundation
 import Institutions
@@ -20,6 +21,91 @@ struct DirectoryIndexTests {
             return (pieces[0], pieces.count > 1 ? pieces[1] : "")
         }
         return try DirectoryQuery.parse(pairs, reference: lists)
+    }
+
+    /// For each query: the index answers it, and searches with the index and with SQL alone give
+    /// the same first three pages — items in the same order, snippets, totals, facets, cursors.
+    static func expectSamePages(_ queries: [String], on n: DirectoryTests.Network) async throws {
+        let pool = n.h.pool
+        let reference = ReferenceData(pool: pool)
+        let lists = try await reference.lists()
+        let sql = DirectoryService(pool: pool, reference: reference)
+        let indexed = DirectoryService(pool: pool, reference: reference, index: n.h.directoryIndex)
+        let unplaced = n.h.directoryIndex.statistics.dead + 10
+        for text in queries {
+            var query = try Self.parse(text, lists)
+            let found: DirectoryIndex.Result?
+            if let q = query.text {
+                let forms = try await DirectoryService.TextForms.compute(q, domain: query.domain) { try await pool.pipeline($0) }
+                found = n.h.directoryIndex.evaluate(query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+            } else {
+                let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
+                found = n.h.directoryIndex.evaluate(
+                    query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
+            }
+            #expect(found != nil, "the index answers \(text)")
+            // In name and newest order, the page's entries only, and those changed since the index
+            // loaded (which it did not place).
+            if query.sort != .relevance {
+                #expect(found?.ranked == true && (found?.ids?.count ?? 0) <= query.limit + 1 + unplaced, "\(text)")
+            }
+            for page in 1...3 {
+                let expected = try await sql.search(query, caller: Self.caller)
+                let actual = try await indexed.search(query, caller: Self.caller)
+                #expect(actual.items == expected.items, "\(text), page \(page): items")
+                #expect(actual.total == expected.total, "\(text), page \(page): total")
+                #expect(actual.facets == expected.facets, "\(text), page \(page): facets")
+                #expect(actual.nextCursor == expected.nextCursor, "\(text), page \(page): cursor")
+                let written = try JSONSerialization.jsonObject(with: Data(actual.jsonBytes)) as? NSDictionary
+                #expect(written == (try JSONSerialization.jsonObject(with: JSONEncoder().encode(actual)) as? NSDictionary), "\(text): JSON")
+                guard let next = expected.nextCursor else { break }
+                query.cursor = next
+            }
+        }
+    }
+
+    /// On a generated network of 20,000 profiles (whose words, fields and activities are spread as
+    /// at a million), broad searches — one letter, the most common words, words in every profile,
+    /// any order — give the pages and counts of the full ranking in SQL, facets counted by whole
+    /// words of bits; and recommendations from memory are those of SQL.
+    @Test func onAGeneratedNetworkBroadSearchesAndRecommendationsAreThoseOfSQL() async throws {
+        try await DirectoryTests.withNetwork { n in
+            let owner = try n.h.database.pool(asOwner: true, maxConnections: 2)
+            try await BenchNetwork(pool: owner).seed(count: 20_000, seed: 7)
+            await owner.close()
+            var members: [UUID] = []
+            for (index, profile) in [
+                ["offers": ["joint_degree", "student_exchange"], "seeks": ["staff_exchange"], "subjectAreas": [["code": "0714"]]],
+                ["seeks": ["summer_school", "double_degree", "traineeships"], "subjectAreas": [["code": "0311"], ["code": "0912"]]],
+                ["offers": ["coil_virtual_exchange"]],
+                [:],
+            ].enumerated() {
+                members.append(try await n.member("member\(index).test", name: "Member \(index) University", country: "FI", profile: profile).0)
+            }
+            try await n.h.waitUntilDirectoryIndexIsCurrent()
+            try await Self.expectSamePages(
+                [
+                    "q=u", "q=uni", "q=university", "q=college&country=US", "q=students%20teaching%20partners", "q=uni&sort=name",
+                    "q=u&sort=newest", "q=a&limit=100", "q=e&region=150&offers=student_exchange&language=en",
+                    "q=engineering&country=DE&field=07&language=en", "q=university&minStudents=5000&tier=member",
+                    "q=universidad&sort=name&country=ES,MX,AR", "q=helsinki", "q=automation&region=155&field=07&language=de",
+                    "country=US", "region=150&sort=newest", "offers=joint_degree&seeks=staff_exchange", "type=college&facets=false",
+                ], on: n)
+            let reference = ReferenceData(pool: n.h.pool)
+            let sql = DirectoryService(pool: n.h.pool, reference: reference)
+            let indexed = DirectoryService(pool: n.h.pool, reference: reference, index: n.h.directoryIndex)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            for member in members {
+                let caller = Identity(
+                    accountID: UUID(), institutionID: member, role: .admin, isNetworkAdmin: false, institutionStatus: .active, tokenHash: [])
+                for limit in [10, 50] {
+                    let expected = try await sql.recommendations(caller: caller, limit: limit)
+                    let actual = try await indexed.recommendations(caller: caller, limit: limit)
+                    #expect(try encoder.encode(actual) == (try encoder.encode(expected)), "recommendations for \(member)")
+                }
+            }
+        }
     }
 
     /// Searches with the index and with SQL alone give the same pages — items in the same order,
@@ -44,8 +130,6 @@ struct DirectoryIndexTests {
             let pool = n.h.pool
             let reference = ReferenceData(pool: pool)
             let lists = try await reference.lists()
-            let sql = DirectoryService(pool: pool, reference: reference)
-            let indexed = DirectoryService(pool: pool, reference: reference, index: n.h.directoryIndex)
             let queries = [
                 "q=bologna", "q=Universität%20München", "q=univrsity%20of%20helsinki", "q=technische&country=DE&country=AT&limit=7",
                 "q=university&limit=30", "q=univ&country=DE&limit=25", "q=college&region=019&type=university&tier=member",
@@ -55,62 +139,46 @@ struct DirectoryIndexTests {
                 "q=MIT", "q=unibo.it", "q=%21%21%21", "q=o'brien%20%26%20(x%7Cy):*", "q=ecole%20d'ete", "q=a",
                 "q=state&region=021&type=university&offers=joint_degree", "q=san&language=es",
                 "q=university&limit=3", "q=u&limit=5", "q=institute%20technology&limit=4", "q=zurich%20hochschule&limit=2",
+                // Broad: most of the list matches; the pages are still those of the full ranking.
+                "q=u", "q=uni", "q=university", "q=college&country=US", "q=a%20b%20c", "q=of%20the%20university", "q=uni&sort=name",
+                "q=u&sort=newest", "q=university&limit=100", "q=e&country=US,GB,DE,FR&offers=student_exchange",
             ]
-            // Filters only (in name order the index finds the page's entries by their place in the
-            // name order; newest lets PostgreSQL order what it found).
+            // Filters only (the index finds the page's entries by their place in the name order or
+            // the order of creation).
             let filtersOnly = [
                 "country=DE", "country=DE&limit=7", "region=155&type=university_of_applied_sciences", "region=150&type=university&limit=50",
                 "field=0714&language=en&minCefr=C1", "offers=joint_degree&seeks=staff_exchange&country=FR",
                 "tier=member&service=visa_support", "country=NL&minStudents=1000", "language=fr&minCefr=B1&sort=newest&limit=5",
                 "country=IT&sort=newest", "region=019&field=07&facets=false&limit=100", "country=AQ",
             ]
-            for text in queries + filtersOnly {
-                var query = try Self.parse(text, lists)
-                let found: DirectoryIndex.Result?
-                if let q = query.text {
-                    let forms = try await DirectoryService.TextForms.compute(q, domain: query.domain) { try await pool.pipeline($0) }
-                    found = n.h.directoryIndex.evaluate(
-                        query, text: forms, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
-                } else {
-                    let version = try await pool.query("SELECT version FROM directory_version").scalar(Int64.self)
-                    found = n.h.directoryIndex.evaluate(
-                        query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: DirectoryService.maxIndexedPage)
-                    // The page's entries only, and those changed since the index loaded (the
-                    // members this test and the network's set-up added, which it did not place).
-                    if query.sort == .name { #expect(found?.ranked == true && (found?.ids?.count ?? 0) <= query.limit + 1 + 10, "\(text)") }
-                }
-                #expect(found != nil, "the index answers \(text)")
-                for page in 1...3 {
-                    let expected = try await sql.search(query, caller: Self.caller)
-                    let actual = try await indexed.search(query, caller: Self.caller)
-                    #expect(actual.items == expected.items, "\(text), page \(page): items")
-                    #expect(actual.total == expected.total, "\(text), page \(page): total")
-                    #expect(actual.facets == expected.facets, "\(text), page \(page): facets")
-                    #expect(actual.nextCursor == expected.nextCursor, "\(text), page \(page): cursor")
-                    let written = try JSONSerialization.jsonObject(with: Data(actual.jsonBytes)) as? NSDictionary
-                    #expect(written == (try JSONSerialization.jsonObject(with: JSONEncoder().encode(actual)) as? NSDictionary), "\(text): JSON")
-                    guard let next = expected.nextCursor else { break }
-                    query.cursor = next
-                }
-            }
+            try await Self.expectSamePages(queries + filtersOnly, on: n)
             // In relevance order, every match is ranked in memory, and PostgreSQL gets only those
             // that can be on the page.
             let forms = try await DirectoryService.TextForms.compute("u", domain: nil) { try await pool.pipeline($0) }
             let ranked = try #require(
                 n.h.directoryIndex.evaluate(try Self.parse("q=u&limit=10", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
             #expect(ranked.ranked && ranked.total > 1000 && (11..<100).contains(ranked.ids?.count ?? 0), "\(ranked.ids?.count ?? -1) candidates")
-            // In another order, beyond maxIDs matches, the items come from SQL; the facets still from the index.
-            let many = try #require(
+            // In newest order too, whatever the number of matches, only the page's candidates go on
+            // (the first places in the order of creation, and the entries changed since the load).
+            let newest = try #require(
                 n.h.directoryIndex.evaluate(try Self.parse("q=u&sort=newest", lists), text: forms, countryRegions: lists.countryRegions, maxIDs: 100))
-            #expect(!many.ranked && many.ids == nil && many.total > 100)
-            // More matches than the index ranks: SQL finds the page (the facets still from the index).
+            #expect(newest.ranked && newest.total == ranked.total && (newest.ids?.count ?? 0) <= 21 + 10)
+            // However many entries match, the facets and the total are the same counted either way.
             let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
-            let (expression, strict) = try #require(DirectoryIndex.expressions(forms))
-            let overflow = snapshot.store.evaluate(
-                try #require(DirectoryIndex.Query(try Self.parse("q=u&limit=10", lists))), expression: expression, strict: strict,
-                folded: forms.folded, domain: nil,
-                countryRegions: lists.countryRegions, maxIDs: 100, maxRanked: 50)
-            #expect(!overflow.ranked && overflow.ids == nil && overflow.total == ranked.total && overflow.facets == ranked.facets)
+            let (expression, _) = try #require(DirectoryIndex.expressions(forms))
+            var matches = try #require(expression).evaluate(in: snapshot.store.lexicon, slots: snapshot.store.ids.count)
+            matches.formIntersection(snapshot.store.aliveBits)
+            for text in [
+                "q=u", "q=u&country=FI,SE&type=university", "q=u&region=150&offers=student_exchange&seeks=joint_degree",
+                "q=u&field=07&language=en&minCefr=B2&minStudents=1000&maxStudents=50000", "q=u&tier=member&service=visa_support&country=US",
+            ] {
+                let query = try #require(DirectoryIndex.Query(try Self.parse(text, lists)))
+                let filters = DirectoryIndex.Store.Filters(query, store: snapshot.store)
+                let bySlots = snapshot.store.countBySlots(matches, filters: filters, withFacets: true)
+                let byWords = snapshot.store.countByWords(matches, filters: filters, withFacets: true)
+                #expect(bySlots.found == byWords.found, "\(text): matches")
+                #expect(bySlots.counts == byWords.counts && bySlots.regionCounts == byWords.regionCounts, "\(text): facets")
+            }
         }
     }
 

@@ -1,193 +1,104 @@
 import AccordCore
 import Foundation
-import Logging
-import PGStore
-import ServiceLifecycle
-import Synchronization
 
 extension DirectoryIndex.Store {
+    /// How a page's candidates are chosen.
+    enum Ordering {
+        /// By a place read at the last full load (name or creation order), after the place
+        /// `after` (-1: the first page).
+        case byPlace(KeyPath<DirectoryIndex.Store, [Int32]>, after: Int32)
+        /// By rank, after the cursor's rank and id.
+        case byRank(DirectoryIndex.Relevance, after: (rank: Double, id: UUID)?)
+        /// Not here: PostgreSQL orders every match.
+        case unordered
+    }
+
     /// `strict` is the strict form of q when it differs from `expression` (the fuzzy form).
     /// `matchAll`: a search without q, which every listed entry matches.
     func evaluate(
         _ query: DirectoryIndex.Query, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String,
-        domain: String?,
-        matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int, maxRanked: Int = Self.maxRanked
+        domain: String?, matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int
     ) -> DirectoryIndex.Result {
         let slots = ids.count
         // The text: the document's words, or the exact acronym or SCHAC code.
         let documents = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? DirectoryIndex.Bitset(count: slots)
         let strictDocuments = strict.map { $0.evaluate(in: lexicon, slots: slots) } ?? documents
         var matches = matchAll ? DirectoryIndex.Bitset(words: Array(aliveBits.prefix((slots + 63) / 64))) : documents
+        var exact = Set(acronyms[folded] ?? [])
         if !matchAll {
-            for slot in acronyms[folded] ?? [] { matches.insert(Int(slot)) }
-            if let domain { for slot in schacs[domain] ?? [] { matches.insert(Int(slot)) } }
+            if let domain { exact.formUnion(schacs[domain] ?? []) }
+            for slot in exact { matches.insert(Int(slot)) }
             matches.formIntersection(aliveBits)
         }
 
-        // The filters as groups of tags, one bit each: faceted ones first, then the others.
-        let faceted = query.facetTags
-        let groupTags: [[Int]] = (faceted.map(\.tags) + query.plainTags).map { tags in tags.compactMap { tagNumber[$0].map(Int.init) } }
+        let filters = Filters(query, store: self)
+        let ordering = self.ordering(query.order, expression: expression, folded: folded)
+        let counted =
+            matches.count > Self.wordCountingThreshold
+            ? countByWords(matches, filters: filters, withFacets: query.withFacets)
+            : countBySlots(matches, filters: filters, withFacets: query.withFacets)
+        let facets = query.withFacets ? facetCounts(counted.counts, regions: counted.regionCounts, countryRegions: countryRegions) : nil
 
-        let facetOfGroup = faceted.map { UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: $0.0)!) }
-        let everyFacet: UInt8 = (1 << UInt8(DirectoryQuery.Facet.allCases.count)) - 1
-        let countryBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
-        let regionBit: UInt8 = 1 << UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
-
-        // Relevance order: every match is ranked here, and only the entries that can be on the
-        // page go to PostgreSQL (Relevance).
-        var relevance: DirectoryIndex.Relevance?
-        var after: Double?
-        // Name order: the entries with the first places after the cursor's, and those without
-        // a place (changed since the load), when there are not too many of those.
-        var byName = false
-        var afterPlace: Int32 = -1
-        switch query.order {
-        case .name(let cursor) where unplaced <= Self.maxUnplaced:
-            byName = true
-            if let (value, id) = cursor {
-                if let slot = slotOf[id], namePlace[Int(slot)] >= 0,
-                    sortNames[Int(sortNameStart[Int(slot)])..<Int(sortNameStart[Int(slot) + 1])].elementsEqual(value.utf8)
-                {
-                    afterPlace = namePlace[Int(slot)]
-                } else {
-                    byName = false  // an entry changed or gone since: PostgreSQL places the cursor
-                }
-            }
-        case .relevance(let afterRank):
-            relevance = DirectoryIndex.Relevance(expression: expression, folded: folded)
-            after = afterRank
-        case .name, .newest:
-            break
-        }
-        var foundSlots: [Int32] = []
-
-        let low = query.minStudents
-        let high = query.maxStudents
-        var counts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
-        var regionCounts = [Int32](repeating: 0, count: query.withFacets ? tagNames.count : 0)
-        var total = 0
-        var found: [UUID] = []
-        var foundStrict: [Bool] = []
-        /// An entry that meets q and every filter without a facet, and fails the faceted
-        /// filters in `failing` (one bit per group).
-        func visit(_ slot: Int, failing: UInt32) {
-            if low != nil || high != nil {
-                let students = self.students[slot]
-                if students < 0 { return }
-                if let low, students < low { return }
-                if let high, students > high { return }
-            }
-            let counted: UInt8
-            if failing == 0 {
-                total += 1
-                if byName {
-                    foundSlots.append(Int32(slot))
-                } else if relevance != nil {
-                    if foundSlots.count <= maxRanked { foundSlots.append(Int32(slot)) }
-                } else if found.count <= maxIDs {
-                    found.append(ids[slot])
-                    foundStrict.append(strictDocuments.contains(slot))
-                }
-                counted = everyFacet
-            } else if failing & (failing - 1) == 0 {
-                // Fails one faceted filter: counts for that facet only.
-                counted = 1 << facetOfGroup[failing.trailingZeroBitCount]
-            } else {
-                return
-            }
-            guard query.withFacets else { return }
-            switch counted {
-            case countryBit:
-                let tag = countryTag[slot]
-                if tag != Self.noTag { counts[Int(tag)] += 1 }
-            case regionBit:
-                let tag = countryTag[slot]
-                if tag != Self.noTag { regionCounts[Int(tag)] += 1 }
-            case 1 << Self.typeFacet:
-                let tag = typeTag[slot]
-                if tag != Self.noTag { counts[Int(tag)] += 1 }
-            default:
-                for k in Int(tagStart[slot])..<Int(tagStart[slot + 1]) {
-                    let tag = Int(tagIDs[k])
-                    let facet = tagFacet[tag]
-                    guard facet != Self.noFacet else { continue }
-                    let bit: UInt8 = 1 << facet
-                    if bit == countryBit {
-                        if counted & countryBit != 0 { counts[tag] += 1 }
-                        if counted & regionBit != 0 { regionCounts[tag] += 1 }
-                    } else if counted & bit != 0 {
-                        counts[tag] += 1
-                    }
-                }
-            }
-        }
-        // One pass over the entries 64 at a time: the filters are unions of tag bitsets, and
-        // only entries that fail at most one faceted filter are visited (the others count for
-        // nothing).
-        let facetedCount = faceted.count
-        var groupWords = [UInt64](repeating: 0, count: groupTags.count)
-        for i in matches.words.indices {
-            var m = matches.words[i]
-            guard m != 0 else { continue }
-            for k in groupTags.indices {
-                var word: UInt64 = 0
-                for tag in groupTags[k] { word |= tagBits[tag][i] }
-                groupWords[k] = word
-                if k >= facetedCount { m &= word }
-            }
-            var failingOne: UInt64 = 0
-            var failingTwo: UInt64 = 0
-            for k in 0..<facetedCount {
-                let fails = ~groupWords[k]
-                failingTwo |= failingOne & fails
-                failingOne |= fails
-            }
-            m &= ~failingTwo
-            while m != 0 {
-                let bit = m.trailingZeroBitCount
-                m &= m - 1
-                var failing: UInt32 = 0
-                for k in 0..<facetedCount where groupWords[k] & (1 << UInt64(bit)) == 0 { failing |= 1 << UInt32(k) }
-                visit(i << 6 | bit, failing: failing)
-            }
-        }
-
-        var facets: [String: [String: Int]]?
-        if query.withFacets {
-            var result: [String: [String: Int]] = [:]
-            for facet in DirectoryQuery.Facet.allCases { result[facet.rawValue] = [:] }
-            for tag in 0..<tagNames.count where counts[tag] > 0 || regionCounts[tag] > 0 {
-                let value = String(tagNames[tag].dropFirst(2))
-                if counts[tag] > 0 {
-                    let facet = DirectoryQuery.Facet.allCases[Int(tagFacet[tag])]
-                    result[facet.rawValue, default: [:]][value, default: 0] += Int(counts[tag])
-                }
-                if regionCounts[tag] > 0 {
-                    for region in countryRegions[value] ?? [] {
-                        result[DirectoryQuery.Facet.region.rawValue, default: [:]][region, default: 0] += Int(regionCounts[tag])
-                    }
-                }
-            }
-            facets = result
-        }
-        if byName {
-            let kept = namePageCandidates(foundSlots, keep: query.limit + 1, after: afterPlace)
-            return DirectoryIndex.Result(ids: kept.map { ids[Int($0)] }, strict: kept.map { _ in false }, total: total, facets: facets, ranked: true)
-        }
-        if let relevance, foundSlots.count <= maxRanked {
-            var exact = Set(acronyms[folded] ?? [])
-            if let domain { exact.formUnion(schacs[domain] ?? []) }
-            let bounds = rankBounds(foundSlots, relevance: relevance, strict: strictDocuments, exact: exact)
-            let kept = Self.candidates(bounds, keep: query.limit + 1, after: after)
+        let keep = query.limit + 1
+        switch ordering {
+        case .byPlace(let places, let after):
+            let kept = pageCandidates(counted.found, places: self[keyPath: places], keep: keep, after: after)
             return DirectoryIndex.Result(
-                ids: kept.map { ids[Int(foundSlots[$0])] }, strict: kept.map { strictDocuments.contains(Int(foundSlots[$0])) },
-                total: total, facets: facets, ranked: true)
+                ids: kept.map { ids[Int($0)] }, strict: kept.map { _ in false }, total: counted.found.count, facets: facets, ranked: true)
+        case .byRank(let relevance, let after):
+            let kept = topRanked(counted.found, relevance: relevance, strict: strictDocuments, exact: exact, keep: keep, after: after)
+            return DirectoryIndex.Result(
+                ids: kept.map { ids[Int($0)] }, strict: kept.map { strictDocuments.contains(Int($0)) }, total: counted.found.count,
+                facets: facets, ranked: true)
+        case .unordered:
+            let complete = counted.found.count <= maxIDs
+            return DirectoryIndex.Result(
+                ids: complete ? counted.found.map { ids[Int($0)] } : nil,
+                strict: complete ? counted.found.map { strictDocuments.contains(Int($0)) } : [], total: counted.found.count, facets: facets)
         }
-        if relevance != nil {
-            // Too many to rank here: the SQL search finds the page.
-            return DirectoryIndex.Result(ids: nil, strict: [], total: total, facets: facets)
+    }
+
+    /// How the candidates of the page are chosen for `order`: here when the index can, else by
+    /// PostgreSQL over every match.
+    func ordering(_ order: DirectoryIndex.Query.Order, expression: DirectoryIndex.TextExpression?, folded: String) -> Ordering {
+        switch order {
+        case .relevance(let after):
+            return DirectoryIndex.Relevance(expression: expression, folded: folded).map { .byRank($0, after: after) } ?? .unordered
+        case .name(let cursor):
+            guard unplaced <= Self.maxUnplaced else { return .unordered }
+            guard let (value, id) = cursor else { return .byPlace(\DirectoryIndex.Store.namePlace, after: -1) }
+            // The cursor's entry must be placed and unchanged since the load; else PostgreSQL places it.
+            guard let slot = slotOf[id].map(Int.init), namePlace[slot] >= 0,
+                sortNames[Int(sortNameStart[slot])..<Int(sortNameStart[slot + 1])].elementsEqual(value.utf8)
+            else { return .unordered }
+            return .byPlace(\DirectoryIndex.Store.namePlace, after: namePlace[slot])
+        case .newest(let cursor):
+            guard unplaced <= Self.maxUnplaced else { return .unordered }
+            guard let id = cursor else { return .byPlace(\DirectoryIndex.Store.createdPlace, after: -1) }
+            guard let slot = slotOf[id].map(Int.init), createdPlace[slot] >= 0 else { return .unordered }
+            return .byPlace(\DirectoryIndex.Store.createdPlace, after: createdPlace[slot])
         }
-        let complete = found.count <= maxIDs
-        return DirectoryIndex.Result(ids: complete ? found : nil, strict: complete ? foundStrict : [], total: total, facets: facets)
+    }
+
+    /// The matches (`slots`, ascending) that can be on a page of `keep` in the order of `places`
+    /// after the entry at place `after` (-1: the first page): those with the `keep` first places
+    /// after it, and every one without a place (changed since the load).
+    func pageCandidates(_ slots: [Int32], places: [Int32], keep: Int, after: Int32) -> [Int32] {
+        var heap = DirectoryIndex.MinHeap(capacity: keep)
+        var unplacedSlots: [Int32] = []
+        for slot in slots {
+            let place = places[Int(slot)]
+            if place < 0 {
+                unplacedSlots.append(slot)
+            } else if place > after {
+                heap.offer(-Double(place))  // the keep smallest places
+            }
+        }
+        let bar = heap.values.isEmpty ? 0 : Int32(-heap.minimum)
+        let placed =
+            heap.values.count < keep
+            ? slots.filter { places[Int($0)] > after }
+            : slots.filter { places[Int($0)] > after && places[Int($0)] <= bar }
+        return placed + unplacedSlots
     }
 }

@@ -69,13 +69,24 @@ extension DirectoryIndex {
         store.lexicon.sortWords()
         // The name order, as PostgreSQL sorts (its collation): an entry changed since gets a new
         // slot without a place in it.
-        let order = try await pool.query("SELECT id FROM directory_entries ORDER BY sort_name, id")
+        // And the order of creation, newest first, for pages in newest order.
+        let (byName, byCreation) = try await pool.withConnection { connection in
+            (
+                try await connection.query("SELECT id FROM directory_entries ORDER BY sort_name, id"),
+                try await connection.query("SELECT id FROM directory_entries ORDER BY created_at DESC, id DESC")
+            )
+        }
         var place: Int32 = 0
-        for row in order {
+        for row in byName {
             if let slot = store.slotOf[try row.column(0, as: UUID.self)] {
                 store.namePlace[Int(slot)] = place
                 store.unplaced -= 1
             }
+            place += 1
+        }
+        place = 0
+        for row in byCreation {
+            if let slot = store.slotOf[try row.column(0, as: UUID.self)] { store.createdPlace[Int(slot)] = place }
             place += 1
         }
         return store

@@ -6,12 +6,12 @@ extension DirectoryIndex {
     public struct Query: Sendable {
         /// The order of a page, and the position of the previous page's last item.
         public enum Order: Sendable {
-            /// By rank; after the cursor's rank.
-            case relevance(afterRank: Double?)
+            /// By rank; after the cursor's rank and id.
+            case relevance(after: (rank: Double, id: UUID)?)
             /// By folded first name; after the cursor's entry (its folded name and id).
             case name(after: (sortName: String, id: UUID)?)
-            /// Newest first: the index finds the matches, PostgreSQL orders them.
-            case newest
+            /// Newest first; after the cursor's entry (its id).
+            case newest(after: UUID?)
         }
 
         /// The faceted filters: per facet, the tags of which an entry must carry one.

@@ -6,12 +6,9 @@ extension DirectoryIndex {
     /// SCHAC) + (matches the strict form) + ts_rank(document, fuzzy form) + similarity(names_folded,
     /// folded q)`.
     ///
-    /// Each rank is known within bounds (± `tolerance`; a name outside ASCII may have any
-    /// similarity), and the entries kept are those that can be on the page anywhere within them.
+    /// The rank is computed exactly as PostgreSQL computes it (a test compares every match), except
+    /// for names outside ASCII, whose similarity is only bounded (0 to 1).
     struct Relevance {
-        /// Tolerance on a computed rank (ranks are below 103; a float's step there is 8e-6).
-        static let tolerance = 1e-3
-
         /// The operands of the fuzzy form, sorted and de-duplicated as `SortAndUniqItems` does.
         let items: [(word: [UInt8], prefix: Bool)]
         /// Whether the fuzzy form's root is `&` (`calc_rank_and`) and it has two operands or more.

@@ -37,20 +37,26 @@ extension DirectoryIndex {
         /// names[nameStart[i] ..< nameStart[i + 1]].
         var names: [UInt8] = []
         var nameStart: [UInt32] = [0]
+        /// Per slot, how many distinct trigrams its folded names have (`unknownTrigramCount`: not
+        /// ASCII), for the bounds and the similarity of the rank.
+        var nameTrigramCount: [UInt16] = []
         /// Per slot, its place in the name order (`sort_name, id`) read at the last full load, or
         /// -1 (changed since: PostgreSQL orders those); and its sort name, to place a cursor.
         var namePlace: [Int32] = []
+        /// Per slot, its place in the order of creation, newest first (`created_at DESC, id DESC`),
+        /// read at the last full load, or -1.
+        var createdPlace: [Int32] = []
+        /// Slots without places (changed since the last full load).
         var unplaced = 0
         var sortNames: [UInt8] = []
         var sortNameStart: [UInt32] = [0]
 
-        /// Most matches ranked in memory; beyond, the SQL search finds the page.
-        static let maxRanked = 200_000
         /// Most entries without a place in the name order (changed since the last full load) for
         /// pages in name order from the index: each that matches goes to PostgreSQL.
         static let maxUnplaced = 2_000
         static let noFacet: UInt8 = .max
         static let noTag: UInt16 = .max
+        static let unknownTrigramCount: UInt16 = .max
         static let countryFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .country)!)
         static let regionFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
         static let typeFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .type)!)
@@ -88,11 +94,16 @@ extension DirectoryIndex {
             for (i, word) in entry.lexemes.enumerated() {
                 lexicon.add(word, slot: slot, positions: entry.positions[Int(entry.positionStart[i])..<Int(entry.positionStart[i + 1])])
             }
-            names.append(contentsOf: entry.namesFolded.utf8)
+            let nameBytes = Array(entry.namesFolded.utf8)
+            names.append(contentsOf: nameBytes)
             nameStart.append(UInt32(names.count))
+            var trigrams: [UInt32] = []
+            let ascii = DirectoryIndex.Relevance.trigrams(nameBytes[...], into: &trigrams)
+            nameTrigramCount.append(ascii && trigrams.count < Int(Self.unknownTrigramCount) ? UInt16(trigrams.count) : Self.unknownTrigramCount)
             sortNames.append(contentsOf: entry.sortName.utf8)
             sortNameStart.append(UInt32(sortNames.count))
             namePlace.append(-1)
+            createdPlace.append(-1)
             unplaced += 1
             if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
             schacs[entry.schac, default: []].append(slot)

@@ -13,6 +13,21 @@ extension DirectoryIndex.Relevance {
     /// As `trigrams(_:)`, into `result` (emptied first); false when `text` is not ASCII.
     static func trigrams(_ text: ArraySlice<UInt8>, into result: inout [UInt32]) -> Bool {
         result.removeAll(keepingCapacity: true)
+        guard forEachTrigram(text, { result.append($0) }) else { return false }
+        result.sort()
+        var kept = 0
+        for i in result.indices where i == 0 || result[i] != result[kept - 1] {
+            result[kept] = result[i]
+            kept += 1
+        }
+        result.removeLast(result.count - kept)
+        return true
+    }
+
+    /// Calls `body` with each trigram of `text` as pg_trgm makes them, in the order of the text,
+    /// repeats included; false (having stopped) at a byte outside ASCII.
+    @discardableResult
+    static func forEachTrigram(_ text: ArraySlice<UInt8>, _ body: (UInt32) -> Void) -> Bool {
         var index = text.startIndex
         while index < text.endIndex {
             let byte = text[index]
@@ -26,20 +41,13 @@ extension DirectoryIndex.Relevance {
             var b: UInt32 = 0x20
             while index < text.endIndex, isWordByte(text[index]) {
                 let c = UInt32(lower(text[index]))
-                result.append(a << 16 | b << 8 | c)
+                body(a << 16 | b << 8 | c)
                 (a, b) = (b, c)
                 index += 1
             }
-            result.append(a << 16 | b << 8 | 0x20)
+            body(a << 16 | b << 8 | 0x20)
             if index < text.endIndex, text[index] >= 0x80 { return false }
         }
-        result.sort()
-        var kept = 0
-        for i in result.indices where i == 0 || result[i] != result[kept - 1] {
-            result[kept] = result[i]
-            kept += 1
-        }
-        result.removeLast(result.count - kept)
         return true
     }
 

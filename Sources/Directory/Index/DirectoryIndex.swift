@@ -146,7 +146,7 @@ public final class DirectoryIndex: Service, Sendable {
     }
 
     /// Whether the index is serving and has applied every change up to `version`.
-    private func answers(atLeast version: Int64) -> Bool {
+    func answers(atLeast version: Int64) -> Bool {
         let epoch = listener.connectionEpoch
         return state.withLock { Self.serving($0, epoch: epoch) && $0.version >= version }
     }

@@ -7,16 +7,16 @@ extension DirectoryIndex.Query {
     init?(_ query: DirectoryQuery) {
         var order: Order
         switch query.sort {
-        case .relevance: order = .relevance(afterRank: nil)
+        case .relevance: order = .relevance(after: nil)
         case .name: order = .name(after: nil)
-        case .newest: order = .newest
+        case .newest: order = .newest(after: nil)
         }
         if let cursor = query.cursor {
             guard let (key, id) = try? DirectoryCursor.decode(cursor, for: query) else { return nil }
             switch key {
-            case .rank(let rank): order = .relevance(afterRank: rank)
+            case .rank(let rank): order = .relevance(after: (rank, id))
             case .name(let name): order = .name(after: (name, id))
-            case .created: break
+            case .created: order = .newest(after: id)
             }
         }
         self.init(

@@ -61,7 +61,7 @@ extension DirectoryService {
         sql.append(
             """
             SELECT \(unsafeRaw: DirectoryItem.columns("p")), \(snippet(text)),
-                   p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   p.rank, p.sort_name, \(Timestamp.precise("p.created_at"))
             FROM (
                 SELECT s.* FROM (
                     SELECT e.*, \(rank) AS rank FROM \(from)
@@ -96,7 +96,7 @@ extension DirectoryService {
         if conditions.isEmpty { conditions = ["true"] }
         return """
             SELECT \(unsafeRaw: DirectoryItem.columns("p")), NULL::text,
-                   p.rank, p.sort_name, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   p.rank, p.sort_name, \(Timestamp.precise("p.created_at"))
             FROM (
                 SELECT x.*, NULL::float8 AS rank FROM (
                     SELECT e.id FROM directory_entries e WHERE \(PGQuery.joined(conditions, separator: " AND "))
