@@ -315,8 +315,8 @@ struct DirectoryIndexTests {
                 let slots = store.ids.count
                 var matches = expression.map { $0.evaluate(in: store.lexicon, slots: slots) } ?? DirectoryIndex.Bitset(count: slots)
                 let strictDocuments = strict.map { $0.evaluate(in: store.lexicon, slots: slots) } ?? matches
-                var exact = Set(store.acronyms[forms.folded] ?? [])
-                if let domain = forms.domain { exact.formUnion(store.schacs[domain] ?? []) }
+                var exact = Set(store.acronyms.slots(forms.folded))
+                if let domain = forms.domain { exact.formUnion(store.schacs.slots(domain)) }
                 for slot in exact { matches.insert(Int(slot)) }
                 matches.formIntersection(store.aliveBits)
                 var found: [Int32] = []

@@ -73,10 +73,9 @@ extension DirectoryIndex.Store {
                 let tag = typeTag[slot]
                 if tag != Self.noTag { counted.counts[Int(tag)] += 1 }
             default:
-                for k in Int(tagStart[slot])..<Int(tagStart[slot + 1]) {
-                    let tag = Int(tagIDs[k])
+                for k in Int(facetTagStart[slot])..<Int(facetTagStart[slot + 1]) {
+                    let tag = Int(facetTagIDs[k])
                     let facet = tagFacet[tag]
-                    guard facet != Self.noFacet else { continue }
                     let bit: UInt8 = 1 << facet
                     if bit == countryBit {
                         if facetsCounted & countryBit != 0 { counted.counts[tag] += 1 }

@@ -24,9 +24,9 @@ extension DirectoryIndex.Store {
         let documents = expression.map { $0.evaluate(in: lexicon, slots: slots) } ?? DirectoryIndex.Bitset(count: slots)
         let strictDocuments = strict.map { $0.evaluate(in: lexicon, slots: slots) } ?? documents
         var matches = matchAll ? DirectoryIndex.Bitset(words: Array(aliveBits.prefix((slots + 63) / 64))) : documents
-        var exact = Set(acronyms[folded] ?? [])
+        var exact = Set(acronyms.slots(folded))
         if !matchAll {
-            if let domain { exact.formUnion(schacs[domain] ?? []) }
+            if let domain { exact.formUnion(schacs.slots(domain)) }
             for slot in exact { matches.insert(Int(slot)) }
             matches.formIntersection(aliveBits)
         }
@@ -68,9 +68,9 @@ extension DirectoryIndex.Store {
             guard unplaced <= Self.maxUnplaced else { return .unordered }
             guard let (value, id) = cursor else { return .byPlace(\DirectoryIndex.Store.namePlace, after: -1) }
             // The cursor's entry must be placed and unchanged since the load; else PostgreSQL places it.
-            guard let slot = slotOf[id].map(Int.init), namePlace[slot] >= 0,
-                sortNames[Int(sortNameStart[slot])..<Int(sortNameStart[slot + 1])].elementsEqual(value.utf8)
-            else { return .unordered }
+            guard let slot = slotOf[id].map(Int.init), namePlace[slot] >= 0, sortNameHash[slot] == Self.sortNameHash(value) else {
+                return .unordered
+            }
             return .byPlace(\DirectoryIndex.Store.namePlace, after: namePlace[slot])
         case .newest(let cursor):
             guard unplaced <= Self.maxUnplaced else { return .unordered }

@@ -24,29 +24,18 @@ extension DirectoryIndex {
         var schac: String
         var students: Int?
         var tags: String
-        /// The document's lexemes in its order (byte order), and each one's positions: those of
-        /// lexeme i are positions[positionStart[i] ..< positionStart[i + 1]].
-        var lexemes: [String] = []
-        var positionStart: [Int32] = [0]
-        var positions: [UInt16] = []
+        /// The document as PostgreSQL prints a tsvector (`forEachLexemeBytes` reads it).
+        var document: String
         var namesFolded: String
         var sortName: String
 
         init(row: PGRow) throws {
-            let document: String
             (id, acronym, schac, students, tags, document, namesFolded, sortName) = try row.decode(
                 (UUID, String?, String, Int?, String, String, String, String).self)
-            var lexemes: [String] = []
-            var positionStart: [Int32] = [0]
-            var positions: [UInt16] = []
-            let readable = DirectoryIndex.forEachLexeme(in: document) { word, wordPositions in
-                lexemes.append(word)
-                positions.append(contentsOf: wordPositions)
-                positionStart.append(Int32(positions.count))
-            }
-            guard readable else { throw UnreadableDocument(id: id) }
-            (self.lexemes, self.positionStart, self.positions) = (lexemes, positionStart, positions)
         }
+
+        /// Whether the document is a tsvector as PostgreSQL prints one.
+        var isReadable: Bool { DirectoryIndex.forEachLexemeBytes(in: document) { _, _ in } }
     }
 
     /// A document the index cannot read (not a tsvector as PostgreSQL prints one).
@@ -55,21 +44,30 @@ extension DirectoryIndex {
         var description: String { "the directory index cannot read the document of entry \(id)" }
     }
 
-    /// Reads every entry, in batches in id order.
+    /// Reads every entry, in batches in id order, the next batch coming while one is read in.
     static func load(pool: PGPool, batch: Int) async throws -> Store {
+        let expected = try await pool.query("SELECT count(*) FROM directory_entries").scalar(Int.self)
         var store = Store()
-        var after: UUID?
+        var builder = Lexicon.Builder(expectedPostings: expected * 48)
+        var rows = try await pool.query(Self.select("", orderedLimit: batch))
         while true {
-            let condition: PGQuery = after.map { "WHERE e.id > \($0)" } ?? ""
-            let rows = try await pool.query(Self.select(condition, orderedLimit: batch))
-            for row in rows { store.append(try Entry(row: row)) }
-            guard rows.count == batch, let last = rows.last else { break }
-            after = try last.column(0, as: UUID.self)  // e.id
+            let next: PGRows?
+            if rows.count == batch, let last = rows.last {
+                let after = try last.column(0, as: UUID.self)  // e.id
+                async let following = pool.query(Self.select("WHERE e.id > \(after)", orderedLimit: batch))
+                for row in rows { try store.appendLoaded(try Entry(row: row), into: &builder) }
+                next = try await following
+            } else {
+                for row in rows { try store.appendLoaded(try Entry(row: row), into: &builder) }
+                next = nil
+            }
+            guard let next else { break }
+            rows = next
         }
-        store.lexicon.sortWords()
+        builder.build(into: &store.lexicon)
+        store.compact()
         // The name order, as PostgreSQL sorts (its collation): an entry changed since gets a new
-        // slot without a place in it.
-        // And the order of creation, newest first, for pages in newest order.
+        // slot without a place in it. And the order of creation, newest first, for pages in newest order.
         let (byName, byCreation) = try await pool.withConnection { connection in
             (
                 try await connection.query("SELECT id FROM directory_entries ORDER BY sort_name, id"),

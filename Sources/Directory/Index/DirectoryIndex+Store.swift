@@ -15,11 +15,13 @@ extension DirectoryIndex {
         var liveCount = 0
         var slotOf: [UUID: Int32] = [:]
         var students: [Int32] = []
-        /// Slot i's tags are tagIDs[tagStart[i] ..< tagStart[i + 1]].
-        var tagStart: [Int32] = [0]
-        var tagIDs: [UInt16] = []
+        /// Slot i's tags that count for a facet are facetTagIDs[facetTagStart[i] ..< facetTagStart[i + 1]].
+        var facetTagStart: [Int32] = [0]
+        var facetTagIDs: [UInt16] = []
         var tagNames: [String] = []
         var tagNumber: [String: UInt16] = [:]
+        /// The tags by their bytes, numbered as `tagNames`.
+        var tagBytes = ByteInterner()
         /// Per tag, the facet it counts for (an index into `DirectoryQuery.Facet.allCases`), or `noFacet`.
         var tagFacet: [UInt8] = []
         /// Per tag, the slots that carry it, as a bitset of `bitWords` words (room for more slots):
@@ -31,8 +33,10 @@ extension DirectoryIndex {
         var typeTag: [UInt16] = []
         var bitWords = 0
         var lexicon = Lexicon()
-        var acronyms: [String: [Int32]] = [:]
-        var schacs: [String: [Int32]] = [:]
+        /// Per slot, its folded acronym (maybe empty) and its SCHAC code, with the slots in byte order of
+        /// each (those with an acronym only), for exact matches.
+        var acronyms = SlotStrings()
+        var schacs = SlotStrings()
         /// Slot i's folded names (`names_folded`, the similarity term of the rank) are
         /// names[nameStart[i] ..< nameStart[i + 1]].
         var names: [UInt8] = []
@@ -48,8 +52,8 @@ extension DirectoryIndex {
         var createdPlace: [Int32] = []
         /// Slots without places (changed since the last full load).
         var unplaced = 0
-        var sortNames: [UInt8] = []
-        var sortNameStart: [UInt32] = [0]
+        /// Per slot, a hash of its sort name, to check a cursor's.
+        var sortNameHash: [UInt32] = []
 
         /// Most entries without a place in the name order (changed since the last full load) for
         /// pages in name order from the index: each that matches goes to PostgreSQL.
@@ -61,7 +65,27 @@ extension DirectoryIndex {
         static let regionFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .region)!)
         static let typeFacet = UInt8(DirectoryQuery.Facet.allCases.firstIndex(of: .type)!)
 
+        /// Appends an entry read at a full load; its postings go to `builder`.
+        mutating func appendLoaded(_ entry: Entry, into builder: inout Lexicon.Builder) throws {
+            appendFields(entry)
+            let readable = DirectoryIndex.forEachLexemeBytes(in: entry.document) { word, positions in
+                builder.add(word, positions: positions, to: &lexicon)
+            }
+            guard readable else { throw UnreadableDocument(id: entry.id) }
+            builder.endDocument()
+        }
+
+        /// Appends a changed entry (its document readable).
         mutating func append(_ entry: Entry) {
+            let slot = appendFields(entry)
+            _ = DirectoryIndex.forEachLexemeBytes(in: entry.document) { word, positions in
+                lexicon.add(word, slot: slot, positions: positions)
+            }
+        }
+
+        /// Appends everything of an entry but its postings; returns its slot.
+        @discardableResult
+        private mutating func appendFields(_ entry: Entry) -> Int32 {
             let slot = Int32(ids.count)
             ids.append(entry.id)
             liveCount += 1
@@ -76,43 +100,61 @@ extension DirectoryIndex {
             aliveBits[Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             var country = Self.noTag
             var type = Self.noTag
-            defer {
-                countryTag.append(country)
-                typeTag.append(type)
-            }
             for tag in entry.tags.utf8.split(separator: UInt8(ascii: " ")) {
-                let number = tagNumber(String(decoding: tag, as: UTF8.self))
-                tagIDs.append(number)
-                switch tagFacet[Int(number)] {
+                let number = tagNumber(tag)
+                let facet = tagFacet[Int(number)]
+                if facet != Self.noFacet { facetTagIDs.append(number) }
+                switch facet {
                 case Self.countryFacet: country = number
                 case Self.typeFacet: type = number
                 default: break
                 }
                 tagBits[Int(number)][Int(slot) >> 6] |= 1 << UInt64(slot & 63)
             }
-            tagStart.append(Int32(tagIDs.count))
-            for (i, word) in entry.lexemes.enumerated() {
-                lexicon.add(word, slot: slot, positions: entry.positions[Int(entry.positionStart[i])..<Int(entry.positionStart[i + 1])])
-            }
+            countryTag.append(country)
+            typeTag.append(type)
+            facetTagStart.append(Int32(facetTagIDs.count))
             let nameBytes = Array(entry.namesFolded.utf8)
             names.append(contentsOf: nameBytes)
             nameStart.append(UInt32(names.count))
             var trigrams: [UInt32] = []
             let ascii = DirectoryIndex.Relevance.trigrams(nameBytes[...], into: &trigrams)
             nameTrigramCount.append(ascii && trigrams.count < Int(Self.unknownTrigramCount) ? UInt16(trigrams.count) : Self.unknownTrigramCount)
-            sortNames.append(contentsOf: entry.sortName.utf8)
-            sortNameStart.append(UInt32(sortNames.count))
+            sortNameHash.append(Self.sortNameHash(entry.sortName))
             namePlace.append(-1)
             createdPlace.append(-1)
             unplaced += 1
-            if let acronym = entry.acronym { acronyms[acronym, default: []].append(slot) }
-            schacs[entry.schac, default: []].append(slot)
+            acronyms.append(entry.acronym ?? "")
+            schacs.append(entry.schac)
+            return slot
         }
 
-        private mutating func tagNumber(_ tag: String) -> UInt16 {
-            if let number = tagNumber[tag] { return number }
+        static func sortNameHash(_ name: String) -> UInt32 { UInt32(truncatingIfNeeded: ByteInterner.hash(name.utf8)) }
+
+        /// Gives the arrays filled at a load back their spare capacity.
+        mutating func compact() {
+            func exact<T>(_ array: inout [T]) { array = array.withUnsafeBufferPointer { Array($0) } }
+            exact(&ids)
+            exact(&students)
+            exact(&facetTagStart)
+            exact(&facetTagIDs)
+            exact(&countryTag)
+            exact(&typeTag)
+            exact(&names)
+            exact(&nameStart)
+            exact(&nameTrigramCount)
+            exact(&sortNameHash)
+            exact(&namePlace)
+            exact(&createdPlace)
+            acronyms.sort()
+            schacs.sort()
+        }
+
+        private mutating func tagNumber<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> UInt16 {
+            if let number = tagBytes.number(bytes) { return UInt16(number) }
             precondition(tagNames.count < Int(UInt16.max), "more distinct directory tags than the index holds")
-            let number = UInt16(tagNames.count)
+            let number = UInt16(tagBytes.intern(bytes))
+            let tag = String(decoding: bytes, as: UTF8.self)
             tagNames.append(tag)
             tagNumber[tag] = number
             tagFacet.append(Self.facet(of: tag))

@@ -138,6 +138,7 @@ extension DirectoryIndex {
                 let ids = Array(batch.keys)
                 let rows = try await pool.query(Self.select("WHERE e.id = ANY (\(ids))"))
                 let entries = try rows.map(Entry.init(row:))
+                for entry in entries where !entry.isReadable { throw UnreadableDocument(id: entry.id) }
                 guard state.withLock({ $0.epoch == epoch && !$0.reloading && $0.loaded }) else { continue }
                 box.write { $0?.replace(ids, with: entries) }
                 state.withLock { state in

@@ -5,6 +5,11 @@ extension DirectoryIndex {
     /// undoubled) and its positions (weight A, B, C or none for D in the top two bits); nil when the
     /// text is not one.
     static func forEachLexeme(in text: String, _ body: (String, ArraySlice<UInt16>) -> Void) -> Bool {
+        forEachLexemeBytes(in: text) { word, positions in body(String(decoding: word, as: UTF8.self), positions) }
+    }
+
+    /// As `forEachLexeme`, with each lexeme's bytes (valid during the call only).
+    static func forEachLexemeBytes(in text: String, _ body: ([UInt8], ArraySlice<UInt16>) -> Void) -> Bool {
         var text = text
         return text.withUTF8 { bytes -> Bool in
             var i = 0
@@ -69,7 +74,7 @@ extension DirectoryIndex {
                         i += 1
                     }
                 }
-                body(String(decoding: word, as: UTF8.self), positions[...])
+                body(word, positions[...])
             }
             return true
         }
