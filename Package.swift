@@ -70,6 +70,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "PGStoreTesting", dependencies: ["PGStore", .logging], swiftSettings: swiftSettings),
+        // What the C library offers that Swift's modules do not (returning free heap memory).
+        .target(name: "CAccordSystem"),
 
         // The shared layer every feature may import.
         .target(name: "AccordCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
@@ -81,7 +83,7 @@ let package = Package(
 
         // Features: none imports another.
         feature("Institutions", [.nioPosix, .serviceLifecycle]),
-        feature("Directory", [.serviceLifecycle]),
+        feature("Directory", ["CAccordSystem", .serviceLifecycle]),
         feature("Admin"),
 
         // Composition, tools and the executable.

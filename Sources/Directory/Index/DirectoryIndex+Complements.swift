@@ -26,7 +26,7 @@ extension DirectoryIndex.Store {
         }
         for field in broadFields { if let tag = tagNumber["f:" + field] { weighted.append((Int(tag), 1)) } }
         var candidates = aliveBits
-        if let slot = slotOf[own] { candidates[Int(slot) >> 6] &= ~(1 << UInt64(slot & 63)) }
+        if let slot = slotOf(own) { candidates[Int(slot) >> 6] &= ~(1 << UInt64(slot & 63)) }
         var scores = [UInt8](repeating: 0, count: ids.count)
         for (tag, weight) in weighted {
             tagBits[tag].withUnsafeBufferPointer { bits in

@@ -68,14 +68,14 @@ extension DirectoryIndex.Store {
             guard unplaced <= Self.maxUnplaced else { return .unordered }
             guard let (value, id) = cursor else { return .byPlace(\DirectoryIndex.Store.namePlace, after: -1) }
             // The cursor's entry must be placed and unchanged since the load; else PostgreSQL places it.
-            guard let slot = slotOf[id].map(Int.init), namePlace[slot] >= 0, sortNameHash[slot] == Self.sortNameHash(value) else {
+            guard let slot = slotOf(id).map(Int.init), namePlace[slot] >= 0, sortNameHash[slot] == Self.sortNameHash(value) else {
                 return .unordered
             }
             return .byPlace(\DirectoryIndex.Store.namePlace, after: namePlace[slot])
         case .newest(let cursor):
             guard unplaced <= Self.maxUnplaced else { return .unordered }
             guard let id = cursor else { return .byPlace(\DirectoryIndex.Store.createdPlace, after: -1) }
-            guard let slot = slotOf[id].map(Int.init), createdPlace[slot] >= 0 else { return .unordered }
+            guard let slot = slotOf(id).map(Int.init), createdPlace[slot] >= 0 else { return .unordered }
             return .byPlace(\DirectoryIndex.Store.createdPlace, after: createdPlace[slot])
         }
     }

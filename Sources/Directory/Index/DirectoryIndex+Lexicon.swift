@@ -99,11 +99,18 @@ extension DirectoryIndex {
 
         /// The slots of documents with `word`, or with a word that starts with it.
         func insert(_ word: String, prefix: Bool, into bits: inout Bitset) {
-            for n in words(matching: word, prefix: prefix) {
-                if n < baseWords {
-                    for i in Int(postingStart[n])..<Int(postingStart[n + 1]) { bits.insert(Int(slots[i])) }
+            bits.words.withUnsafeMutableBufferPointer { words in
+                slots.withUnsafeBufferPointer { slots in
+                    for n in self.words(matching: word, prefix: prefix) {
+                        if n < baseWords {
+                            for i in Int(postingStart[n])..<Int(postingStart[n + 1]) {
+                                let slot = Int(slots[i])
+                                words[slot >> 6] |= 1 << UInt64(slot & 63)
+                            }
+                        }
+                        for slot in tails[Int32(n)]?.slots ?? [] { words[Int(slot) >> 6] |= 1 << UInt64(slot & 63) }
+                    }
                 }
-                for slot in tails[Int32(n)]?.slots ?? [] { bits.insert(Int(slot)) }
             }
         }
 
@@ -186,6 +193,42 @@ extension DirectoryIndex.Lexicon {
             if let tail = tails[Int32(n)] {
                 tail.slots.withUnsafeBufferPointer { list in
                     Self.intersect(list, candidates) { posting, candidate in body(candidate, tail.encoded[posting]) }
+                }
+            }
+        }
+    }
+
+    /// As `forEachPosting(of:among:_:)`, with `indexOf` (per slot, its index among the
+    /// candidates, or -1) when it is not empty: every posting is read, and its candidate looked up.
+    func forEachPosting(of n: Int, among candidates: [Int32], indexOf: [Int32], _ body: (Int, UInt32) -> Void) {
+        guard !indexOf.isEmpty else { return forEachPosting(of: n, among: candidates, body) }
+        indexOf.withUnsafeBufferPointer { indexOf in
+            if n < baseWords {
+                slots.withUnsafeBufferPointer { slots in
+                    codes.withUnsafeBufferPointer { codes in
+                        overflow.withUnsafeBufferPointer { overflow in
+                            var run = Int(overflowStart[n])
+                            for p in Int(postingStart[n])..<Int(postingStart[n + 1]) {
+                                let code = codes[p]
+                                let encoded: UInt32
+                                switch code {
+                                case Self.noPosition: encoded = Self.noPositions
+                                case Self.severalPositions:
+                                    encoded = Self.overflowFlag | UInt32(run)
+                                    run += 1 + Int(overflow[run])
+                                default: encoded = UInt32(code)
+                                }
+                                let c = indexOf[Int(slots[p])]
+                                if c >= 0 { body(Int(c), encoded) }
+                            }
+                        }
+                    }
+                }
+            }
+            if let tail = tails[Int32(n)] {
+                for (k, slot) in tail.slots.enumerated() {
+                    let c = indexOf[Int(slot)]
+                    if c >= 0 { body(Int(c), tail.encoded[k]) }
                 }
             }
         }

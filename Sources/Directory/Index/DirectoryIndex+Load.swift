@@ -76,7 +76,7 @@ extension DirectoryIndex {
         }
         var place: Int32 = 0
         for row in byName {
-            if let slot = store.slotOf[try row.column(0, as: UUID.self)] {
+            if let slot = store.slotOf(try row.column(0, as: UUID.self)) {
                 store.namePlace[Int(slot)] = place
                 store.unplaced -= 1
             }
@@ -84,7 +84,7 @@ extension DirectoryIndex {
         }
         place = 0
         for row in byCreation {
-            if let slot = store.slotOf[try row.column(0, as: UUID.self)] { store.createdPlace[Int(slot)] = place }
+            if let slot = store.slotOf(try row.column(0, as: UUID.self)) { store.createdPlace[Int(slot)] = place }
             place += 1
         }
         return store

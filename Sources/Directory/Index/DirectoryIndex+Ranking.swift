@@ -5,9 +5,10 @@ extension DirectoryIndex.Store {
     /// after the cursor `after`: the `keep` best by (rank descending, id) whose rank is computed
     /// here, and those whose rank is only bounded (a name outside ASCII) that could be among them.
     ///
-    /// Top-k with pruning: every match's rank is bounded from the ranks of its text (`tsRanks`) and
-    /// its name's trigram count, and the similarity of names is computed only for matches, best
-    /// bound first, until no remaining bound can reach the page.
+    /// Top-k with pruning: every match's rank is bounded from the rank of its text (`tsRanks`) and,
+    /// for the similarity of its names, from their trigram count and signature (how many of q's
+    /// trigrams they can share); the similarity is computed only for the matches whose bound can
+    /// still reach the page, best bound first.
     func topRanked(
         _ slots: [Int32], relevance: DirectoryIndex.Relevance, strict: DirectoryIndex.Bitset, exact: Set<Int32>, keep: Int,
         after: (rank: Double, id: UUID)?
@@ -19,19 +20,50 @@ extension DirectoryIndex.Store {
         // similarity can add (an upper bound).
         var lows = [Double](repeating: 0, count: slots.count)
         var highs = [Double](repeating: 0, count: slots.count)
-        for (c, slot) in slots.enumerated() {
-            var base = exact.contains(slot) ? 100 : 0
-            if relevance.hasText, strict.contains(Int(slot)) { base += 1 }
-            var low = Double(base)
-            if relevance.hasText { low = low + Double(tsRank[c]) }
-            lows[c] = low
-            let names = Int(nameTrigramCount[Int(slot)])
-            if names == Int(Self.unknownTrigramCount) {
-                highs[c] = low + 1
-            } else if names == 0 || queryCount == 0 {
-                highs[c] = low
-            } else {
-                highs[c] = low + Double(Float(min(names, queryCount)) / Float(max(names, queryCount)))
+        // q's trigrams by their bit in a name's signature: how many of them each bit stands for.
+        var querySignature: (UInt64, UInt64) = (0, 0)
+        var perBit = [Int](repeating: 0, count: 128)
+        for trigram in relevance.queryTrigrams {
+            let bit = Self.trigramBit(trigram)
+            perBit[bit] += 1
+            if bit < 64 { querySignature.0 |= 1 << UInt64(bit) } else { querySignature.1 |= 1 << UInt64(bit - 64) }
+        }
+        let unknown = Self.unknownTrigramCount
+        let hasText = relevance.hasText
+        nameTrigramCount.withUnsafeBufferPointer { nameTrigramCount in
+            nameSignatures.withUnsafeBufferPointer { signatures in
+                strict.words.withUnsafeBufferPointer { strictWords in
+                    perBit.withUnsafeBufferPointer { perBit in
+                        for (c, slot) in slots.enumerated() {
+                            var base = !exact.isEmpty && exact.contains(slot) ? 100 : 0
+                            if hasText, strictWords[Int(slot) >> 6] & (1 << UInt64(slot & 63)) != 0 { base += 1 }
+                            var low = Double(base)
+                            if hasText { low = low + Double(tsRank[c]) }
+                            lows[c] = low
+                            let names = Int(nameTrigramCount[Int(slot)])
+                            if names == Int(unknown) {
+                                highs[c] = low + 1
+                            } else if names == 0 || queryCount == 0 {
+                                highs[c] = low
+                            } else {
+                                // Shared trigrams can only sit on bits both signatures have.
+                                var shared = 0
+                                var common = signatures[2 * Int(slot)] & querySignature.0
+                                while common != 0 {
+                                    shared += perBit[common.trailingZeroBitCount]
+                                    common &= common - 1
+                                }
+                                common = signatures[2 * Int(slot) + 1] & querySignature.1
+                                while common != 0 {
+                                    shared += perBit[64 + common.trailingZeroBitCount]
+                                    common &= common - 1
+                                }
+                                shared = min(shared, names, queryCount)
+                                highs[c] = low + Double(Float(shared) / Float(names + queryCount - shared))
+                            }
+                        }
+                    }
+                }
             }
         }
         /// Whether a rank and id come after the cursor (PostgreSQL's `rank < r OR (rank = r AND id > i)`).
@@ -41,7 +73,12 @@ extension DirectoryIndex.Store {
         }
         // Matches that may come after the cursor, by upper bound: the best page comes from the
         // highest bounds down.
-        var order = slots.indices.filter { after == nil || lows[$0] <= after!.rank }
+        // No page entry can rank below the keep-th best lower bound of the matches surely after the
+        // cursor: only matches whose upper bound reaches it are looked at further.
+        var floor = DirectoryIndex.MinHeap(capacity: keep)
+        for c in slots.indices where after == nil || highs[c] < after!.rank { floor.offer(lows[c]) }
+        let bar = floor.values.count == keep ? floor.minimum : -Double.infinity
+        var order = slots.indices.filter { highs[$0] >= bar && (after == nil || lows[$0] <= after!.rank) }
         guard !order.isEmpty else { return [] }
         var best = RankedHeap(capacity: keep, ids: ids)
         var bounded: [Int] = []
@@ -66,8 +103,8 @@ extension DirectoryIndex.Store {
         }
         var kept = best.slots
         // A bounded rank may reach the page (or, the page not full, anything may).
-        let bar = best.isFull ? best.worst.rank : -Double.infinity
-        for c in bounded where highs[c] >= bar { kept.append(slots[c]) }
+        let last = best.isFull ? best.worst.rank : -Double.infinity
+        for c in bounded where highs[c] >= last { kept.append(slots[c]) }
         return kept.sorted()
     }
 
@@ -200,35 +237,126 @@ extension DirectoryIndex.Store {
 
     /// Per candidate (slots in ascending order), `ts_rank` of its document for the fuzzy form, as
     /// PostgreSQL computes it (`calc_rank_or`, `calc_rank_and`), over the positions the index keeps.
+    /// Each matching word's postings are read once, in order. With many candidates the running
+    /// values are kept by slot (every posting adds to its slot's, no lookup); with few, by
+    /// candidate, found by galloping.
     func tsRanks(_ slots: [Int32], relevance: DirectoryIndex.Relevance) -> [Float] {
-        let count = slots.count
-        var tsRank = [Float](repeating: 0, count: count)
         let items = relevance.items
-        // Per candidate: the running value, and for the and-rank the positions of each operand's
-        // last lexeme found so far (as tsrank.c keeps them).
-        var last = relevance.and ? [UInt32?](repeating: nil, count: count * items.count) : []
-        if relevance.and { for c in 0..<count { tsRank[c] = -1 } }
-        for (i, item) in items.enumerated() {
-            for word in lexicon.words(matching: String(decoding: item.word, as: UTF8.self), prefix: item.prefix) {
-                lexicon.forEachPosting(of: word, among: slots) { c, encoded in
-                    lexicon.withPositions(encoded) { positions in
-                        if relevance.and {
-                            for k in 0..<i {
-                                guard let earlier = last[c * items.count + k] else { continue }
-                                lexicon.withPositions(earlier) { ct in
-                                    DirectoryIndex.Relevance.andStep(&tsRank[c], positions, ct)
+        let and = relevance.and
+        let bySlot = slots.count >= ids.count / 32
+        let width = bySlot ? ids.count : slots.count
+        var ranks = [Float](repeating: and ? -1 : 0, count: width)
+        // For the and-rank, per entry, the positions of each operand's last lexeme found so far
+        // (as tsrank.c keeps them).
+        let absent: UInt32 = 0xFFFF_FFFE
+        var last = and ? [UInt32](repeating: absent, count: width * items.count) : []
+        let lexicon = self.lexicon
+        let noPosition = DirectoryIndex.Lexicon.noPosition
+        let severalPositions = DirectoryIndex.Lexicon.severalPositions
+        let noPositions = DirectoryIndex.Lexicon.noPositions
+        let overflowFlag = DirectoryIndex.Lexicon.overflowFlag
+        // An or-term of one position of weight w is w; its share of the rank, w / (π²/6), per weight
+        // (no positions: PostgreSQL's stand-in, one of weight D).
+        let singleShares = DirectoryIndex.Relevance.weights.map { Double($0) / 1.64493406685 }
+        let flags = overflowFlag | DirectoryIndex.Lexicon.tailFlag
+        let pairWeights = DirectoryIndex.Relevance.pairWeightTable
+        // Scratch for a posting with one position, so that every posting's positions are a buffer.
+        let singles = UnsafeMutablePointer<UInt16>.allocate(capacity: 2)
+        defer { singles.deallocate() }
+        /// Adds posting `encoded` of operand `i` to entry `e`'s running value; `runs` and `tailRuns`
+        /// are the lexicon's runs of positions.
+        func add(
+            _ e: Int, _ encoded: UInt32, operand i: Int, ranks: UnsafeMutableBufferPointer<Float>, last: UnsafeMutableBufferPointer<UInt32>,
+            runs: UnsafeBufferPointer<UInt16>, tailRuns: UnsafeBufferPointer<UInt16>
+        ) {
+            func positions(_ encoded: UInt32, _ single: UnsafeMutablePointer<UInt16>) -> UnsafeBufferPointer<UInt16> {
+                if encoded == noPositions { return UnsafeBufferPointer(start: nil, count: 0) }
+                if encoded & flags == 0 {
+                    single.pointee = UInt16(truncatingIfNeeded: encoded)
+                    return UnsafeBufferPointer(start: single, count: 1)
+                }
+                let all = encoded & overflowFlag != 0 ? runs : tailRuns
+                let offset = Int(encoded & ~flags)
+                return UnsafeBufferPointer(rebasing: all[(offset + 1)..<(offset + 1 + Int(all[offset]))])
+            }
+            if and {
+                let row = e * items.count
+                if i > 0 {
+                    for k in 0..<i where last[row + k] != absent {
+                        let earlier = last[row + k]
+                        if (encoded | earlier) & flags == 0 {
+                            // Two single positions, the common case: andStep's one pair, inline.
+                            let a = UInt16(truncatingIfNeeded: encoded)
+                            let b = UInt16(truncatingIfNeeded: earlier)
+                            let distance = abs(Int32(a & 0x3FFF) - Int32(b & 0x3FFF))
+                            guard distance != 0 else { continue }
+                            let res = ranks[e]
+                            if distance > 100, res >= 0x1p-19 { continue }
+                            let curw = pairWeights[(Int(a >> 14) << 2 | Int(b >> 14)) &* 102 &+ Int(min(distance, 101))]
+                            ranks[e] = res < 0 ? curw : Float(1.0 - (1.0 - Double(res)) * (1.0 - Double(curw)))
+                        } else {
+                            DirectoryIndex.Relevance.andStep(&ranks[e], positions(encoded, singles), positions(earlier, singles + 1))
+                        }
+                    }
+                }
+                last[row + i] = encoded
+            } else if encoded & flags == 0 {
+                ranks[e] = Float(Double(ranks[e]) + singleShares[Int(encoded >> 14)])
+            } else {
+                ranks[e] = Float(Double(ranks[e]) + Double(DirectoryIndex.Relevance.orTerm(positions(encoded, singles))) / 1.64493406685)
+            }
+        }
+        ranks.withUnsafeMutableBufferPointer { ranks in
+            last.withUnsafeMutableBufferPointer { last in
+                lexicon.overflow.withUnsafeBufferPointer { runs in
+                    lexicon.tailOverflow.withUnsafeBufferPointer { tailRuns in
+                        for (i, item) in items.enumerated() {
+                            for n in lexicon.words(matching: String(decoding: item.word, as: UTF8.self), prefix: item.prefix) {
+                                guard bySlot else {
+                                    lexicon.forEachPosting(of: n, among: slots) { c, encoded in
+                                        add(c, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
+                                    }
+                                    continue
+                                }
+                                if n < lexicon.baseWords {
+                                    lexicon.slots.withUnsafeBufferPointer { postings in
+                                        lexicon.codes.withUnsafeBufferPointer { codes in
+                                            var run = Int(lexicon.overflowStart[n])
+                                            for p in Int(lexicon.postingStart[n])..<Int(lexicon.postingStart[n + 1]) {
+                                                let slot = Int(postings[p])
+                                                let code = codes[p]
+                                                if !and, code != severalPositions {
+                                                    // The common case of broad searches, inline.
+                                                    ranks[slot] = Float(Double(ranks[slot]) + singleShares[code == noPosition ? 0 : Int(code >> 14)])
+                                                    continue
+                                                }
+                                                let encoded: UInt32
+                                                switch code {
+                                                case noPosition: encoded = noPositions
+                                                case severalPositions:
+                                                    encoded = overflowFlag | UInt32(run)
+                                                    run += 1 + Int(runs[run])
+                                                default: encoded = UInt32(code)
+                                                }
+                                                add(slot, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
+                                            }
+                                        }
+                                    }
+                                }
+                                if let tail = lexicon.tails[Int32(n)] {
+                                    for (k, slot) in tail.slots.enumerated() {
+                                        add(Int(slot), tail.encoded[k], operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
+                                    }
                                 }
                             }
-                            last[c * items.count + i] = encoded
-                        } else {
-                            tsRank[c] = Float(Double(tsRank[c]) + Double(DirectoryIndex.Relevance.orTerm(positions)) / 1.64493406685)
                         }
                     }
                 }
             }
         }
-        for c in 0..<count {
-            if relevance.and {
+        var tsRank = bySlot ? slots.map { ranks[Int($0)] } : ranks
+        for c in tsRank.indices {
+            if and {
                 if tsRank[c] < 0 { tsRank[c] = 1e-20 }
             } else if !items.isEmpty {
                 tsRank[c] = tsRank[c] / Float(items.count)

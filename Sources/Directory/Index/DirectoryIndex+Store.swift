@@ -13,7 +13,10 @@ extension DirectoryIndex {
         /// Bit per slot: set while the slot's entry is listed as it is (not changed or removed since).
         var aliveBits: [UInt64] = []
         var liveCount = 0
-        var slotOf: [UUID: Int32] = [:]
+        /// The slots of the last full load in the order of their ids (PostgreSQL's uuid order), and
+        /// the slots appended since by id: `slotOf` finds an entry's live slot.
+        var slotsByID: [Int32] = []
+        var recentSlots: [UUID: Int32] = [:]
         var students: [Int32] = []
         /// Slot i's tags that count for a facet are facetTagIDs[facetTagStart[i] ..< facetTagStart[i + 1]].
         var facetTagStart: [Int32] = [0]
@@ -44,6 +47,9 @@ extension DirectoryIndex {
         /// Per slot, how many distinct trigrams its folded names have (`unknownTrigramCount`: not
         /// ASCII), for the bounds and the similarity of the rank.
         var nameTrigramCount: [UInt16] = []
+        /// Per slot, two words: bit `trigramBit(t)` set for each trigram t of its folded names, so
+        /// that how many of q's trigrams the names can share is bounded without reading them.
+        var nameSignatures: [UInt64] = []
         /// Per slot, its place in the name order (`sort_name, id`) read at the last full load, or
         /// -1 (changed since: PostgreSQL orders those); and its sort name, to place a cursor.
         var namePlace: [Int32] = []
@@ -89,7 +95,7 @@ extension DirectoryIndex {
             let slot = Int32(ids.count)
             ids.append(entry.id)
             liveCount += 1
-            slotOf[entry.id] = slot
+            recentSlots[entry.id] = slot
             students.append(entry.students.map { Int32(clamping: $0) } ?? -1)
             if Int(slot) >> 6 >= bitWords {
                 let grown = max(1024, bitWords * 2)
@@ -120,6 +126,13 @@ extension DirectoryIndex {
             var trigrams: [UInt32] = []
             let ascii = DirectoryIndex.Relevance.trigrams(nameBytes[...], into: &trigrams)
             nameTrigramCount.append(ascii && trigrams.count < Int(Self.unknownTrigramCount) ? UInt16(trigrams.count) : Self.unknownTrigramCount)
+            var signature: (UInt64, UInt64) = (0, 0)
+            for trigram in trigrams {
+                let bit = Self.trigramBit(trigram)
+                if bit < 64 { signature.0 |= 1 << UInt64(bit) } else { signature.1 |= 1 << UInt64(bit - 64) }
+            }
+            nameSignatures.append(signature.0)
+            nameSignatures.append(signature.1)
             sortNameHash.append(Self.sortNameHash(entry.sortName))
             namePlace.append(-1)
             createdPlace.append(-1)
@@ -128,6 +141,25 @@ extension DirectoryIndex {
             schacs.append(entry.schac)
             return slot
         }
+
+        /// The bit (0…127) of a trigram in a name's signature.
+        @inline(__always)
+        static func trigramBit(_ trigram: UInt32) -> Int { Int((trigram &* 0x9E37_79B1) >> 25) }
+
+        /// The live slot of the entry `id`, if it is listed.
+        func slotOf(_ id: UUID) -> Int32? {
+            if let slot = recentSlots[id] { return isAlive(slot) ? slot : nil }
+            var low = 0
+            var high = slotsByID.count
+            while low < high {
+                let middle = (low + high) / 2
+                if Self.precedes(ids[Int(slotsByID[middle])], id) { low = middle + 1 } else { high = middle }
+            }
+            guard low < slotsByID.count, ids[Int(slotsByID[low])] == id, isAlive(slotsByID[low]) else { return nil }
+            return slotsByID[low]
+        }
+
+        func isAlive(_ slot: Int32) -> Bool { aliveBits[Int(slot) >> 6] & (1 << UInt64(slot & 63)) != 0 }
 
         static func sortNameHash(_ name: String) -> UInt32 { UInt32(truncatingIfNeeded: ByteInterner.hash(name.utf8)) }
 
@@ -143,11 +175,18 @@ extension DirectoryIndex {
             exact(&names)
             exact(&nameStart)
             exact(&nameTrigramCount)
+            exact(&nameSignatures)
             exact(&sortNameHash)
             exact(&namePlace)
             exact(&createdPlace)
             acronyms.sort()
             schacs.sort()
+            // Every slot so far by id.
+            var byID = slotsByID + recentSlots.values
+            let ids = self.ids
+            byID.sort { Self.precedes(ids[Int($0)], ids[Int($1)]) }
+            slotsByID = byID
+            recentSlots = [:]
         }
 
         private mutating func tagNumber<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> UInt16 {
@@ -181,7 +220,8 @@ extension DirectoryIndex {
         /// Replaces the entries `ids` with `entries` (those of them still listed).
         mutating func replace(_ ids: [UUID], with entries: [Entry]) {
             for id in ids {
-                if let slot = slotOf.removeValue(forKey: id) {
+                if let slot = slotOf(id) {
+                    recentSlots[id] = nil
                     let (word, bit) = (Int(slot) >> 6, UInt64(1) << UInt64(slot & 63))
                     if aliveBits[word] & bit != 0 {
                         aliveBits[word] &= ~bit
@@ -190,7 +230,7 @@ extension DirectoryIndex {
                 }
             }
             let appended = lexicon.words.count
-            for entry in entries where slotOf[entry.id] == nil { append(entry) }
+            for entry in entries where slotOf(entry.id) == nil { append(entry) }
             if lexicon.words.count > appended { lexicon.insertSorted(from: appended) }
         }
     }

@@ -1,4 +1,5 @@
 import AccordCore
+import CAccordSystem
 import Foundation
 import Logging
 import PGStore
@@ -118,6 +119,8 @@ extension DirectoryIndex {
                 let count = store.liveCount
                 let lexemes = store.lexicon.words.count
                 box.write { $0 = store }
+                // The load's transient buffers are freed: give the heap's free pages back.
+                _ = accord_release_free_memory()
                 state.withLock { state in
                     state.loaded = true
                     state.epoch = epoch

@@ -42,6 +42,7 @@ extension DirectoryIndex.Relevance {
         let standIn = UInt16(maxEntryPosition)
         let postCount = max(post.count, 1)
         let ctCount = max(ct.count, 1)
+        let table = pairWeightTable
         for l in 0..<postCount {
             let a = post.isEmpty ? standIn : post[l]
             for p in 0..<ctCount {
@@ -49,9 +50,34 @@ extension DirectoryIndex.Relevance {
                 var distance = abs(Int32(a & 0x3FFF) - Int32(b & 0x3FFF))
                 guard distance != 0 || post.isEmpty || ct.isEmpty else { continue }
                 if distance == 0 { distance = maxEntryPosition + 1 }  // MAXENTRYPOS
-                let curw = Float((Double(weight(a) * weight(b) * wordDistance(distance))).squareRoot())
+                // Beyond 100 the pair weighs at most 1e-15, which moves no float4 above 2^-19 (its
+                // half-step there is 2^-44): computing it would change nothing.
+                if distance > 100, res >= 0x1p-19 { continue }
+                let curw = table[(Int(a >> 14) << 2 | Int(b >> 14)) &* 102 &+ Int(min(distance, 101))]
                 res = res < 0 ? curw : Float(1.0 - (1.0 - Double(res)) * (1.0 - Double(curw)))
             }
+        }
+    }
+
+    /// `pairWeights` as one flat table, for the and-rank's inner loop.
+    nonisolated(unsafe) static let pairWeightTable: UnsafePointer<Float> = {
+        let table = UnsafeMutablePointer<Float>.allocate(capacity: 16 * 102)
+        for pair in 0..<16 { for distance in 0...101 { table[pair * 102 + distance] = pairWeights[pair][distance] } }
+        return UnsafePointer(table)
+    }()
+
+    /// `calc_rank_and`'s weight of a pair of positions of weights `a` and `b` (0 D … 3 A) at
+    /// `distance`: sqrt(w(a) · w(b) · word_distance), from a table of every value it can take.
+    @inline(__always)
+    static func pairWeight(_ a: UInt16, _ b: UInt16, _ distance: Int32) -> Float {
+        pairWeights[Int(a) << 2 | Int(b)][Int(min(distance, 101))]
+    }
+
+    /// Per pair of weights, per distance 0…100 and beyond (101), the pair's weight.
+    static let pairWeights: [[Float]] = (0..<16).map { pair in
+        let (wa, wb) = (weights[pair >> 2], weights[pair & 3])
+        return (0...101).map { distance in
+            Float((Double(wa * wb * wordDistance(distance == 101 ? 1000 : Int32(distance)))).squareRoot())
         }
     }
 }
