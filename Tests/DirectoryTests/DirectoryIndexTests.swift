@@ -166,6 +166,18 @@ struct DirectoryIndexTests {
             // However many entries match, the facets and the total are the same counted either way.
             let snapshot = try await DirectoryIndex.Snapshot.load(pool: pool)
             let (expression, _) = try #require(DirectoryIndex.expressions(forms))
+            // The and-rank's work is bounded: beyond it the search is refused rather than ranked.
+            let broad = try await DirectoryService.TextForms.compute("a s t i", domain: nil) { try await pool.pipeline($0) }
+            let (broadExpression, broadStrict) = try #require(DirectoryIndex.expressions(broad))
+            let broadQuery = try #require(DirectoryIndex.Query(try Self.parse("q=a%20s%20t%20i", lists)))
+            let ranked4 = snapshot.store.evaluate(
+                broadQuery, expression: broadExpression, strict: broadStrict, folded: broad.folded, domain: nil, countryRegions: lists.countryRegions,
+                maxIDs: 100)
+            #expect(!ranked4.tooBroad && ranked4.ranked)
+            let refused = snapshot.store.evaluate(
+                broadQuery, expression: broadExpression, strict: broadStrict, folded: broad.folded, domain: nil, countryRegions: lists.countryRegions,
+                maxIDs: 100, maxRankWork: 1_000)
+            #expect(refused.tooBroad && refused.ids == nil && refused.total == ranked4.total)
             var matches = try #require(expression).evaluate(in: snapshot.store.lexicon, slots: snapshot.store.ids.count)
             matches.formIntersection(snapshot.store.aliveBits)
             for text in [

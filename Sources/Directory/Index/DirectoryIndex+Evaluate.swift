@@ -17,7 +17,7 @@ extension DirectoryIndex.Store {
     /// `matchAll`: a search without q, which every listed entry matches.
     func evaluate(
         _ query: DirectoryIndex.Query, expression: DirectoryIndex.TextExpression?, strict: DirectoryIndex.TextExpression?, folded: String,
-        domain: String?, matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int
+        domain: String?, matchAll: Bool = false, countryRegions: [String: [String]], maxIDs: Int, maxRankWork: Int = Self.maxRankWork
     ) -> DirectoryIndex.Result {
         let slots = ids.count
         // The text: the document's words, or the exact acronym or SCHAC code.
@@ -46,7 +46,12 @@ extension DirectoryIndex.Store {
             return DirectoryIndex.Result(
                 ids: kept.map { ids[Int($0)] }, strict: kept.map { _ in false }, total: counted.found.count, facets: facets, ranked: true)
         case .byRank(let relevance, let after):
-            let kept = topRanked(counted.found, relevance: relevance, strict: strictDocuments, exact: exact, keep: keep, after: after)
+            guard
+                let kept = topRanked(
+                    counted.found, relevance: relevance, strict: strictDocuments, exact: exact, keep: keep, after: after, budget: maxRankWork)
+            else {
+                return DirectoryIndex.Result(ids: nil, strict: [], total: counted.found.count, facets: facets, tooBroad: true)
+            }
             return DirectoryIndex.Result(
                 ids: kept.map { ids[Int($0)] }, strict: kept.map { strictDocuments.contains(Int($0)) }, total: counted.found.count,
                 facets: facets, ranked: true)
@@ -57,6 +62,12 @@ extension DirectoryIndex.Store {
                 strict: complete ? counted.found.map { strictDocuments.contains(Int($0)) } : [], total: counted.found.count, facets: facets)
         }
     }
+
+    /// The most work ranking a search may take, in steps of PostgreSQL's and-rank (a posting paired
+    /// with the last lexeme of each earlier operand, a pair of positions): 40 million take about half
+    /// a second here. A search whose q would take more (a few one-letter prefixes, most words of every
+    /// profile) stops there and is refused.
+    static let maxRankWork = 40_000_000
 
     /// How the candidates of the page are chosen for `order`: here when the index can, else by
     /// PostgreSQL over every match.

@@ -11,10 +11,14 @@ extension DirectoryIndex.Store {
     /// still reach the page, best bound first.
     func topRanked(
         _ slots: [Int32], relevance: DirectoryIndex.Relevance, strict: DirectoryIndex.Bitset, exact: Set<Int32>, keep: Int,
-        after: (rank: Double, id: UUID)?
-    ) -> [Int32] {
+        after: (rank: Double, id: UUID)?, budget: Int = .max
+    ) -> [Int32]? {
         guard !slots.isEmpty, keep > 0 else { return [] }
-        let tsRank = relevance.hasText ? tsRanks(slots, relevance: relevance) : []
+        var tsRank: [Float] = []
+        if relevance.hasText {
+            guard let ranks = tsRanks(slots, relevance: relevance, budget: budget) else { return nil }
+            tsRank = ranks
+        }
         let queryCount = relevance.queryTrigrams.count
         // Per match, the rank without the names' similarity (a lower bound) and with the most that
         // similarity can add (an upper bound).
@@ -240,7 +244,7 @@ extension DirectoryIndex.Store {
     /// Each matching word's postings are read once, in order. With many candidates the running
     /// values are kept by slot (every posting adds to its slot's, no lookup); with few, by
     /// candidate, found by galloping.
-    func tsRanks(_ slots: [Int32], relevance: DirectoryIndex.Relevance) -> [Float] {
+    func tsRanks(_ slots: [Int32], relevance: DirectoryIndex.Relevance, budget: Int = .max) -> [Float]? {
         let items = relevance.items
         let and = relevance.and
         let bySlot = slots.count >= ids.count / 32
@@ -258,6 +262,8 @@ extension DirectoryIndex.Store {
         // An or-term of one position of weight w is w; its share of the rank, w / (π²/6), per weight
         // (no positions: PostgreSQL's stand-in, one of weight D).
         let singleShares = DirectoryIndex.Relevance.weights.map { Double($0) / 1.64493406685 }
+        // The and-rank's steps so far (a posting, or a pair of positions): beyond `budget`, nothing.
+        var work = 0
         let flags = overflowFlag | DirectoryIndex.Lexicon.tailFlag
         let pairWeights = DirectoryIndex.Relevance.pairWeightTable
         // Scratch for a posting with one position, so that every posting's positions are a buffer.
@@ -282,6 +288,7 @@ extension DirectoryIndex.Store {
             if and {
                 let row = e * items.count
                 if i > 0 {
+                    work &+= i
                     for k in 0..<i where last[row + k] != absent {
                         let earlier = last[row + k]
                         if (encoded | earlier) & flags == 0 {
@@ -295,7 +302,10 @@ extension DirectoryIndex.Store {
                             let curw = pairWeights[(Int(a >> 14) << 2 | Int(b >> 14)) &* 102 &+ Int(min(distance, 101))]
                             ranks[e] = res < 0 ? curw : Float(1.0 - (1.0 - Double(res)) * (1.0 - Double(curw)))
                         } else {
-                            DirectoryIndex.Relevance.andStep(&ranks[e], positions(encoded, singles), positions(earlier, singles + 1))
+                            let post = positions(encoded, singles)
+                            let ct = positions(earlier, singles + 1)
+                            work &+= max(post.count, 1) * max(ct.count, 1)
+                            DirectoryIndex.Relevance.andStep(&ranks[e], post, ct)
                         }
                     }
                 }
@@ -312,6 +322,7 @@ extension DirectoryIndex.Store {
                     lexicon.tailOverflow.withUnsafeBufferPointer { tailRuns in
                         for (i, item) in items.enumerated() {
                             for n in lexicon.words(matching: String(decoding: item.word, as: UTF8.self), prefix: item.prefix) {
+                                if work > budget { return }
                                 guard bySlot else {
                                     lexicon.forEachPosting(of: n, among: slots) { c, encoded in
                                         add(c, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
@@ -354,6 +365,7 @@ extension DirectoryIndex.Store {
                 }
             }
         }
+        if work > budget { return nil }
         var tsRank = bySlot ? slots.map { ranks[Int($0)] } : ranks
         for c in tsRank.indices {
             if and {
@@ -370,7 +382,7 @@ extension DirectoryIndex.Store {
     func rankBounds(
         _ slots: [Int32], relevance: DirectoryIndex.Relevance, strict: DirectoryIndex.Bitset, exact: Set<Int32>
     ) -> [(low: Double, high: Double)] {
-        let tsRank = relevance.hasText ? tsRanks(slots, relevance: relevance) : []
+        let tsRank = relevance.hasText ? tsRanks(slots, relevance: relevance) ?? [] : []
         var scratch: [UInt32] = []
         return slots.enumerated().map { c, slot in
             var base = exact.contains(slot) ? 100 : 0

@@ -44,6 +44,8 @@ public final class DirectoryIndex: Service, Sendable {
         /// Whether the matches were ordered here (relevance or name order): `ids` are then only
         /// those that can be on the page, however many match.
         public var ranked = false
+        /// Whether q is too broad to rank (`Store.maxRankWork`): the search is refused, here and in SQL.
+        public var tooBroad = false
     }
 
     public struct Statistics: Sendable, Equatable {

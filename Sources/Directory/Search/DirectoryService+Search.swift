@@ -25,6 +25,10 @@ extension DirectoryService {
                 found = index.evaluate(query, directoryVersion: version, countryRegions: lists.countryRegions, maxIDs: Self.maxIndexedPage)
             }
         }
+        if found?.tooBroad == true {
+            throw Problem.invalid(
+                field: "q", "matches too broadly to be ranked (most words of every profile): use longer or fewer words, or sort by name")
+        }
         if let found {
             let statement = try Self.itemsStatement(for: query, text: text, found: found, statistics: statistics, lists: lists)
             let results = try await pool.readAsTenant(caller, settings: Self.settings, [statement])
