@@ -176,7 +176,7 @@ struct DirectoryIndexTests {
             #expect(!ranked4.tooBroad && ranked4.ranked)
             let refused = snapshot.store.evaluate(
                 broadQuery, expression: broadExpression, strict: broadStrict, folded: broad.folded, domain: nil, countryRegions: lists.countryRegions,
-                maxIDs: 100, maxRankWork: 1_000)
+                maxIDs: 100, maxRankWork: 10)
             #expect(refused.tooBroad && refused.ids == nil && refused.total == ranked4.total)
             var matches = try #require(expression).evaluate(in: snapshot.store.lexicon, slots: snapshot.store.ids.count)
             matches.formIntersection(snapshot.store.aliveBits)

@@ -52,7 +52,7 @@ extension DirectoryIndex.Store {
             above += histogram[score]
         }
         var kept: [Int32] = []
-        var ties = TieHeap(capacity: count - above, ids: ids)
+        var ties = DirectoryIndex.BoundedHeap(capacity: count - above, order: DirectoryIndex.BySmallerID(ids: ids))
         DirectoryIndex.Bitset(words: candidates).forEach { slot in
             let score = Int(scores[slot])
             if score > cut {
@@ -61,48 +61,6 @@ extension DirectoryIndex.Store {
                 ties.offer(Int32(slot))
             }
         }
-        return (kept + ties.slots).map { ids[Int($0)] }
-    }
-
-    /// The `capacity` slots of the smallest ids offered (PostgreSQL's uuid order), the largest on top.
-    struct TieHeap {
-        let capacity: Int
-        let ids: [UUID]
-        var slots: [Int32] = []
-
-        init(capacity: Int, ids: [UUID]) {
-            self.capacity = max(0, capacity)
-            self.ids = ids
-        }
-
-        func isAfter(_ a: Int32, _ b: Int32) -> Bool { DirectoryIndex.Store.precedes(ids[Int(b)], ids[Int(a)]) }
-
-        mutating func offer(_ slot: Int32) {
-            guard capacity > 0 else { return }
-            if slots.count < capacity {
-                slots.append(slot)
-                var child = slots.count - 1
-                while child > 0 {
-                    let parent = (child - 1) / 2
-                    guard isAfter(slots[child], slots[parent]) else { break }
-                    slots.swapAt(child, parent)
-                    child = parent
-                }
-                return
-            }
-            guard isAfter(slots[0], slot) else { return }
-            slots[0] = slot
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var largest = parent
-                if left < slots.count, isAfter(slots[left], slots[largest]) { largest = left }
-                if right < slots.count, isAfter(slots[right], slots[largest]) { largest = right }
-                guard largest != parent else { break }
-                slots.swapAt(parent, largest)
-                parent = largest
-            }
-        }
+        return (kept + ties.elements).map { ids[Int($0)] }
     }
 }

@@ -95,7 +95,7 @@ extension DirectoryIndex.Store {
     /// after the entry at place `after` (-1: the first page): those with the `keep` first places
     /// after it, and every one without a place (changed since the load).
     func pageCandidates(_ slots: [Int32], places: [Int32], keep: Int, after: Int32) -> [Int32] {
-        var heap = DirectoryIndex.MinHeap(capacity: keep)
+        var heap = DirectoryIndex.BoundedHeap(capacity: keep, order: DirectoryIndex.Larger())
         var unplacedSlots: [Int32] = []
         for slot in slots {
             let place = places[Int(slot)]
@@ -105,9 +105,9 @@ extension DirectoryIndex.Store {
                 heap.offer(-Double(place))  // the keep smallest places
             }
         }
-        let bar = heap.values.isEmpty ? 0 : Int32(-heap.minimum)
+        let bar = heap.elements.isEmpty ? 0 : Int32(-heap.worst)
         let placed =
-            heap.values.count < keep
+            !heap.isFull
             ? slots.filter { places[Int($0)] > after }
             : slots.filter { places[Int($0)] > after && places[Int($0)] <= bar }
         return placed + unplacedSlots

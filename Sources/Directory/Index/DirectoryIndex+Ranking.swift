@@ -79,12 +79,12 @@ extension DirectoryIndex.Store {
         // highest bounds down.
         // No page entry can rank below the keep-th best lower bound of the matches surely after the
         // cursor: only matches whose upper bound reaches it are looked at further.
-        var floor = DirectoryIndex.MinHeap(capacity: keep)
+        var floor = DirectoryIndex.BoundedHeap(capacity: keep, order: DirectoryIndex.Larger())
         for c in slots.indices where after == nil || highs[c] < after!.rank { floor.offer(lows[c]) }
-        let bar = floor.values.count == keep ? floor.minimum : -Double.infinity
+        let bar = floor.isFull ? floor.worst : -Double.infinity
         var order = slots.indices.filter { highs[$0] >= bar && (after == nil || lows[$0] <= after!.rank) }
         guard !order.isEmpty else { return [] }
-        var best = RankedHeap(capacity: keep, ids: ids)
+        var best = DirectoryIndex.BoundedHeap(capacity: keep, order: DirectoryIndex.ByRankThenID(ids: ids))
         var bounded: [Int] = []
         var nameTrigrams: [UInt32] = []
         // Whole buckets of upper bounds, highest first, until the page is full and no bound left
@@ -102,10 +102,10 @@ extension DirectoryIndex.Store {
                 let similarity = similarityOfNames(slot, names: Int(names), relevance: relevance, scratch: &nameTrigrams)
                 let rank = lows[c] + Double(similarity)
                 guard isAfterCursor(rank, slot) else { continue }
-                best.offer(rank: rank, slot: slot)
+                best.offer((rank, slot))
             }
         }
-        var kept = best.slots
+        var kept = best.elements.map(\.slot)
         // A bounded rank may reach the page (or, the page not full, anything may).
         let last = best.isFull ? best.worst.rank : -Double.infinity
         for c in bounded where highs[c] >= last { kept.append(slots[c]) }
@@ -186,56 +186,6 @@ extension DirectoryIndex.Store {
         order = sorted
         return (0..<count).compactMap { b in
             starts[b] < starts[b + 1] ? Bucket(members: order[starts[b]..<starts[b + 1]], maxHigh: maxHighs[b]) : nil
-        }
-    }
-
-    /// The `capacity` best (rank descending, id ascending) offered, the worst on top.
-    struct RankedHeap {
-        let capacity: Int
-        let ids: [UUID]
-        var entries: [(rank: Double, slot: Int32)] = []
-
-        init(capacity: Int, ids: [UUID]) {
-            self.capacity = capacity
-            self.ids = ids
-            entries.reserveCapacity(capacity)
-        }
-
-        var isFull: Bool { entries.count >= capacity }
-        var worst: (rank: Double, slot: Int32) { entries[0] }
-        var slots: [Int32] { entries.map(\.slot) }
-
-        /// Whether `a` comes after `b` on the page.
-        func isWorse(_ a: (rank: Double, slot: Int32), than b: (rank: Double, slot: Int32)) -> Bool {
-            a.rank < b.rank || (a.rank == b.rank && DirectoryIndex.Store.precedes(ids[Int(b.slot)], ids[Int(a.slot)]))
-        }
-
-        mutating func offer(rank: Double, slot: Int32) {
-            let entry = (rank: rank, slot: slot)
-            if entries.count < capacity {
-                entries.append(entry)
-                var child = entries.count - 1
-                while child > 0 {
-                    let parent = (child - 1) / 2
-                    guard isWorse(entries[child], than: entries[parent]) else { break }
-                    entries.swapAt(child, parent)
-                    child = parent
-                }
-                return
-            }
-            guard isWorse(entries[0], than: entry) else { return }
-            entries[0] = entry
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var worst = parent
-                if left < entries.count, isWorse(entries[left], than: entries[worst]) { worst = left }
-                if right < entries.count, isWorse(entries[right], than: entries[worst]) { worst = right }
-                guard worst != parent else { break }
-                entries.swapAt(parent, worst)
-                parent = worst
-            }
         }
     }
 
@@ -393,48 +343,6 @@ extension DirectoryIndex.Store {
             guard names != Self.unknownTrigramCount else { return (rank, rank + 1) }
             rank = rank + Double(similarityOfNames(slot, names: Int(names), relevance: relevance, scratch: &scratch))
             return (rank, rank)
-        }
-    }
-}
-
-extension DirectoryIndex {
-    /// The `capacity` largest values offered, smallest on top.
-    struct MinHeap {
-        let capacity: Int
-        var values: [Double] = []
-
-        init(capacity: Int) {
-            self.capacity = capacity
-            values.reserveCapacity(capacity)
-        }
-
-        var minimum: Double { values[0] }
-
-        mutating func offer(_ value: Double) {
-            if values.count < capacity {
-                values.append(value)
-                var child = values.count - 1
-                while child > 0 {
-                    let parent = (child - 1) / 2
-                    guard values[child] < values[parent] else { break }
-                    values.swapAt(child, parent)
-                    child = parent
-                }
-                return
-            }
-            guard value > values[0] else { return }
-            values[0] = value
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var smallest = parent
-                if left < values.count, values[left] < values[smallest] { smallest = left }
-                if right < values.count, values[right] < values[smallest] { smallest = right }
-                guard smallest != parent else { break }
-                values.swapAt(parent, smallest)
-                parent = smallest
-            }
         }
     }
 }
