@@ -212,18 +212,15 @@ extension DirectoryIndex.Store {
         // An or-term of one position of weight w is w; its share of the rank, w / (π²/6), per weight
         // (no positions: PostgreSQL's stand-in, one of weight D).
         let singleShares = DirectoryIndex.Relevance.weights.map { Double($0) / 1.64493406685 }
-        // The and-rank's steps so far (a posting, or a pair of positions): beyond `budget`, nothing.
-        var work = 0
+        // The and-rank's steps (a posting, or a pair of positions): beyond `budget`, nothing.
+        var works: [Int] = []
         let flags = overflowFlag | DirectoryIndex.Lexicon.tailFlag
         let pairWeights = DirectoryIndex.Relevance.pairWeightTable
-        // Scratch for a posting with one position, so that every posting's positions are a buffer.
-        let singles = UnsafeMutablePointer<UInt16>.allocate(capacity: 2)
-        defer { singles.deallocate() }
         /// Adds posting `encoded` of operand `i` to entry `e`'s running value; `runs` and `tailRuns`
         /// are the lexicon's runs of positions.
         func add(
             _ e: Int, _ encoded: UInt32, operand i: Int, ranks: UnsafeMutableBufferPointer<Float>, last: UnsafeMutableBufferPointer<UInt32>,
-            runs: UnsafeBufferPointer<UInt16>, tailRuns: UnsafeBufferPointer<UInt16>
+            runs: UnsafeBufferPointer<UInt16>, tailRuns: UnsafeBufferPointer<UInt16>, singles: UnsafeMutablePointer<UInt16>, work: inout Int
         ) {
             func positions(_ encoded: UInt32, _ single: UnsafeMutablePointer<UInt16>) -> UnsafeBufferPointer<UInt16> {
                 if encoded == noPositions { return UnsafeBufferPointer(start: nil, count: 0) }
@@ -266,47 +263,101 @@ extension DirectoryIndex.Store {
                 ranks[e] = Float(Double(ranks[e]) + Double(DirectoryIndex.Relevance.orTerm(positions(encoded, singles))) / 1.64493406685)
             }
         }
-        ranks.withUnsafeMutableBufferPointer { ranks in
-            last.withUnsafeMutableBufferPointer { last in
+        let itemWords = items.map { lexicon.words(matching: String(decoding: $0.word, as: UTF8.self), prefix: $0.prefix) }
+        // With many candidates, the slots are split between the cores: each sweeps every word's
+        // postings in its own range of slots (a word's postings are in slot order), so the parts
+        // write disjoint entries and each entry sees its postings in the same order as alone.
+        let parts = bySlot && slots.count >= 1 << 13 ? min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) : 1
+        let partBudget = budget == .max ? .max : budget / parts
+        works = [Int](repeating: 0, count: parts)
+        ranks.withUnsafeMutableBufferPointer { ranksBuffer in
+            let ranks = ranksBuffer
+            last.withUnsafeMutableBufferPointer { lastBuffer in
+                let last = lastBuffer
                 lexicon.overflow.withUnsafeBufferPointer { runs in
                     lexicon.tailOverflow.withUnsafeBufferPointer { tailRuns in
-                        for (i, item) in items.enumerated() {
-                            for n in lexicon.words(matching: String(decoding: item.word, as: UTF8.self), prefix: item.prefix) {
-                                if work > budget { return }
-                                guard bySlot else {
-                                    lexicon.forEachPosting(of: n, among: slots) { c, encoded in
-                                        add(c, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
-                                    }
-                                    continue
-                                }
-                                if n < lexicon.baseWords {
-                                    lexicon.slots.withUnsafeBufferPointer { postings in
-                                        lexicon.codes.withUnsafeBufferPointer { codes in
-                                            var run = Int(lexicon.overflowStart[n])
-                                            for p in Int(lexicon.postingStart[n])..<Int(lexicon.postingStart[n + 1]) {
-                                                let slot = Int(postings[p])
-                                                let code = codes[p]
-                                                if !and, code != severalPositions {
-                                                    // The common case of broad searches, inline.
-                                                    ranks[slot] = Float(Double(ranks[slot]) + singleShares[code == noPosition ? 0 : Int(code >> 14)])
-                                                    continue
+                        lexicon.slots.withUnsafeBufferPointer { postings in
+                            lexicon.codes.withUnsafeBufferPointer { codes in
+                                /// Every posting of the operands' words whose slot is in lo..<hi.
+                                func sweep(_ lo: Int32, _ hi: Int32, singles: UnsafeMutablePointer<UInt16>, work: inout Int) {
+                                    for (i, words) in itemWords.enumerated() {
+                                        for n in words {
+                                            if work > partBudget { return }
+                                            guard bySlot else {
+                                                lexicon.forEachPosting(of: n, among: slots) { c, encoded in
+                                                    add(
+                                                        c, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns,
+                                                        singles: singles,
+                                                        work: &work)
                                                 }
-                                                let encoded: UInt32
-                                                switch code {
-                                                case noPosition: encoded = noPositions
-                                                case severalPositions:
-                                                    encoded = overflowFlag | UInt32(run)
-                                                    run += 1 + Int(runs[run])
-                                                default: encoded = UInt32(code)
+                                                continue
+                                            }
+                                            if n < lexicon.baseWords {
+                                                let start = Int(lexicon.postingStart[n])
+                                                let end = Int(lexicon.postingStart[n + 1])
+                                                let list = UnsafeBufferPointer(rebasing: postings[start..<end])
+                                                let first = start + (lo == 0 ? 0 : DirectoryIndex.Lexicon.gallop(list, from: 0, to: lo))
+                                                let beyond =
+                                                    start
+                                                    + (hi == .max ? list.count : DirectoryIndex.Lexicon.gallop(list, from: first - start, to: hi))
+                                                // The runs of the postings before this part's.
+                                                var run = Int(lexicon.overflowStart[n])
+                                                for p in start..<first where codes[p] == severalPositions { run += 1 + Int(runs[run]) }
+                                                for p in first..<beyond {
+                                                    let slot = Int(postings[p])
+                                                    let code = codes[p]
+                                                    if !and, code != severalPositions {
+                                                        // The common case of broad searches, inline.
+                                                        ranks[slot] = Float(
+                                                            Double(ranks[slot]) + singleShares[code == noPosition ? 0 : Int(code >> 14)])
+                                                        continue
+                                                    }
+                                                    let encoded: UInt32
+                                                    switch code {
+                                                    case noPosition: encoded = noPositions
+                                                    case severalPositions:
+                                                        encoded = overflowFlag | UInt32(run)
+                                                        run += 1 + Int(runs[run])
+                                                    default: encoded = UInt32(code)
+                                                    }
+                                                    add(
+                                                        slot, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns,
+                                                        singles: singles,
+                                                        work: &work)
                                                 }
-                                                add(slot, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
+                                            }
+                                            if let tail = lexicon.tails[Int32(n)] {
+                                                for (k, slot) in tail.slots.enumerated() where slot >= lo && slot < hi {
+                                                    add(
+                                                        Int(slot), tail.encoded[k], operand: i, ranks: ranks, last: last, runs: runs,
+                                                        tailRuns: tailRuns,
+                                                        singles: singles, work: &work)
+                                                }
                                             }
                                         }
                                     }
                                 }
-                                if let tail = lexicon.tails[Int32(n)] {
-                                    for (k, slot) in tail.slots.enumerated() {
-                                        add(Int(slot), tail.encoded[k], operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns)
+                                works.withUnsafeMutableBufferPointer { worksBuffer in
+                                    let works = worksBuffer
+                                    let size = (ids.count + parts - 1) / parts
+                                    let sweepPart = { (part: Int) in
+                                        // Scratch for postings with one position, so that every posting's positions are a buffer.
+                                        let singles = UnsafeMutablePointer<UInt16>.allocate(capacity: 2)
+                                        defer { singles.deallocate() }
+                                        var work = 0
+                                        let lo = Int32(part * size)
+                                        let hi = parts == 1 ? Int32.max : Int32(min(ids.count, (part + 1) * size))
+                                        sweep(lo, hi, singles: singles, work: &work)
+                                        works[part] = work
+                                    }
+                                    if parts == 1 {
+                                        sweepPart(0)
+                                    } else {
+                                        // The parts write disjoint slots of the buffers.
+                                        withoutActuallyEscaping(sweepPart) { sweepPart in
+                                            let shared = UncheckedSendable(sweepPart)
+                                            DispatchQueue.concurrentPerform(iterations: parts) { part in shared.value(part) }
+                                        }
                                     }
                                 }
                             }
@@ -315,7 +366,7 @@ extension DirectoryIndex.Store {
                 }
             }
         }
-        if work > budget { return nil }
+        if works.contains(where: { $0 > partBudget }) { return nil }
         var tsRank = bySlot ? slots.map { ranks[Int($0)] } : ranks
         for c in tsRank.indices {
             if and {
@@ -345,4 +396,11 @@ extension DirectoryIndex.Store {
             return (rank, rank)
         }
     }
+}
+
+/// A value handed to code that runs concurrently, where the caller guarantees the concurrent uses
+/// do not conflict (the directory index's parts write disjoint slots).
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
