@@ -113,11 +113,6 @@ extension DirectoryIndex {
                 }
             }
         }
-
-        /// How many documents have word `n`.
-        func documentCount(_ n: Int) -> Int {
-            (n < baseWords ? Int(postingStart[n + 1] - postingStart[n]) : 0) + (tails[Int32(n)]?.slots.count ?? 0)
-        }
     }
 }
 
@@ -193,42 +188,6 @@ extension DirectoryIndex.Lexicon {
             if let tail = tails[Int32(n)] {
                 tail.slots.withUnsafeBufferPointer { list in
                     Self.intersect(list, candidates) { posting, candidate in body(candidate, tail.encoded[posting]) }
-                }
-            }
-        }
-    }
-
-    /// As `forEachPosting(of:among:_:)`, with `indexOf` (per slot, its index among the
-    /// candidates, or -1) when it is not empty: every posting is read, and its candidate looked up.
-    func forEachPosting(of n: Int, among candidates: [Int32], indexOf: [Int32], _ body: (Int, UInt32) -> Void) {
-        guard !indexOf.isEmpty else { return forEachPosting(of: n, among: candidates, body) }
-        indexOf.withUnsafeBufferPointer { indexOf in
-            if n < baseWords {
-                slots.withUnsafeBufferPointer { slots in
-                    codes.withUnsafeBufferPointer { codes in
-                        overflow.withUnsafeBufferPointer { overflow in
-                            var run = Int(overflowStart[n])
-                            for p in Int(postingStart[n])..<Int(postingStart[n + 1]) {
-                                let code = codes[p]
-                                let encoded: UInt32
-                                switch code {
-                                case Self.noPosition: encoded = Self.noPositions
-                                case Self.severalPositions:
-                                    encoded = Self.overflowFlag | UInt32(run)
-                                    run += 1 + Int(overflow[run])
-                                default: encoded = UInt32(code)
-                                }
-                                let c = indexOf[Int(slots[p])]
-                                if c >= 0 { body(Int(c), encoded) }
-                            }
-                        }
-                    }
-                }
-            }
-            if let tail = tails[Int32(n)] {
-                for (k, slot) in tail.slots.enumerated() {
-                    let c = indexOf[Int(slot)]
-                    if c >= 0 { body(Int(c), tail.encoded[k]) }
                 }
             }
         }

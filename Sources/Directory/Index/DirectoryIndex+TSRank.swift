@@ -66,14 +66,8 @@ extension DirectoryIndex.Relevance {
         return UnsafePointer(table)
     }()
 
-    /// `calc_rank_and`'s weight of a pair of positions of weights `a` and `b` (0 D … 3 A) at
-    /// `distance`: sqrt(w(a) · w(b) · word_distance), from a table of every value it can take.
-    @inline(__always)
-    static func pairWeight(_ a: UInt16, _ b: UInt16, _ distance: Int32) -> Float {
-        pairWeights[Int(a) << 2 | Int(b)][Int(min(distance, 101))]
-    }
-
-    /// Per pair of weights, per distance 0…100 and beyond (101), the pair's weight.
+    /// `calc_rank_and`'s weight of a pair of positions of weights a and b (0 D … 3 A), per pair of
+    /// weights (a << 2 | b) and distance 0…100 and beyond (101): sqrt(w(a) · w(b) · word_distance).
     static let pairWeights: [[Float]] = (0..<16).map { pair in
         let (wa, wb) = (weights[pair >> 2], weights[pair & 3])
         return (0...101).map { distance in
