@@ -10,8 +10,11 @@ public struct AdminContext: ChildRequestContext {
 
     public init(context: AccordRequestContext) throws {
         caller = try AuthenticatedContext(context: context)
-        guard caller.identity.isNetworkAdmin else { throw Problem.forbidden("Only network administrators may do this.") }
+        guard caller.identity.isNetworkAdmin else { throw Self.notNetworkAdmin }
     }
+
+    /// The 403 of a caller who is not a network administrator.
+    static let notNetworkAdmin = Problem.forbidden("Only network administrators may do this.")
 
     public var coreContext: CoreRequestContextStorage {
         get { caller.coreContext }

@@ -32,7 +32,7 @@ public struct AdmissionService: Sendable {
     }
 
     static func requireNetworkAdmin(_ caller: Identity) throws {
-        guard caller.isNetworkAdmin else { throw Problem.forbidden("Only network administrators may do this.") }
+        guard caller.isNetworkAdmin else { throw AdminContext.notNetworkAdmin }
     }
 
     /// Institutions, newest first, optionally of one status; keyset-paged.

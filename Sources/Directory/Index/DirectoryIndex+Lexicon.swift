@@ -128,6 +128,17 @@ extension DirectoryIndex.Lexicon {
     /// The code of a base posting without positions.
     static let noPosition: UInt16 = 0
 
+    /// The encoded positions of a base posting with position code `code`; `run` is where its run
+    /// of positions is when it has several.
+    @inline(__always)
+    static func encoded(_ code: UInt16, run: Int) -> UInt32 {
+        switch code {
+        case noPosition: noPositions
+        case severalPositions: overflowFlag | UInt32(run)
+        default: UInt32(code)
+        }
+    }
+
     mutating func encode(_ positions: ArraySlice<UInt16>) -> UInt32 {
         switch positions.count {
         case 0: return Self.noPositions
@@ -174,11 +185,7 @@ extension DirectoryIndex.Lexicon {
                                     if codes[counted] == Self.severalPositions { run += 1 + Int(overflow[run]) }
                                     counted += 1
                                 }
-                                switch codes[posting] {
-                                case Self.noPosition: return Self.noPositions
-                                case Self.severalPositions: return Self.overflowFlag | UInt32(run)
-                                case let code: return UInt32(code)
-                                }
+                                return Self.encoded(codes[posting], run: run)
                             }
                             Self.intersect(list, candidates) { posting, candidate in body(candidate, encoded(start + posting)) }
                         }

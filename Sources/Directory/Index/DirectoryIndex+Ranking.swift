@@ -312,14 +312,8 @@ extension DirectoryIndex.Store {
                                                             Double(ranks[slot]) + singleShares[code == noPosition ? 0 : Int(code >> 14)])
                                                         continue
                                                     }
-                                                    let encoded: UInt32
-                                                    switch code {
-                                                    case noPosition: encoded = noPositions
-                                                    case severalPositions:
-                                                        encoded = overflowFlag | UInt32(run)
-                                                        run += 1 + Int(runs[run])
-                                                    default: encoded = UInt32(code)
-                                                    }
+                                                    let encoded = DirectoryIndex.Lexicon.encoded(code, run: run)
+                                                    if code == severalPositions { run += 1 + Int(runs[run]) }
                                                     add(
                                                         slot, encoded, operand: i, ranks: ranks, last: last, runs: runs, tailRuns: tailRuns,
                                                         singles: singles,
