@@ -113,7 +113,7 @@ let package = Package(
             name: "AccordTesting",
             dependencies: [
                 "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", .hummingbird,
-                .hummingbirdTesting, .httpTypes, .nioCore,
+                .hummingbirdTesting, .httpTypes, .nioCore, .logging, .serviceLifecycle,
             ],
             path: "Tests/AccordTesting",
             swiftSettings: testSwiftSettings
@@ -126,7 +126,7 @@ let package = Package(
             dependencies: ["AccordServer", "PGStoreTesting", .hummingbirdTesting, .httpTypes, .logging, .nioCore],
             swiftSettings: testSwiftSettings
         ),
-        featureTests("InstitutionsTests", ["Institutions"]),
+        featureTests("InstitutionsTests", ["AccordCrypto", "Institutions", .logging, .nioCore]),
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
         featureTests("AdminTests", ["Admin"]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),

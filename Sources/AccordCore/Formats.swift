@@ -13,9 +13,10 @@ public enum Formats {
         }
     }
 
-    /// An e-mail address whose domain is a domain.
+    /// An e-mail address whose domain is a domain, in printable ASCII (no internationalised
+    /// addresses: no look-alike of another account's address).
     public static func isEmail(_ value: String) -> Bool {
-        guard (3...254).contains(value.count), !value.contains(where: \.isWhitespace) else { return false }
+        guard (3...254).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else { return false }
         let parts = value.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }
         return isDomain(parts[1].lowercased())
@@ -38,5 +39,25 @@ public enum Formats {
         var components = DateComponents()
         (components.year, components.month, components.day) = (year, month, day)
         return components.isValidDate(in: Calendar(identifier: .gregorian))
+    }
+
+    /// The length of a text as PostgreSQL's `length()` counts it (Unicode code points), so that a
+    /// limit checked here is the limit the database checks: "é" written as e + U+0301 counts two.
+    public static func length(_ value: String) -> Int { value.unicodeScalars.count }
+
+    /// Text for a single line: no control characters (C0, DEL, C1, so no CR or LF) and no line or
+    /// paragraph separator.
+    public static func isSingleLine(_ value: String) -> Bool {
+        value.unicodeScalars.allSatisfy { scalar in
+            !(scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029)
+        }
+    }
+
+    /// Text of several lines: no control characters but tab, LF and CR.
+    public static func isMultiLine(_ value: String) -> Bool {
+        value.unicodeScalars.allSatisfy { scalar in
+            scalar == "\t" || scalar == "\n" || scalar == "\r"
+                || !(scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value))
+        }
     }
 }

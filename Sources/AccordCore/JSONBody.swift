@@ -89,22 +89,65 @@ public enum JSONBody {
     }
 }
 
-/// Collects validation failures so that one 422 names every invalid field at once.
+/// Collects validation failures so that one 422 names every invalid field at once: one entry per
+/// field, at most `maxErrors` (an answer never grows with a hostile body).
 public struct Validator {
     public private(set) var errors: [Problem.FieldError] = []
+    /// Failures beyond `maxErrors`, counted but not listed.
+    public private(set) var omitted = 0
+    public static let maxErrors = 20
+    /// The failures `detail` spells out; `errors` lists the rest.
+    static let maxErrorsInDetail = 6
 
     public init() {}
 
     public mutating func fail(_ field: String, _ message: String) {
-        errors.append(.init(field: field, message: message))
+        if errors.contains(where: { $0.field == field }) { return }
+        if errors.count >= Self.maxErrors {
+            omitted += 1
+        } else {
+            errors.append(.init(field: field, message: message))
+        }
     }
 
     public mutating func check(_ condition: Bool, _ field: String, _ message: @autoclosure () -> String) {
         if !condition { fail(field, message()) }
     }
 
+    /// Checks a text: its length as PostgreSQL counts it (code points, see `Formats.length`) and,
+    /// for `singleLine` (names, titles, cities …), no control characters or line breaks; for
+    /// longer prose, none but tab and line breaks.
+    public mutating func text(_ value: String, _ field: String, _ lengths: ClosedRange<Int>, singleLine: Bool = true) {
+        let length = Formats.length(value)
+        if !lengths.contains(length) {
+            fail(
+                field,
+                lengths.lowerBound == 0
+                    ? "must have at most \(lengths.upperBound) characters" : "must have \(lengths.lowerBound) to \(lengths.upperBound) characters")
+        } else if singleLine ? !Formats.isSingleLine(value) : !Formats.isMultiLine(value) {
+            fail(field, singleLine ? "must be one line without control characters" : "must not contain control characters")
+        }
+    }
+
+    /// Checks the length of a list: when it is too long, says so once and returns false, so that
+    /// its elements are not checked one by one.
+    public mutating func list(_ count: Int, _ field: String, _ lengths: ClosedRange<Int>) -> Bool {
+        guard lengths.contains(count) else {
+            fail(
+                field,
+                lengths.lowerBound == 0
+                    ? "must have at most \(lengths.upperBound) entries" : "must have \(lengths.lowerBound) to \(lengths.upperBound) entries")
+            return false
+        }
+        return true
+    }
+
     /// Throws a 422 naming every failure, if there was any.
     public func validate() throws {
-        if !errors.isEmpty { throw Problem.invalid(errors, detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; ")) }
+        guard !errors.isEmpty else { return }
+        let shown = errors.prefix(Self.maxErrorsInDetail).map { "\($0.field): \($0.message)" }.joined(separator: "; ")
+        let more = errors.count + omitted - min(errors.count, Self.maxErrorsInDetail)
+        let detail = more > 0 ? "\(shown); and \(more) more" : shown
+        throw Problem.invalid(errors, detail: detail)
     }
 }

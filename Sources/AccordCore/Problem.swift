@@ -127,7 +127,7 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        response(instance: request.uri.path, requestID: nil)
+        response(instance: RequestPath.redacted(request.uri.path), requestID: nil)
     }
 
     /// The complete response.

@@ -87,9 +87,18 @@ public struct PasswordHasher: Sendable {
         return Secrets.constantTimeEquals(key, Array(expected))
     }
 
-    /// Burns the same time as a real verification, for unknown accounts (no timing oracle).
+    /// Burns the same time as a real verification of a hash with this hasher's parameters, for
+    /// unknown accounts (no timing oracle). Stored hashes get these parameters too: see
+    /// `needsRehash`.
     public func verifyNothing(_ password: String) {
         _ = derive(password, salt: Array(repeating: 0, count: 16), logN: logN, r: r, p: p)
+    }
+
+    /// Whether a stored hash was made with other parameters than this hasher's (and so should be
+    /// replaced after the next successful verification).
+    public func needsRehash(_ stored: String) -> Bool {
+        let parts = stored.split(separator: "$", omittingEmptySubsequences: true)
+        return parts.count != 4 || parts[0] != "scrypt" || parts[1] != "ln=\(logN),r=\(r),p=\(p)"
     }
 
     private func derive(_ password: String, salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) -> [UInt8] {

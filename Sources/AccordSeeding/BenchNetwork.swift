@@ -63,7 +63,8 @@ public struct BenchNetwork: Sendable {
                             \(b.services)::text[], \(b.ages)::int8[])
                     AS r (schac, names, acronym, country, city, type, status, tier, students, founded, description, goals,
                           fields, languages, offers, seeks, services, age)
-                ON CONFLICT (schac) WHERE claim_of IS NULL DO NOTHING
+                WHERE NOT EXISTS (SELECT 1 FROM institutions x WHERE x.schac = r.schac)
+                ON CONFLICT (schac) WHERE claim_of IS NULL AND status IN ('active', 'suspended') DO NOTHING
                 """
             ).affectedRows
         }

@@ -102,7 +102,12 @@ public struct DemoNetwork: Sendable {
         let adminHash = hasher.hash(Self.password)
         let staffHash = hasher.hash(Self.password)
         try await pool.withTransaction(settings: [("accord.is_admin", "true")]) { tx in
-            let existing = try await tx.query("SELECT id FROM institutions WHERE schac = \(member.schac) AND claim_of IS NULL").first(UUID.self)
+            let existing = try await tx.query(
+                """
+                SELECT id FROM institutions WHERE schac = \(member.schac) AND claim_of IS NULL
+                ORDER BY status IN ('active', 'suspended') DESC, created_at LIMIT 1
+                """
+            ).first(UUID.self)
             let id = existing ?? UUID()
             let names = PGJSONB([LocalizedName(lang: member.lang, value: member.name)])
             let fields = PGJSONB(member.fields.map { SubjectArea(code: $0.0, strength: $0.1) })
@@ -119,7 +124,7 @@ public struct DemoNetwork: Sendable {
                     \(member.website), \("\(member.name) welcomes partners for exchange and joint work."), \(fields), \(languages),
                     \(member.offers), \(member.seeks), \(member.services), \("Deepen partnerships in \(member.seeks.joined(separator: ", "))."),
                     \(factsheet), \(member.students), \(member.founded))
-                ON CONFLICT (schac) WHERE claim_of IS NULL DO UPDATE SET
+                ON CONFLICT (id) DO UPDATE SET
                     names = excluded.names, acronym = excluded.acronym, city = excluded.city, claimed = true, status = excluded.status,
                     website = excluded.website, description = excluded.description, subject_areas = excluded.subject_areas,
                     teaching_languages = excluded.teaching_languages, offers = excluded.offers, seeks = excluded.seeks,

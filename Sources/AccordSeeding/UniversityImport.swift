@@ -72,7 +72,9 @@ public struct UniversityImport: Sendable {
                     SELECT r.schac, r.names::jsonb, r.country, 'university', 'active', false, nullif(r.website, '')
                     FROM unnest(\(batch.schacs)::text[], \(batch.names)::text[], \(batch.countries)::text[], \(batch.websites)::text[])
                         AS r (schac, names, country, website)
-                    ON CONFLICT (schac) WHERE claim_of IS NULL DO UPDATE
+                    -- A domain someone has registered and that awaits review gets no entry of its own.
+                    WHERE NOT EXISTS (SELECT 1 FROM institutions x WHERE x.schac = r.schac AND x.status = 'pending' AND x.claim_of IS NULL)
+                    ON CONFLICT (schac) WHERE claim_of IS NULL AND status IN ('active', 'suspended') DO UPDATE
                         SET names = excluded.names, country = excluded.country, website = excluded.website,
                             version = institutions.version + 1, updated_at = now()
                         WHERE NOT institutions.claimed

@@ -21,12 +21,14 @@ public struct ServerConfiguration: Sendable {
     public var identityCache: IdentityCache.Configuration?
     /// The directory in memory for text searches (see `DirectoryIndex`); nil: searches are SQL only.
     public var directoryIndex: DirectoryIndex.Configuration?
+    /// The reverse proxies whose `X-Forwarded-For` names the client.
+    public var trustedProxies: TrustedProxies
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
         identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil,
         identityCache: IdentityCache.Configuration? = IdentityCache.Configuration(),
-        directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration()
+        directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration(), trustedProxies: TrustedProxies = .none
     ) {
         self.host = host
         self.port = port
@@ -36,6 +38,7 @@ public struct ServerConfiguration: Sendable {
         self.bootstrapAdmin = bootstrapAdmin
         self.identityCache = identityCache
         self.directoryIndex = directoryIndex
+        self.trustedProxies = trustedProxies
     }
 }
 
@@ -48,10 +51,12 @@ public struct StartupError: Error, CustomStringConvertible {
 /// Builds the router: middleware, then every feature's routes. Tests call this too.
 public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
-    identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, logger: Logger = Logger(label: "accord")
+    identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, trustedProxies: TrustedProxies = .none,
+    logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: ClientAddressMiddleware(trusted: trustedProxies))
     let routes = RouteTable()
     router.add(middleware: ProblemMiddleware(routes: routes))
     HealthController(schemaCheck: schemaCheck, directoryIndex: directoryIndex, logger: logger).addRoutes(to: router)
@@ -104,7 +109,7 @@ public func buildApplication(
     }
     let router = buildRouter(
         pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache,
-        directoryIndex: directoryIndex, logger: logger)
+        directoryIndex: directoryIndex, trustedProxies: configuration.trustedProxies, logger: logger)
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accord"),

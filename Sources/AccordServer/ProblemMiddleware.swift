@@ -21,11 +21,13 @@ struct ProblemMiddleware: RouterMiddleware {
                 let allowed = routes.methods(for: request.uri.path)
                 if !allowed.isEmpty {
                     let list = allowed.sorted().joined(separator: ", ")
-                    problem = Problem.methodNotAllowed("\(request.method.rawValue) is not allowed on \(request.uri.path); use \(list).")
-                        .with(headers: [.allow: list])
+                    problem = Problem.methodNotAllowed(
+                        "\(request.method.rawValue) is not allowed on \(RequestPath.redacted(request.uri.path)); use \(list)."
+                    )
+                    .with(headers: [.allow: list])
                 }
             }
-            return problem.response(instance: request.uri.path, requestID: context.requestID)
+            return problem.response(instance: RequestPath.redacted(request.uri.path), requestID: context.requestID)
         }
     }
 
@@ -36,13 +38,13 @@ struct ProblemMiddleware: RouterMiddleware {
         case let error as HTTPError:
             switch error.status {
             case .notFound:
-                return .notFound("There is no \(request.method.rawValue) \(request.uri.path).")
+                return .notFound("There is no \(request.method.rawValue) \(RequestPath.redacted(request.uri.path)).")
             case .contentTooLarge:
                 return .payloadTooLarge(limit: context.maxUploadSize)
             case .badRequest:
                 return .badRequest(error.body ?? "The request could not be read.")
             case .methodNotAllowed:
-                return .methodNotAllowed("\(request.method.rawValue) is not allowed on \(request.uri.path).")
+                return .methodNotAllowed("\(request.method.rawValue) is not allowed on \(RequestPath.redacted(request.uri.path)).")
             case .unsupportedMediaType:
                 return Problem(
                     type: Problem.type("unsupported-media-type"), status: .unsupportedMediaType,

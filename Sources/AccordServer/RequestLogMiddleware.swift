@@ -6,7 +6,8 @@ import Logging
 
 /// Gives each request an id (the caller's `X-Request-ID` when it is 1–128 safe characters, else a
 /// new random one), returns it as `X-Request-ID`, and writes one structured log line per request:
-/// method, path, status, duration and request id.
+/// method, path (without the secret tokens some paths carry: `RequestPath`), status, duration and
+/// request id.
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = AccordRequestContext
 
@@ -24,7 +25,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             // The problem middleware converts everything; this is a last resort.
-            response = Problem.internalError.response(instance: request.uri.path, requestID: requestID)
+            response = Problem.internalError.response(instance: RequestPath.redacted(request.uri.path), requestID: requestID)
         }
         response.headers[Self.header] = requestID
         let elapsed = ContinuousClock.now - started
@@ -33,7 +34,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             "request",
             metadata: [
                 "method": .string(request.method.rawValue),
-                "path": .string(request.uri.path),
+                "path": .string(RequestPath.redacted(request.uri.path)),
                 "status": .stringConvertible(response.status.code),
                 "duration_ms": .string(String(format: "%.2f", millis)),
             ])

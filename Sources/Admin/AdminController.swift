@@ -32,6 +32,9 @@ public struct AdminController: Sendable {
                 return try await admission.decide(decision, on: id, reason: reason, caller: context.identity)
             }
         }
+        routes.get("admin/institutions/{id}") { _, context in
+            try await admission.institution(try context.pathID(), caller: context.identity)
+        }
         routes.patch("admin/institutions/{id}") { request, context in
             let body = try await JSONBody.decode(TierRequest.self, from: request, context: context)
             return try await admission.setTier(body.tier, on: try context.pathID(), caller: context.identity)

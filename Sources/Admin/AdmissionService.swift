@@ -45,31 +45,69 @@ public struct AdmissionService: Sendable {
         return Page(fetched: fetched, limit: limit) { CreatedPosition(createdAt: $0.createdAt, id: $0.id) }
     }
 
+    /// One institution as its reviewers see it: registrant, domain proof, competing registrations.
+    public func institution(_ id: UUID, caller: Identity) async throws -> InstitutionSummary {
+        try Self.requireNetworkAdmin(caller)
+        return try await pool.withTenant(caller) { tx in
+            guard try await tx.query("SELECT 1 FROM institutions WHERE id = \(id)").first(Int.self) != nil else {
+                throw Problem.notFound("No such institution.")
+            }
+            return try await AdmissionStore.find(id, on: tx)
+        }
+    }
+
     /// Applies an admission decision. Approving a claim merges it into the imported entry it
-    /// claims: the registrant's users move there and the entry becomes theirs.
+    /// claims (the registrant's users, sessions and invitations move there), and only once the
+    /// registrant proved the domain (`DomainProof.verified`); approving any registration rejects
+    /// the other pending registrations of its SCHAC code.
     public func decide(_ decision: Decision, on id: UUID, reason: String?, caller: Identity) async throws -> InstitutionSummary {
         try Self.requireNetworkAdmin(caller)
         let reason = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
         if decision.needsReason, reason?.isEmpty ?? true { throw Problem.invalid(field: "/reason", "is required to \(decision.rawValue)") }
-        if let reason, reason.count > 2000 { throw Problem.invalid(field: "/reason", "must have at most 2000 characters") }
+        if let reason {
+            var v = Validator()
+            v.text(reason, "/reason", 0...2000, singleLine: false)
+            try v.validate()
+        }
         defer { identitiesChanged() }  // after the transaction: this instance serves the change at once
-        return try await pool.withTenant(caller) { tx in
-            guard let current = try await AdmissionStore.lockStatus(id, on: tx) else { throw Problem.notFound("No such institution.") }
-            let (from, to) = decision.transition
-            guard current.status == from.rawValue else {
-                throw Problem.conflict("Cannot \(decision.rawValue) an institution that is \(current.status).")
+        do {
+            return try await pool.withTenant(caller) { tx in
+                guard let current = try await AdmissionStore.lockStatus(id, on: tx) else { throw Problem.notFound("No such institution.") }
+                let (from, to) = decision.transition
+                guard current.status == from.rawValue else {
+                    throw Problem.conflict("Cannot \(decision.rawValue) an institution that is \(current.status).")
+                }
+                var target = id
+                if decision == .approve, let entry = current.claimOf {
+                    let proof = try await AdmissionStore.find(id, on: tx).domainProof
+                    guard proof == .verified else {
+                        throw Problem.conflict(
+                            "This registration claims the directory entry \(current.schac); it can be approved only once its registrant's "
+                                + "e-mail address at \(current.schac) (or a subdomain) is verified, and it is \(proof == .unverified ? "not verified yet" : "elsewhere")."
+                        )
+                    }
+                    try await AdmissionStore.mergeClaim(id, into: entry, on: tx)
+                    target = entry
+                } else {
+                    try await AdmissionStore.setStatus(id, to: to, reason: reason, on: tx)
+                }
+                try await Audit.record(
+                    "institution.\(decision.rawValue)", institutionID: target, actor: caller, targetType: "institution",
+                    targetID: target.uuidString, detail: ["reason": reason ?? "", "from": from.rawValue, "to": to.rawValue], on: tx)
+                if decision == .approve {
+                    let losing = "Another registration of \(current.schac) was approved."
+                    for other in try await AdmissionStore.rejectCompeting(schac: current.schac, except: id, reason: losing, on: tx) {
+                        try await Audit.record(
+                            "institution.reject", institutionID: other, actor: caller, targetType: "institution", targetID: other.uuidString,
+                            detail: ["reason": losing, "from": "pending", "to": "rejected"], on: tx)
+                    }
+                }
+                return try await AdmissionStore.find(target, on: tx)
             }
-            var target = id
-            if decision == .approve, let entry = current.claimOf {
-                try await AdmissionStore.mergeClaim(id, into: entry, on: tx)
-                target = entry
-            } else {
-                try await AdmissionStore.setStatus(id, to: to, reason: reason, on: tx)
-            }
-            try await Audit.record(
-                "institution.\(decision.rawValue)", institutionID: target, actor: caller, targetType: "institution",
-                targetID: target.uuidString, detail: ["reason": reason ?? "", "from": from.rawValue, "to": to.rawValue], on: tx)
-            return try await AdmissionStore.find(target, on: tx)
+        } catch let error as PGError where error.isUniqueViolation {
+            throw Problem.conflict(
+                "Another active or suspended institution holds this SCHAC code (see schacHeldBy); reject this registration, or deal with that institution first."
+            )
         }
     }
 

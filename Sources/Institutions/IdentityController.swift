@@ -49,8 +49,24 @@ public struct IdentityController: Sendable {
                 response: try await membership.accept(token: token, body, clientAddress: context.clientAddress))
         }
 
+        routes.post("email-verifications/{token}") { _, context -> IdentityService.EmailVerification in
+            try await identity.verifyEmail(token: try context.parameters.require("token"))
+        }
+
         authenticated.delete("sessions/current") { _, context -> HTTPResponse.Status in
             try await identity.signOut(context.identity)
+            return .noContent
+        }
+        authenticated.get("me/sessions") { _, context in
+            SessionList(items: try await identity.sessions(of: context.identity))
+        }
+        authenticated.delete("me/sessions/{id}") { _, context -> HTTPResponse.Status in
+            try await identity.endSession(try context.pathID(), caller: context.identity)
+            return .noContent
+        }
+        authenticated.put("me/password") { request, context -> HTTPResponse.Status in
+            let body = try await JSONBody.decode(IdentityService.PasswordChange.self, from: request, context: context)
+            try await identity.changePassword(body, caller: context.identity, clientAddress: context.clientAddress)
             return .noContent
         }
         authenticated.get("institutions/{id}") { _, context -> EditedResponse<Institution> in
@@ -92,6 +108,7 @@ public struct IdentityController: Sendable {
     struct RoleChange: Codable, Sendable { var role: String }
     struct MemberList: ResponseEncodable { var items: [User] }
     struct InvitationList: ResponseEncodable { var items: [MembershipService.Invitation] }
+    struct SessionList: ResponseEncodable { var items: [IdentityService.SessionInfo] }
 }
 
 extension Institution: ResponseEncodable {}
@@ -100,3 +117,4 @@ extension SessionGrant: ResponseEncodable {}
 extension IdentityService.Registration: ResponseEncodable {}
 extension IdentityService.Me: ResponseEncodable {}
 extension MembershipService.Invitation: ResponseEncodable {}
+extension IdentityService.EmailVerification: ResponseEncodable {}

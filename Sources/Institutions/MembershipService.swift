@@ -125,13 +125,19 @@ public struct MembershipService: Sendable {
         public var status: String
         public var createdAt: String
         public var expiresAt: String
-        /// Only in the response that created it: the link that accepts it.
+        /// Only in the response that created it: the link that accepts it (which proves the
+        /// address it was mailed to).
         public var acceptUrl: String?
         public var token: String?
     }
 
+    /// Invites someone to join the institution, by mail. Only an active institution sends
+    /// invitations; one is good only while its inviter is still an admin of the institution.
     public func invite(_ request: InvitationRequest, to id: UUID, caller: Identity) async throws -> Invitation {
         try requireAdmin(of: id, caller: caller)
+        guard caller.institutionStatus == .active else {
+            throw Problem.forbidden("Your institution is not admitted yet; it can invite members once the network's administrators approve it.")
+        }
         var v = Validator()
         v.check(Formats.isEmail(request.email), "/email", "must be an e-mail address")
         v.check(InstitutionRole(rawValue: request.role) != nil, "/role", "must be one of admin, staff, faculty")
@@ -195,10 +201,12 @@ public struct MembershipService: Sendable {
         public var password: String
     }
 
-    /// Accepts an invitation: creates the user and signs them in. Single use.
+    /// Accepts an invitation: creates the user and signs them in. Single use; refused (404) once
+    /// its inviter is no longer an admin of the institution or the institution is not active.
     public func accept(token: String, _ request: AcceptRequest, clientAddress: String?) async throws -> SessionGrant {
         var v = Validator()
-        v.check((1...200).contains(request.name.trimmingCharacters(in: .whitespaces).count), "/name", "must have 1 to 200 characters")
+        let name = request.name.trimmingCharacters(in: .whitespaces)
+        v.text(name, "/name", 1...200)
         IdentityService.checkPassword(request.password, field: "/password", into: &v)
         try v.validate()
         let hash = Data(Secrets.sha256(token.utf8))
@@ -217,13 +225,15 @@ public struct MembershipService: Sendable {
                     """
                     UPDATE invitations SET accepted_at = now()
                     WHERE id = \(invitation.0) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+                      AND EXISTS (SELECT 1 FROM users u WHERE u.id = invitations.invited_by AND u.role = 'admin'
+                                                          AND u.institution_id = invitations.institution_id)
                     """
                 ).affectedRows
                 guard claimed == 1 else { throw Problem.notFound("This invitation does not exist, was used, revoked, or has expired.") }
                 try await tx.query(
                     """
-                    INSERT INTO users (id, institution_id, email, name, role, password_hash)
-                    VALUES (\(userID), \(invitation.1), \(invitation.2), \(request.name.trimmingCharacters(in: .whitespaces)), \(invitation.3), \(passwordHash))
+                    INSERT INTO users (id, institution_id, email, name, role, password_hash, email_verified_at)
+                    VALUES (\(userID), \(invitation.1), \(invitation.2), \(name), \(invitation.3), \(passwordHash), now())
                     """)
                 try await Audit.record(
                     "invitation.accepted", institutionID: invitation.1, actor: context, targetType: "invitation",

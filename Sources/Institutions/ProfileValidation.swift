@@ -8,16 +8,24 @@ import PGStore
 struct ProfileValidation {
     let lists: ReferenceData.Lists
 
+    /// The longest lists a profile holds (docs/openapi.yaml says the same); `offers`, `seeks` and
+    /// `services` hold each value of their vocabulary at most once.
+    static let maxNames = 20
+    static let maxSubjectAreas = 100
+    static let maxTeachingLanguages = 50
+    static let maxContacts = 20
+    static let maxDeadlines = 20
+
     /// With `creating`, the fields every institution needs (names, SCHAC code, country, type) are
     /// required.
     func check(_ input: ProfileInput, at prefix: String, creating: Bool, into v: inout Validator) {
         func field(_ name: String) -> String { "\(prefix)/\(name)" }
         if let names = input.names {
-            v.check(!names.isEmpty && names.count <= 20, field("names"), "must have 1 to 20 names")
-            for (index, name) in names.enumerated() {
-                v.check(lists.languages.contains(name.lang), field("names/\(index)/lang"), "must be an ISO 639-1 language code")
-                let trimmed = name.value.trimmingCharacters(in: .whitespacesAndNewlines)
-                v.check(!trimmed.isEmpty && trimmed.count <= 300, field("names/\(index)/value"), "must have 1 to 300 characters")
+            if v.list(names.count, field("names"), 1...Self.maxNames) {
+                for (index, name) in names.enumerated() {
+                    v.check(lists.languages.contains(name.lang), field("names/\(index)/lang"), "must be an ISO 639-1 language code")
+                    v.text(name.value.trimmingCharacters(in: .whitespaces), field("names/\(index)/value"), 1...300)
+                }
             }
         } else if creating {
             v.fail(field("names"), "is required")
@@ -28,20 +36,20 @@ struct ProfileValidation {
             v.fail(field("schac"), "is required")
         }
         if let acronym = input.acronym, !acronym.isEmpty {
-            v.check(acronym.count <= 30, field("acronym"), "must have at most 30 characters")
+            v.text(acronym, field("acronym"), 1...30)
         }
         if let ror = input.ror, !ror.isEmpty {
             v.check(ROR.isValid(Self.rorID(ror)), field("ror"), "must be a ROR id with valid check digits, e.g. 03vek6s52")
         }
         if let code = input.erasmusCode, !code.isEmpty {
-            v.check((3...20).contains(code.count), field("erasmusCode"), "must have 3 to 20 characters")
+            v.text(code, field("erasmusCode"), 3...20)
         }
         if let country = input.country {
             v.check(lists.countries.contains(country.uppercased()), field("country"), "must be an ISO 3166-1 alpha-2 country code")
         } else if creating {
             v.fail(field("country"), "is required")
         }
-        if let city = input.city { v.check(city.count <= 200, field("city"), "must have at most 200 characters") }
+        if let city = input.city { v.text(city, field("city"), 0...200) }
         if let type = input.type {
             v.check(
                 InstitutionType(rawValue: type) != nil, field("type"),
@@ -55,10 +63,9 @@ struct ProfileValidation {
         }
         if let count = input.studentCount { v.check((0...10_000_000).contains(count), field("studentCount"), "must be between 0 and 10000000") }
         if let website = input.website, !website.isEmpty { v.check(Formats.isWebURL(website), field("website"), "must be an http or https URL") }
-        if let description = input.description { v.check(description.count <= 10_000, field("description"), "must have at most 10000 characters") }
-        if let goals = input.goals { v.check(goals.count <= 5000, field("goals"), "must have at most 5000 characters") }
-        if let areas = input.subjectAreas {
-            v.check(areas.count <= 100, field("subjectAreas"), "must have at most 100 entries")
+        if let description = input.description { v.text(description, field("description"), 0...10_000, singleLine: false) }
+        if let goals = input.goals { v.text(goals, field("goals"), 0...5000, singleLine: false) }
+        if let areas = input.subjectAreas, v.list(areas.count, field("subjectAreas"), 0...Self.maxSubjectAreas) {
             v.check(Set(areas.map(\.code)).count == areas.count, field("subjectAreas"), "must not repeat a code")
             for (index, area) in areas.enumerated() {
                 v.check(lists.iscedCodes.contains(area.code), field("subjectAreas/\(index)/code"), "must be an ISCED-F 2013 code")
@@ -67,8 +74,7 @@ struct ProfileValidation {
                 }
             }
         }
-        if let languages = input.teachingLanguages {
-            v.check(languages.count <= 50, field("teachingLanguages"), "must have at most 50 entries")
+        if let languages = input.teachingLanguages, v.list(languages.count, field("teachingLanguages"), 0...Self.maxTeachingLanguages) {
             v.check(Set(languages.map(\.code)).count == languages.count, field("teachingLanguages"), "must not repeat a language")
             for (index, language) in languages.enumerated() {
                 v.check(lists.languages.contains(language.code), field("teachingLanguages/\(index)/code"), "must be an ISO 639-1 language code")
@@ -76,7 +82,7 @@ struct ProfileValidation {
             }
         }
         for (name, values) in [("offers", input.offers), ("seeks", input.seeks)] {
-            guard let values else { continue }
+            guard let values, v.list(values.count, field(name), 0...Activity.allCases.count) else { continue }
             for (index, value) in values.enumerated() {
                 v.check(
                     Activity(rawValue: value) != nil, field("\(name)/\(index)"),
@@ -84,7 +90,7 @@ struct ProfileValidation {
             }
             v.check(Set(values).count == values.count, field(name), "must not repeat an activity")
         }
-        if let services = input.services {
+        if let services = input.services, v.list(services.count, field("services"), 0...PartnerService.allCases.count) {
             for (index, value) in services.enumerated() {
                 v.check(
                     PartnerService(rawValue: value) != nil, field("services/\(index)"),
@@ -92,11 +98,10 @@ struct ProfileValidation {
             }
             v.check(Set(services).count == services.count, field("services"), "must not repeat a service")
         }
-        if let contacts = input.contacts {
-            v.check(contacts.count <= 20, field("contacts"), "must have at most 20 entries")
+        if let contacts = input.contacts, v.list(contacts.count, field("contacts"), 0...Self.maxContacts) {
             for (index, contact) in contacts.enumerated() {
-                v.check((1...100).contains(contact.role.count), field("contacts/\(index)/role"), "must have 1 to 100 characters")
-                v.check((1...200).contains(contact.name.count), field("contacts/\(index)/name"), "must have 1 to 200 characters")
+                v.text(contact.role, field("contacts/\(index)/role"), 1...100)
+                v.text(contact.name, field("contacts/\(index)/name"), 1...200)
                 v.check(Formats.isEmail(contact.email), field("contacts/\(index)/email"), "must be an e-mail address")
             }
         }
@@ -104,10 +109,9 @@ struct ProfileValidation {
             for (name, url) in [("housingUrl", factsheet.housingUrl), ("visaUrl", factsheet.visaUrl), ("insuranceUrl", factsheet.insuranceUrl)] {
                 if let url, !url.isEmpty { v.check(Formats.isWebURL(url), field("factsheet/\(name)"), "must be an http or https URL") }
             }
-            if let deadlines = factsheet.deadlines {
-                v.check(deadlines.count <= 20, field("factsheet/deadlines"), "must have at most 20 entries")
+            if let deadlines = factsheet.deadlines, v.list(deadlines.count, field("factsheet/deadlines"), 0...Self.maxDeadlines) {
                 for (index, deadline) in deadlines.enumerated() {
-                    v.check((1...100).contains(deadline.term.count), field("factsheet/deadlines/\(index)/term"), "must have 1 to 100 characters")
+                    v.text(deadline.term, field("factsheet/deadlines/\(index)/term"), 1...100)
                     v.check(Formats.isDate(deadline.date), field("factsheet/deadlines/\(index)/date"), "must be a date YYYY-MM-DD")
                 }
             }

@@ -101,9 +101,10 @@ public struct PGRow: Sendable {
 
     public var columns: [PGColumn] { rows.columns }
 
-    /// Decodes the columns in order into a typed tuple; extra columns are ignored.
-    public func decode<each Value: PGDecodable>(_ types: (repeat each Value).Type) throws -> (repeat each Value) {
-        var column = 0
+    /// Decodes the columns in order, from column `start` (0-based) on, into a typed tuple; extra
+    /// columns are ignored.
+    public func decode<each Value: PGDecodable>(_ types: (repeat each Value).Type, from start: Int = 0) throws -> (repeat each Value) {
+        var column = start
         func next<V: PGDecodable>(_ type: V.Type) throws -> V {
             defer { column += 1 }
             return try self.column(column, as: V.self)

@@ -1,4 +1,5 @@
 import AccordCore
+import AccordCrypto
 import AccordServer
 import ArgumentParser
 import Foundation
@@ -57,6 +58,15 @@ struct DatabaseOptions: ParsableArguments {
             if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty { return value }
         }
         throw CommandFailure("no database URL: pass --database-url or set \(names.joined(separator: " or "))")
+    }
+
+    /// The password hasher of this deployment: scrypt at ACCORD_SCRYPT_LOG_N (10…20, default 15),
+    /// the same for `serve`, `admin` and `seed`, so every stored hash costs what the server's
+    /// stand-in for an unknown account costs.
+    static func passwordHasher() throws -> PasswordHasher {
+        guard let text = ProcessInfo.processInfo.environment["ACCORD_SCRYPT_LOG_N"] else { return PasswordHasher() }
+        guard let logN = Int(text), (10...20).contains(logN) else { throw CommandFailure("ACCORD_SCRYPT_LOG_N must be 10…20") }
+        return PasswordHasher(logN: logN)
     }
 
     func logger(_ label: String) throws -> Logger {

@@ -42,7 +42,7 @@ struct Admin: AsyncParsableCommand {
             let (email, name) = (self.email, self.name)
             do {
                 try OperatorTools.checkNewAccount(email: email, password: password)
-                let hash = PasswordHasher().hash(password)
+                let hash = try DatabaseOptions.passwordHasher().hash(password)
                 try await OperatorTools.withOwnerPool(database) { pool in
                     try await pool.withTransaction { tx in
                         if try await tx.query("SELECT accord_email_taken(\(email))").scalar(Bool.self) {
@@ -52,7 +52,7 @@ struct Admin: AsyncParsableCommand {
                         try await tx.query(
                             """
                             INSERT INTO audit_events (action, target_type, target_id, detail)
-                            VALUES ('network_admin.created', 'email', \(email.lowercased()), '{"via": "cli"}')
+                            VALUES ('network_admin.created', 'email', accord_email_key(\(email)), '{"via": "cli"}')
                             """)
                     }
                 }

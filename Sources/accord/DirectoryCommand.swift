@@ -62,8 +62,10 @@ struct DirectoryCommand: AsyncParsableCommand {
                         let user = try await pool.withTransaction(
                             settings: [("accord.is_admin", "true")],
                             { tx in
-                                try await tx.query("SELECT id, institution_id, role FROM users WHERE lower(email) = lower(\(email))")
-                                    .first((UUID, UUID, String).self)
+                                try await tx.query(
+                                    "SELECT id, institution_id, role FROM users WHERE accord_email_key(email) = accord_email_key(\(email))"
+                                )
+                                .first((UUID, UUID, String).self)
                             })
                     else { throw CommandFailure("no user with the e-mail address \(email)") }
                     let identity = Identity(

@@ -25,7 +25,7 @@ struct Seed: AsyncParsableCommand {
             let ifEmpty = self.ifEmpty
             do {
                 let lines: [String] = try await OperatorTools.withOwnerPool(database) { pool in
-                    let demo = DemoNetwork(pool: pool)
+                    let demo = DemoNetwork(pool: pool, hasher: try DatabaseOptions.passwordHasher())
                     if ifEmpty, !(try await demo.databaseIsEmpty()) { return ["The database has data already; no demo seeded."] }
                     return try await demo.seed()
                 }

@@ -20,7 +20,10 @@ struct Serve: AsyncParsableCommand {
             ACCORD_IDENTITY_CACHE_ENTRIES sets how many (default 100000; 0 turns this off). \
             Text searches of the directory match and count facets in an index kept in memory and \
             loaded at start-up (searches use SQL alone until it is loaded, about 30 s and 400 MB \
-            for a million institutions); ACCORD_DIRECTORY_INDEX=off turns it off.
+            for a million institutions); ACCORD_DIRECTORY_INDEX=off turns it off. Behind a \
+            reverse proxy, ACCORD_TRUSTED_PROXIES (addresses and CIDR ranges, comma-separated) \
+            names the proxies whose X-Forwarded-For gives the client's address, for rate limits \
+            and the audit log.
             """
     )
 
@@ -45,10 +48,7 @@ struct Serve: AsyncParsableCommand {
             let port = self.port ?? environment["ACCORD_PORT"].flatMap(Int.init) ?? 8080
             guard (0...65535).contains(port) else { throw CommandFailure("port \(port) is out of range") }
             var identity = IdentityConfiguration()
-            if let text = environment["ACCORD_SCRYPT_LOG_N"] {
-                guard let logN = Int(text), (10...20).contains(logN) else { throw CommandFailure("ACCORD_SCRYPT_LOG_N must be 10…20") }
-                identity.passwordHasher = PasswordHasher(logN: logN)
-            }
+            identity.passwordHasher = try DatabaseOptions.passwordHasher()
             identity.publicBaseURL = environment["ACCORD_PUBLIC_URL"] ?? "http://\(host ?? environment["ACCORD_HOST"] ?? "127.0.0.1"):\(port)"
             var bootstrapAdmin: (email: String, password: String)?
             if let email = environment["ACCORD_ADMIN_EMAIL"], !email.isEmpty {
@@ -70,6 +70,7 @@ struct Serve: AsyncParsableCommand {
             case "off": directoryIndex = nil
             case let other?: throw CommandFailure("ACCORD_DIRECTORY_INDEX must be on or off, not '\(other.prefix(40))'")
             }
+            let trustedProxies = try TrustedProxies(parsing: environment["ACCORD_TRUSTED_PROXIES"] ?? "")
             let configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
@@ -78,7 +79,8 @@ struct Serve: AsyncParsableCommand {
                 identity: identity,
                 bootstrapAdmin: bootstrapAdmin,
                 identityCache: identityCache,
-                directoryIndex: directoryIndex
+                directoryIndex: directoryIndex,
+                trustedProxies: trustedProxies
             )
             let application = try buildApplication(configuration, logger: logger)
             try await application.runService()

@@ -7,14 +7,18 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Institutions
+import Logging
 import NIOCore
 import PGStore
 import PGStoreTesting
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Runs the real router against a fresh migrated database, with JSON helpers.
-public struct Harness {
-    public let client: any TestClientProtocol
+public struct Harness: Sendable {
+    /// Sends a request and returns the response's status, headers and body.
+    public let send: @Sendable (String, HTTPRequest.Method, HTTPFields, ByteBuffer?) async throws -> (HTTPResponse.Status, HTTPFields, ByteBuffer)
     public let database: TestDatabase
     public let pool: PGPool
     /// The identity cache, live (subscribed to the database's notifications) as in `accord serve`.
@@ -25,11 +29,28 @@ public struct Harness {
     /// With `listenThroughProxy`: what stands between the listener and the database.
     public let listenerProxy: TCPProxy?
 
-    public static let identity = IdentityConfiguration(passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
+    /// Fast hashing, and registrations unlimited per address (requests in `.router` tests all come
+    /// from one unknown address); the throttling tests set their own limits.
+    public static let identity = IdentityConfiguration(
+        registrationsPerAddress: 10_000, passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
 
+    /// How requests reach the router.
+    public enum Transport: Sendable {
+        /// Straight to the router, without a socket.
+        case router
+        /// Over TCP from 127.0.0.1 to a server listening on a free port, one connection per request
+        /// (so concurrent requests are concurrent at the server), with a patient client (120 s: on
+        /// two cores a whole test run starves single requests for seconds).
+        case sockets
+    }
+
+    /// With `transport: .sockets`, requests come from 127.0.0.1, which `trustedProxies` can name
+    /// so that `X-Forwarded-For` sets each request's client address; `logger` receives what the
+    /// server logs.
     public static func run(
         identity: IdentityConfiguration = Harness.identity, cache: IdentityCache.Configuration = IdentityCache.Configuration(),
-        listenThroughProxy: Bool = false,
+        listenThroughProxy: Bool = false, transport: Transport = .router, trustedProxies: String = "",
+        logger: Logger = Logger(label: "accord"),
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         try await TestDatabase.with { database in
@@ -53,13 +74,18 @@ public struct Harness {
             try await Self.waitUntilLive(identityCache)
             let router = buildRouter(
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
-                identity: identity, identityCache: identityCache, directoryIndex: directoryIndex)
-            try await Application(router: router).test(.router) { client in
+                identity: identity, identityCache: identityCache, directoryIndex: directoryIndex,
+                trustedProxies: try TrustedProxies(parsing: trustedProxies), logger: logger)
+            @Sendable func test(_ client: any HarnessClient) async throws {
                 let harness = Harness(
-                    client: client, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
+                    send: client.send, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
                     listener: listener, listenerProxy: proxy)
                 try await harness.waitUntilDirectoryIndexIsCurrent()
                 try await body(harness)
+            }
+            switch transport {
+            case .router: try await Application(router: router, logger: logger).test(.router) { try await test(RouterClient(client: $0)) }
+            case .sockets: try await SocketClient.serve(router, logger: logger, test)
             }
             await pool.close()
         }
@@ -107,10 +133,9 @@ public struct Harness {
             fields[.contentType] = "application/json"
             buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json))
         }
-        return try await client.execute(uri: uri, method: method, headers: fields, body: buffer) { response in
-            let object = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
-            return Reply(status: response.status, headers: response.headers, body: object)
-        }
+        let (status, headers, body) = try await send(uri, method, fields, buffer)
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+        return Reply(status: status, headers: headers, body: object)
     }
 
     public static let password = "Sturdy-Passphrase-42"
@@ -152,10 +177,139 @@ public struct Harness {
         try #require(reply.status == .ok, "approve failed: \(reply.body)")
     }
 
+    /// The token of the last link of `kind` (`verify-email`, `invitations`) mailed to `recipient`,
+    /// read from the outbox as the mail would carry it.
+    public func mailedToken(to recipient: String, kind: String) async throws -> String {
+        let owner = try database.pool(asOwner: true, maxConnections: 1)
+        defer { Task { await owner.close() } }
+        let body = try #require(
+            try await owner.query(
+                "SELECT body FROM mail_outbox WHERE recipient = \(recipient) AND body LIKE \("%/\(kind)/%") ORDER BY id DESC LIMIT 1"
+            )
+            .first(String.self), "no \(kind) mail to \(recipient)")
+        let link = try #require(body.split(whereSeparator: \.isWhitespace).first { $0.contains("/\(kind)/") })
+        return String(link.split(separator: "/").last!)
+    }
+
+    /// Follows the verification link mailed to `email`.
+    public func verifyEmail(of email: String) async throws {
+        let token = try await mailedToken(to: email, kind: "verify-email")
+        let reply = try await request(.post, "/v1/email-verifications/\(token)")
+        try #require(reply.status == .ok, "verification failed: \(reply.body)")
+    }
+
+    /// An unclaimed, active directory entry, as `accord import universities` creates it.
+    public func importEntry(schac: String, name: String, country: String = "BE") async throws -> UUID {
+        let owner = try database.pool(asOwner: true, maxConnections: 1)
+        defer { Task { await owner.close() } }
+        let id = UUID()
+        try await owner.query(
+            """
+            INSERT INTO institutions (id, schac, names, country, type, status, claimed)
+            VALUES (\(id), \(schac), \(PGJSONB([LocalizedName(lang: "en", value: name)])), \(country), 'university', 'active', false)
+            """)
+        return id
+    }
+
     /// Counts rows as the owner (bypassing nothing: the owner's own policies allow it).
     public func count(_ sql: String) async throws -> Int {
         let owner = try database.pool(asOwner: true, maxConnections: 1)
         defer { Task { await owner.close() } }
         return try await owner.query(PGQuery(unsafeSQL: sql)).scalar(Int.self)
+    }
+}
+
+/// Keeps every message logged through it, with its metadata, for tests that check what a log holds.
+public struct RecordingLogHandler: LogHandler {
+    public final class Store: Sendable {
+        let lines = Mutex<[String]>([])
+        public init() {}
+        public var all: [String] { lines.withLock { $0 } }
+        func append(_ line: String) { lines.withLock { $0.append(line) } }
+    }
+
+    let store: Store
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .trace
+
+    public init(store: Store) { self.store = store }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        store.append("\(event.level) \(event.message) \(merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+    }
+}
+
+/// What the harness sends its requests through.
+protocol HarnessClient: Sendable {
+    func send(
+        _ uri: String, _ method: HTTPRequest.Method, _ headers: HTTPFields, _ body: ByteBuffer?
+    ) async throws -> (
+        HTTPResponse.Status, HTTPFields, ByteBuffer
+    )
+}
+
+/// Hummingbird's router test client.
+struct RouterClient: HarnessClient {
+    let client: any TestClientProtocol
+
+    func send(
+        _ uri: String, _ method: HTTPRequest.Method, _ headers: HTTPFields, _ body: ByteBuffer?
+    ) async throws -> (
+        HTTPResponse.Status, HTTPFields, ByteBuffer
+    ) {
+        try await client.execute(uri: uri, method: method, headers: headers, body: body) { ($0.status, $0.headers, $0.body) }
+    }
+}
+
+/// A client that sends each request over a TCP connection of its own to a server on 127.0.0.1.
+struct SocketClient: HarnessClient {
+    let port: Int
+
+    static let timeout = Duration.seconds(120)
+
+    /// Serves `router` on a free port of 127.0.0.1 while `test` runs.
+    static func serve(
+        _ router: Router<AccordRequestContext>, logger: Logger, _ test: @Sendable (any HarnessClient) async throws -> Void
+    ) async throws {
+        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+        let application = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "accord-test"),
+            onServerRunning: { channel in
+                portSink.yield(channel.localAddress?.port ?? 0)
+                portSink.finish()
+            },
+            logger: logger)
+        let services = ServiceGroup(configuration: .init(services: [application], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            do {
+                try await test(SocketClient(port: port))
+            } catch {
+                await services.triggerGracefulShutdown()
+                throw error
+            }
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+    }
+
+    func send(
+        _ uri: String, _ method: HTTPRequest.Method, _ headers: HTTPFields, _ body: ByteBuffer?
+    ) async throws -> (
+        HTTPResponse.Status, HTTPFields, ByteBuffer
+    ) {
+        let request = TestClient.Request(uri, method: method, authority: "127.0.0.1", headers: headers, body: body)
+        let response = try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: Self.timeout)) { client in
+            try await client.execute(request)
+        }
+        return (response.head.status, response.head.headerFields, response.body ?? ByteBuffer())
     }
 }

@@ -61,6 +61,12 @@ struct MembershipTests {
             let (_, emailB) = try await h.register(schac: "tudelft.nl", country: "NL")
             let tokenA = try await h.signIn(emailA)
             let tokenB = try await h.signIn(emailB)
+            // Not admitted yet: no invitation, no mail.
+            let early = try await h.request(
+                .post, "/v1/institutions/\(a)/invitations", token: tokenA, json: ["email": "colleague@uva.nl", "role": "staff"])
+            #expect(early.status == .forbidden)
+            #expect(try await h.count("SELECT count(*) FROM mail_outbox WHERE recipient = 'colleague@uva.nl'") == 0)
+            try await h.approve(a, adminToken: try await h.networkAdmin())
             let members = try await h.request(.get, "/v1/institutions/\(a)/members", token: tokenA)
             let items = try #require(members["items"] as? [[String: Any]])
             #expect(items.count == 1)
@@ -128,32 +134,30 @@ struct MembershipTests {
     @Test func claimingAnImportedEntry() async throws {
         try await Harness.run { h in
             let admin = try await h.networkAdmin()
-            // An unclaimed, active directory entry as `accord import universities` creates it.
-            let owner = try h.database.pool(asOwner: true, maxConnections: 1)
-            let entry = UUID()
-            try await owner.query(
-                """
-                INSERT INTO institutions (id, schac, names, country, type, status, claimed)
-                VALUES (\(entry), 'uantwerpen.be', '[{"lang":"en","value":"University of Antwerp"}]', 'BE', 'university', 'active', false)
-                """)
-            await owner.close()
+            let entry = try await h.importEntry(schac: "uantwerpen.be", name: "University of Antwerp")
             let (claim, email) = try await h.register(schac: "uantwerpen.be")
             #expect(claim != entry)
-            // A second claim on the same entry waits for the first to be decided.
-            let second = try await h.request(
-                .post, "/v1/registrations",
-                json: [
-                    "institution": ["names": [["lang": "en", "value": "Other"]], "schac": "uantwerpen.be", "country": "BE", "type": "university"],
-                    "admin": ["email": "other@uantwerpen.be", "password": Harness.password, "name": "X"],
-                ])
-            #expect(second.status == .conflict)
+            // A competing claim is taken too: a pending claim blocks no one.
+            let (second, _) = try await h.register(schac: "uantwerpen.be", email: "other@uantwerpen.be")
+            let review = try await h.request(.get, "/v1/admin/institutions/\(claim)", token: admin)
+            #expect(review.string("domainProof") == "unverified")
+            #expect((review["registrant"] as? [String: Any])?["email"] as? String == email)
+            #expect(review["competingRegistrations"] as? [String] == [second.uuidString])
+            #expect(review.string("claimOf") == entry.uuidString)
+
+            // The registrant is signed in before the decision and stays signed in after it.
+            let token = try await h.signIn(email)
+            try await h.verifyEmail(of: email)
             let approved = try await h.request(.post, "/v1/admin/institutions/\(claim)/approve", token: admin, json: ["reason": "domain verified"])
             #expect(approved.string("id") == entry.uuidString)
             #expect(approved["claimed"] as? Bool == true)
-            let token = try await h.signIn(email)
             let me = try await h.request(.get, "/v1/me", token: token)
+            #expect(me.status == .ok)
             #expect((me["institution"] as? [String: Any])?["id"] as? String == entry.uuidString)
-            #expect(try await h.count("SELECT count(*) FROM institutions WHERE schac = 'uantwerpen.be'") == 1)
+            #expect(try await h.count("SELECT count(*) FROM institutions WHERE schac = 'uantwerpen.be' AND status = 'active'") == 1)
+            // The competing claim lost.
+            let lost = try await h.request(.get, "/v1/admin/institutions/\(second)", token: admin)
+            #expect(lost.string("status") == "rejected")
         }
     }
 }

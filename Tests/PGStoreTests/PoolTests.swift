@@ -90,18 +90,25 @@ struct PoolTests {
     @Test func waitingForAConnectionTimesOut() async throws {
         let pool = try ownerPool(maxConnections: 1, waitTimeout: .milliseconds(200))
         defer { Task { await pool.close() } }
-        let holder = Task { try await pool.query("SELECT pg_sleep(3)") }
-        try await Task.sleep(for: .milliseconds(100))
-        let started = ContinuousClock.now
+        // The only connection is held until the waiter has failed: so it can only have failed by
+        // its own timeout (no clock involved, which a loaded machine would make flaky).
+        let (held, holding) = AsyncStream.makeStream(of: Void.self)
+        let (released, release) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await pool.withConnection { _ in
+                holding.yield()
+                for await _ in released {}
+            }
+        }
+        for await _ in held { break }
         do {
             try await pool.query("SELECT 1")
             Issue.record("the pool must time out")
         } catch let error as PGError {
             #expect(error.kind == .poolTimeout)
         }
-        // Failed by the wait timeout, not after the holder let go.
-        #expect(ContinuousClock.now - started < .milliseconds(2500))
-        _ = try await holder.value
+        release.finish()
+        try await holder.value
         #expect(try await pool.query("SELECT 1").scalar(Int.self) == 1)
     }
 
