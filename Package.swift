@@ -16,10 +16,14 @@ extension Target.Dependency {
     static let deque = product(name: "DequeModule", package: "swift-collections")
     static let httpTypes = product(name: "HTTPTypes", package: "swift-http-types")
     static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
+    static let hummingbirdCore = product(name: "HummingbirdCore", package: "hummingbird")
     static let hummingbirdTesting = product(name: "HummingbirdTesting", package: "hummingbird")
+    static let hummingbirdWebSocket = product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
+    static let hummingbirdWSClient = product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
     static let logging = product(name: "Logging", package: "swift-log")
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
+    static let nioWebSocket = product(name: "NIOWebSocket", package: "swift-nio")
     static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 }
 
@@ -53,6 +57,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -85,12 +90,15 @@ let package = Package(
         feature("Institutions", [.nioPosix, .serviceLifecycle]),
         feature("Directory", ["CAccordSystem", .serviceLifecycle]),
         feature("Admin"),
+        feature("Rooms", [.deque, .hummingbirdWebSocket, .nioWebSocket, .serviceLifecycle]),
 
         // Composition, tools and the executable.
         .target(
             name: "AccordServer",
             dependencies: [
-                "AccordCore", "Admin", "Directory", "Institutions", "PGStore", .hummingbird, .httpTypes, .logging, .nioCore, .serviceLifecycle,
+                "AccordCore", "Admin", "Directory", "Institutions", "PGStore", "Rooms", .hummingbird, .hummingbirdCore, .hummingbirdWebSocket,
+                .httpTypes, .logging,
+                .nioCore, .serviceLifecycle,
             ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
@@ -112,7 +120,8 @@ let package = Package(
         .target(
             name: "AccordTesting",
             dependencies: [
-                "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", .hummingbird,
+                "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", "Rooms", .hummingbird,
+                .hummingbirdWebSocket,
                 .hummingbirdTesting, .httpTypes, .nioCore, .logging, .serviceLifecycle,
             ],
             path: "Tests/AccordTesting",
@@ -123,12 +132,13 @@ let package = Package(
         .testTarget(name: "AccordCoreTests", dependencies: ["AccordCore", .httpTypes], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AccordServerTests",
-            dependencies: ["AccordServer", "PGStoreTesting", .hummingbirdTesting, .httpTypes, .logging, .nioCore],
+            dependencies: ["AccordServer", "Institutions", "PGStoreTesting", "Rooms", .hummingbirdTesting, .httpTypes, .logging, .nioCore],
             swiftSettings: testSwiftSettings
         ),
         featureTests("InstitutionsTests", ["AccordCrypto", "Institutions", .logging, .nioCore]),
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
         featureTests("AdminTests", ["Admin"]),
+        featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

@@ -3,9 +3,12 @@ import Admin
 import Directory
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Institutions
 import Logging
 import PGStore
+import Rooms
 import ServiceLifecycle
 
 /// What `accord serve` needs: where to listen, the database, and the migration files.
@@ -23,12 +26,18 @@ public struct ServerConfiguration: Sendable {
     public var directoryIndex: DirectoryIndex.Configuration?
     /// The reverse proxies whose `X-Forwarded-For` names the client.
     public var trustedProxies: TrustedProxies
+    /// Rooms: limits, and what their sockets need (the instance's name, presence timing).
+    public var rooms: RoomsConfiguration
+    public var roomHub: RoomHub.Configuration
+    /// Origins that may open room sockets from a browser (`ACCORD_ALLOWED_ORIGINS`); empty: any.
+    public var allowedOrigins: Set<String>
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
         identity: IdentityConfiguration = IdentityConfiguration(), bootstrapAdmin: (email: String, password: String)? = nil,
         identityCache: IdentityCache.Configuration? = IdentityCache.Configuration(),
-        directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration(), trustedProxies: TrustedProxies = .none
+        directoryIndex: DirectoryIndex.Configuration? = DirectoryIndex.Configuration(), trustedProxies: TrustedProxies = .none,
+        rooms: RoomsConfiguration = RoomsConfiguration(), roomHub: RoomHub.Configuration = RoomHub.Configuration(), allowedOrigins: Set<String> = []
     ) {
         self.host = host
         self.port = port
@@ -39,6 +48,9 @@ public struct ServerConfiguration: Sendable {
         self.identityCache = identityCache
         self.directoryIndex = directoryIndex
         self.trustedProxies = trustedProxies
+        self.rooms = rooms
+        self.roomHub = roomHub
+        self.allowedOrigins = allowedOrigins
     }
 }
 
@@ -52,7 +64,7 @@ public struct StartupError: Error, CustomStringConvertible {
 public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
     identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, trustedProxies: TrustedProxies = .none,
-    logger: Logger = Logger(label: "accord")
+    rooms: RoomsConfiguration = RoomsConfiguration(), roomSockets: RoomSocketRoutes? = nil, logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
@@ -73,8 +85,33 @@ public func buildRouter(
     AdminController(admission: admission).addRoutes(to: v1.group(context: AdminContext.self))
     DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(
         to: authenticated)
+    RoomsController(rooms: RoomService(pool: pool, reference: reference, configuration: rooms)).addRoutes(to: authenticated)
+    roomSockets?.addFallbackRoute(to: v1)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
+}
+
+/// The socket routes of rooms, on `hub`, authenticating as the identity feature does.
+public func buildRoomSockets(
+    pool: PGPool, hub: RoomHub, identity: IdentityConfiguration, identityCache: IdentityCache?, rooms: RoomsConfiguration,
+    allowedOrigins: Set<String>, logger: Logger = Logger(label: "accord")
+) -> RoomSocketRoutes {
+    let identityService = IdentityService(
+        pool: pool, configuration: identity, reference: ReferenceData(pool: pool), cache: identityCache, logger: logger)
+    return RoomSocketRoutes(
+        rooms: RoomService(pool: pool, reference: ReferenceData(pool: pool), configuration: rooms), hub: hub, allowedOrigins: allowedOrigins,
+        authenticate: { try await identityService.authenticate(tokenHash: $0) })
+}
+
+/// The upgrade router of room sockets, with the WebSocket limits of the protocol (a frame over the
+/// limit closes with 1009; a client that does not answer pings within 20 s is closed).
+public func webSocketServer(_ sockets: RoomSocketRoutes, hub: RoomHub) -> HTTPServerBuilder {
+    let router = Router(context: RoomSocketContext.self)
+    sockets.addRoutes(to: router)
+    return .http1WebSocketUpgrade(
+        webSocketRouter: router,
+        configuration: .init(
+            ws: WebSocketServerConfiguration(maxFrameSize: hub.configuration.limits.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(10)))))
 }
 
 /// Builds the Accord application: the HTTP server with its router, and the database pool as a
@@ -91,27 +128,32 @@ public func buildApplication(
     var services: [any Service] = [pool]
     var identityCache: IdentityCache?
     var directoryIndex: DirectoryIndex?
-    if configuration.identityCache != nil || configuration.directoryIndex != nil {
-        // One more connection, for LISTEN: the identity cache forgets, and the directory index
-        // reads again, whatever the database says changed.
-        let listener = PGListener(configuration: configuration.database, logger: logger)
-        services.append(listener)
-        if let cacheConfiguration = configuration.identityCache {
-            let cache = IdentityCache(listener: listener, configuration: cacheConfiguration, logger: logger)
-            services.append(cache)
-            identityCache = cache
-        }
-        if let indexConfiguration = configuration.directoryIndex {
-            let index = DirectoryIndex(pool: pool, listener: listener, configuration: indexConfiguration, logger: logger)
-            services.append(index)
-            directoryIndex = index
-        }
+    // One more connection, for LISTEN: the identity cache forgets, the directory index reads
+    // again, and room sockets hear of messages stored by any instance.
+    let listener = PGListener(configuration: configuration.database, logger: logger)
+    services.append(listener)
+    if let cacheConfiguration = configuration.identityCache {
+        let cache = IdentityCache(listener: listener, configuration: cacheConfiguration, logger: logger)
+        services.append(cache)
+        identityCache = cache
     }
+    if let indexConfiguration = configuration.directoryIndex {
+        let index = DirectoryIndex(pool: pool, listener: listener, configuration: indexConfiguration, logger: logger)
+        services.append(index)
+        directoryIndex = index
+    }
+    let hub = RoomHub(pool: pool, listener: listener, configuration: configuration.roomHub, logger: logger)
+    services.append(hub)
+    let sockets = buildRoomSockets(
+        pool: pool, hub: hub, identity: configuration.identity, identityCache: identityCache, rooms: configuration.rooms,
+        allowedOrigins: configuration.allowedOrigins, logger: logger)
     let router = buildRouter(
         pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache,
-        directoryIndex: directoryIndex, trustedProxies: configuration.trustedProxies, logger: logger)
+        directoryIndex: directoryIndex, trustedProxies: configuration.trustedProxies, rooms: configuration.rooms, roomSockets: sockets,
+        logger: logger)
     var application = Application(
         router: router,
+        server: webSocketServer(sockets, hub: hub),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accord"),
         services: services,
         logger: logger

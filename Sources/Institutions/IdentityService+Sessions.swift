@@ -122,6 +122,13 @@ extension IdentityService {
             institutionStatus: row.4, tokenHash: hash)
     }
 
+    /// The identity behind a session's token hash (a socket opened with a ticket names its session
+    /// so), or nil when the session does not authenticate.
+    public func authenticate(tokenHash: [UInt8]) async throws -> Identity? {
+        guard tokenHash.count == 32 else { return nil }
+        return try await resolve(tokenHash)?.identity
+    }
+
     /// What a token hash resolves to (identity, /v1/me body, session expiry), from the cache or in
     /// one statement (`accord_me_session`). Nil when the token does not authenticate (unknown,
     /// expired, revoked, or its institution rejected or suspended).

@@ -4,9 +4,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Institutions
 import Logging
 import PGStore
 import PGStoreTesting
+import Rooms
 import Testing
 
 @Suite("HTTP server: health, readiness, errors, request ids")
@@ -159,8 +161,15 @@ struct ContractTests {
     }
 
     @Test func everyRouteIsDocumentedAndEveryDocumentedOperationExists() async throws {
-        let pool = PGPool(configuration: try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1))
-        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool))
+        let configuration = try PGConfiguration(url: "postgresql://nobody@127.0.0.1:1/none", maxConnections: 1)
+        let pool = PGPool(configuration: configuration)
+        // Composed as `accord serve` composes it: room sockets included (nothing connects).
+        let listener = PGListener(configuration: configuration)
+        defer { listener.shutdown() }
+        let sockets = buildRoomSockets(
+            pool: pool, hub: RoomHub(pool: pool, listener: listener), identity: IdentityConfiguration(), identityCache: nil,
+            rooms: RoomsConfiguration(), allowedOrigins: [])
+        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool), roomSockets: sockets)
         let routes = Set(
             router.routes.map { route -> String in
                 let path = route.path.description.split(separator: "/").map { part -> String in

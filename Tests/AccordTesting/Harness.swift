@@ -5,12 +5,14 @@ import Directory
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
 import Institutions
 import Logging
 import NIOCore
 import PGStore
 import PGStoreTesting
+import Rooms
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -25,6 +27,10 @@ public struct Harness: Sendable {
     public let identityCache: IdentityCache
     /// The directory index, live as in `accord serve`.
     public let directoryIndex: DirectoryIndex
+    /// With `.sockets`: the port the server listens on (127.0.0.1).
+    public let port: Int?
+    /// The rooms' socket hub of the server under test.
+    public let roomHub: RoomHub
     public let listener: PGListener
     /// With `listenThroughProxy`: what stands between the listener and the database.
     public let listenerProxy: TCPProxy?
@@ -33,6 +39,18 @@ public struct Harness: Sendable {
     /// from one unknown address); the throttling tests set their own limits.
     public static let identity = IdentityConfiguration(
         registrationsPerAddress: 10_000, passwordHasher: PasswordHasher(logN: 10), publicBaseURL: "https://accord.test")
+
+    /// Rooms as the tests run them: a short ticket life is not needed, quick presence is.
+    public static let rooms = RoomsConfiguration()
+
+    /// The hub of a test instance: presence refreshed every second and offline after three.
+    public static func roomHub(_ instance: String) -> RoomHub.Configuration {
+        var configuration = RoomHub.Configuration(instance: instance)
+        configuration.sweepInterval = .milliseconds(250)
+        configuration.presenceInterval = .seconds(1)
+        configuration.presenceTTL = .seconds(3)
+        return configuration
+    }
 
     /// How requests reach the router.
     public enum Transport: Sendable {
@@ -64,28 +82,35 @@ public struct Harness: Sendable {
             let listener = PGListener(configuration: try PGConfiguration(url: listenerURL, connectTimeoutSeconds: 2))
             let identityCache = IdentityCache(listener: listener, configuration: cache)
             let directoryIndex = DirectoryIndex(pool: pool, listener: listener)
+            let hub = RoomHub(pool: pool, listener: listener, configuration: Self.roomHub("instance-1"), logger: logger)
             let subscription = Task { try await identityCache.run() }
             let indexing = Task { try await directoryIndex.run() }
+            let rooms = Task { try await hub.run() }
             defer {
                 subscription.cancel()
                 indexing.cancel()
+                rooms.cancel()
                 listener.shutdown()
             }
             try await Self.waitUntilLive(identityCache)
+            let sockets = buildRoomSockets(
+                pool: pool, hub: hub, identity: identity, identityCache: identityCache, rooms: Self.rooms,
+                allowedOrigins: ["https://accord.test", "ws://127.0.0.1"],
+                logger: logger)
             let router = buildRouter(
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
                 identity: identity, identityCache: identityCache, directoryIndex: directoryIndex,
-                trustedProxies: try TrustedProxies(parsing: trustedProxies), logger: logger)
+                trustedProxies: try TrustedProxies(parsing: trustedProxies), rooms: Self.rooms, roomSockets: sockets, logger: logger)
             @Sendable func test(_ client: any HarnessClient) async throws {
                 let harness = Harness(
                     send: client.send, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
-                    listener: listener, listenerProxy: proxy)
+                    port: (client as? SocketClient)?.port, roomHub: hub, listener: listener, listenerProxy: proxy)
                 try await harness.waitUntilDirectoryIndexIsCurrent()
                 try await body(harness)
             }
             switch transport {
             case .router: try await Application(router: router, logger: logger).test(.router) { try await test(RouterClient(client: $0)) }
-            case .sockets: try await SocketClient.serve(router, logger: logger, test)
+            case .sockets: try await SocketClient.serve(router, server: webSocketServer(sockets, hub: hub), logger: logger, test)
             }
             await pool.close()
         }
@@ -275,11 +300,12 @@ struct SocketClient: HarnessClient {
 
     /// Serves `router` on a free port of 127.0.0.1 while `test` runs.
     static func serve(
-        _ router: Router<AccordRequestContext>, logger: Logger, _ test: @Sendable (any HarnessClient) async throws -> Void
+        _ router: Router<AccordRequestContext>, server: HTTPServerBuilder = .http1(), logger: Logger,
+        _ test: @Sendable (any HarnessClient) async throws -> Void
     ) async throws {
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let application = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "accord-test"),
+            router: router, server: server, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "accord-test"),
             onServerRunning: { channel in
                 portSink.yield(channel.localAddress?.port ?? 0)
                 portSink.finish()

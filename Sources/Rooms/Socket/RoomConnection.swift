@@ -1,0 +1,238 @@
+import AccordCore
+import DequeModule
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import NIOWebSocket
+import PGStore
+import Synchronization
+
+/// One open socket of a room: what it has been sent, what waits to be sent, and its limits.
+///
+/// Three loops serve it: `deliver` (replay from the table, then what the hub hands over, in
+/// sequence order without gap or duplicate: a gap is filled from the table), `write` (drains the
+/// outbound queue into the socket; the only place that waits on the client), and the handler's
+/// read loop (the client's frames, one at a time). Nothing the hub or another socket does waits
+/// on this socket: handing over is an `AsyncStream` yield and a bounded enqueue.
+final class RoomConnection: Sendable {
+    let id: Int
+    let room: UUID
+    let identity: Identity
+    let name: String
+    let limits: RoomSocketLimits
+
+    /// What the hub hands over, in the order it happened.
+    enum Event: Sendable {
+        case messages([RoomMessage])
+        case frame(String, droppable: Bool)
+        case close(RoomCloseCode)
+    }
+
+    let events: AsyncStream<Event>
+    private let eventSink: AsyncStream<Event>.Continuation
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+
+    struct State {
+        var queue = Deque<(text: String, seq: Int64?)>()
+        var queuedBytes = 0
+        /// The highest sequence queued for the client (replayed or live).
+        var lastQueued: Int64 = 0
+        /// The highest sequence written to the socket.
+        var lastWritten: Int64 = 0
+        var closing: RoomCloseCode?
+        var sends = TokenBucket(rate: 20, burst: 20)
+        var typing = TokenBucket(rate: 1, burst: 2)
+        var droppedEphemeral = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(id: Int, room: UUID, identity: Identity, name: String, limits: RoomSocketLimits) {
+        self.id = id
+        self.room = room
+        self.identity = identity
+        self.name = name
+        self.limits = limits
+        (events, eventSink) = AsyncStream.makeStream(of: Event.self)
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    // MARK: Handing over (never waits)
+
+    func hand(_ event: Event) { eventSink.yield(event) }
+
+    /// Queues a frame for the client. A droppable one (typing, presence) is dropped past the soft
+    /// limit; past the hard limit the client cannot keep up and is closed with 1008 and the last
+    /// sequence it was sent, from which it can resume.
+    func enqueue(_ text: String, seq: Int64? = nil, droppable: Bool = false) {
+        let accepted = state.withLock { state -> Bool in
+            guard state.closing == nil else { return false }
+            let size = text.utf8.count
+            if droppable, state.queuedBytes + size > limits.softQueueBytes {
+                state.droppedEphemeral += 1
+                return false
+            }
+            if state.queuedBytes + size > limits.hardQueueBytes {
+                state.closing = .policyViolation("slow consumer; lastSeq=\(state.lastWritten)")
+                state.queue.removeAll()
+                state.queuedBytes = 0
+                return true
+            }
+            state.queue.append((text, seq))
+            state.queuedBytes += size
+            if let seq { state.lastQueued = max(state.lastQueued, seq) }
+            return true
+        }
+        if accepted { wake.yield() }
+    }
+
+    /// Closes the socket once what is queued is written (a close for access or pressure drops the
+    /// queue: nothing more is owed).
+    func close(_ code: RoomCloseCode, flush: Bool) {
+        state.withLock { state in
+            guard state.closing == nil else { return }
+            state.closing = code
+            if !flush {
+                state.queue.removeAll()
+                state.queuedBytes = 0
+            }
+        }
+        wake.yield()
+    }
+
+    var isClosing: Bool { state.withLock { $0.closing != nil } }
+
+    /// Whether one more send fits in the rate (20 a second, in bursts of 20).
+    func allowSend() -> Bool { state.withLock { $0.sends.take() } }
+    func allowTyping() -> Bool { state.withLock { $0.typing.take() } }
+
+    var lastQueued: Int64 { state.withLock { $0.lastQueued } }
+
+    // MARK: The loops
+
+    /// Replays what came after `after` (up to the room's last sequence when it started), then
+    /// delivers what the hub hands over, filling any gap from the table, until the socket closes.
+    func deliver(after: Int64, pool: PGPool) async {
+        do {
+            state.withLock { $0.lastQueued = after }
+            try await catchUp(to: nil, pool: pool)
+            for await event in events {
+                switch event {
+                case .messages(let messages):
+                    let fresh = messages.filter { $0.seq > lastQueued }
+                    guard let first = fresh.first else { continue }
+                    if first.seq > lastQueued + 1 { try await catchUp(to: first.seq - 1, pool: pool) }
+                    for message in fresh where message.seq > lastQueued {
+                        enqueue(RoomFrames.encode(RoomFrames.Message(message)), seq: message.seq)
+                    }
+                case .frame(let text, let droppable):
+                    enqueue(text, droppable: droppable)
+                case .close(let code):
+                    close(code, flush: false)
+                }
+                if isClosing { break }
+            }
+        } catch {
+            close(.tryAgainLater("the room's history could not be read; resume later"), flush: true)
+        }
+    }
+
+    /// Queues the stored messages after `lastQueued`, up to `upTo` (nil: all there are).
+    private func catchUp(to upTo: Int64?, pool: PGPool) async throws {
+        while !isClosing {
+            let from = lastQueued
+            var query: PGQuery = "SELECT \(RoomStore.messageColumns) FROM room_messages WHERE room_id = \(room) AND seq > \(from)"
+            if let upTo { query.append(" AND seq <= \(upTo)") }
+            query.append(" ORDER BY seq LIMIT \(limits.replayPage)")
+            let page = try await pool.readAsTenant(identity, query).map(RoomStore.message)
+            for message in page { enqueue(RoomFrames.encode(RoomFrames.Message(message)), seq: message.seq) }
+            if page.count < limits.replayPage { return }
+        }
+    }
+
+    /// Writes queued frames to the socket until the connection closes; then closes the socket
+    /// with the protocol's code.
+    func write(to outbound: WebSocketOutboundWriter) async throws {
+        for await _ in wakes {
+            while true {
+                let next = state.withLock { state -> (text: String, seq: Int64?)?? in
+                    if let first = state.queue.popFirst() {
+                        state.queuedBytes -= first.text.utf8.count
+                        return .some(first)
+                    }
+                    return state.closing == nil ? .none : .some(nil)
+                }
+                guard let item = next else { break }  // nothing queued: wait for a wake
+                guard let (text, seq) = item else {
+                    // Closing, and nothing left to write.
+                    try await outbound.close(closeCode, reason: closeReason)
+                    return
+                }
+                try await outbound.write(.text(text))
+                if let seq { state.withLock { $0.lastWritten = max($0.lastWritten, seq) } }
+            }
+        }
+    }
+
+    private var closeCode: WebSocketErrorCode {
+        switch state.withLock({ $0.closing }) {
+        case .goingAway: .goingAway
+        case .policyViolation: .policyViolation
+        case .tryAgainLater: WebSocketErrorCode(codeNumber: 1013)
+        case nil: .normalClosure
+        }
+    }
+
+    private var closeReason: String? {
+        switch state.withLock({ $0.closing }) {
+        case .goingAway: "server shutting down; resume elsewhere"
+        case .policyViolation(let reason), .tryAgainLater(let reason): String(reason.prefix(120))
+        case nil: nil
+        }
+    }
+
+    /// Ends the delivery and write loops (the socket is gone).
+    func finish() {
+        eventSink.finish()
+        wake.finish()
+    }
+}
+
+/// The limits of one socket.
+public struct RoomSocketLimits: Sendable {
+    /// Past this many bytes waiting to be written, typing and presence are dropped.
+    public var softQueueBytes = 256 * 1024
+    /// Past this many, the socket is closed (1008) with the last sequence it was sent.
+    public var hardQueueBytes = 2 * 1024 * 1024
+    /// Messages read from the table per query when replaying.
+    public var replayPage = 500
+    /// The largest frame a client may send (a frame over it closes the socket with 1009).
+    public var maxFrameBytes = 64 * 1024
+
+    public init() {}
+}
+
+/// A rate: `rate` tokens a second, at most `burst` saved up.
+struct TokenBucket {
+    let rate: Double
+    let burst: Double
+    var tokens: Double
+    var last = ContinuousClock.now
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+    }
+
+    mutating func take() -> Bool {
+        let now = ContinuousClock.now
+        let elapsed = now - last
+        last = now
+        tokens = min(burst, tokens + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}

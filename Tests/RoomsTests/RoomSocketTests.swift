@@ -1,0 +1,184 @@
+import AccordCore
+import AccordTesting
+import Foundation
+import HTTPTypes
+import NIOWebSocket
+import PGStore
+import Rooms
+import Testing
+
+/// The room socket over real TCP, against a real server and database.
+@Suite("Room sockets")
+struct RoomSocketTests {
+    static func live(_ body: @Sendable (Harness) async throws -> Void) async throws {
+        try await Harness.run(transport: .sockets, body)
+    }
+
+    @Test func helloSendAckAndEveryoneReceivesInOrder() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let ana = f.socket(h, f.ana)
+            let bram = f.socket(h, f.bram)
+            defer {
+                ana.close()
+                bram.close()
+            }
+            let hello = try await ana.next("hello")
+            #expect(hello["protocol"] as? Int == 1)
+            #expect(hello["room"] as? String == f.room.uuidString)
+            #expect(hello["lastSeq"] as? Int == 0)
+            _ = try await bram.next("hello")
+            for index in 1...5 { ana.send(["type": "send", "clientId": "a-\(index)", "body": "Message \(index)"]) }
+            var acks: [Int64] = []
+            for _ in 1...5 { acks.append(try #require(try await ana.next("ack").seq)) }
+            #expect(acks == [1, 2, 3, 4, 5])
+            for client in [ana, bram] {
+                var seqs: [Int64] = []
+                for _ in 1...5 {
+                    let message = try await client.next("message")
+                    seqs.append(message.seq!)
+                    #expect((message["author"] as? [String: Any])?["id"] as? String == f.anaID.uuidString)
+                }
+                #expect(seqs == [1, 2, 3, 4, 5])
+            }
+        }
+    }
+
+    @Test func resumingAfterADisconnectLosesAndDoublesNothing() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let ana = f.socket(h, f.ana)
+            defer { ana.close() }
+            _ = try await ana.next("hello")
+            var bram = f.socket(h, f.bram)
+            _ = try await bram.next("hello")
+            ana.send(["type": "send", "clientId": "1", "body": "one"])
+            _ = try await ana.next("ack")
+            #expect(try await bram.next("message").seq == 1)
+            bram.close()
+            // While Bram is away, Ana sends — and Bram's phone retries a send it never saw acknowledged.
+            for index in 2...6 { ana.send(["type": "send", "clientId": "\(index)", "body": "message \(index)"]) }
+            for _ in 2...6 { _ = try await ana.next("ack") }
+            bram = f.socket(h, f.bram, after: 1)
+            defer { bram.close() }
+            let hello = try await bram.next("hello")
+            #expect(hello["lastSeq"] as? Int == 6)
+            bram.send(["type": "send", "clientId": "b-1", "body": "from the train"])
+            var seqs: [Int64] = []
+            while seqs.count < 6 { seqs.append(try #require(try await bram.next("message").seq)) }
+            #expect(seqs == [2, 3, 4, 5, 6, 7])
+            let firstAck = try await bram.next("ack")
+            // The same client id again, on a new socket: the original ack, nothing stored.
+            bram.close()
+            let again = f.socket(h, f.bram, after: 7)
+            defer { again.close() }
+            _ = try await again.next("hello")
+            again.send(["type": "send", "clientId": "b-1", "body": "from the train"])
+            let secondAck = try await again.next("ack")
+            #expect(secondAck["id"] as? String == firstAck["id"] as? String)
+            #expect(secondAck["duplicate"] as? Bool == true)
+            #expect(try await h.count("SELECT count(*) FROM room_messages") == 7)
+        }
+    }
+
+    @Test func badFramesGetErrorsAndOnlyTheProtocolCloses() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let ana = f.socket(h, f.ana)
+            _ = try await ana.next("hello")
+            ana.sendRaw("{not json")
+            #expect(try await ana.next("error")["code"] as? String == "malformed")
+            ana.send(["type": "dance"])
+            #expect(try await ana.next("error")["code"] as? String == "unknown_type")
+            ana.send(["type": "send", "clientId": "e", "body": "   "])
+            #expect(try await ana.next("error")["code"] as? String == "empty_body")
+            ana.send(["type": "send", "clientId": "big", "body": String(repeating: "é", count: 9000)])
+            #expect(try await ana.next("error")["code"] as? String == "body_too_large")
+            ana.send(["type": "ping"])
+            _ = try await ana.next("pong")
+            // Still open: a send works.
+            ana.send(["type": "send", "clientId": "ok", "body": "still here"])
+            #expect(try await ana.next("ack").seq == 1)
+            // A frame over the limit closes with 1009.
+            ana.sendRaw(#"{"type":"send","clientId":"x","body":""# + String(repeating: "a", count: 70_000) + #""}"#)
+            let closed = try await ana.closed()
+            #expect(closed?.closeCode == .messageTooLarge)
+        }
+    }
+
+    @Test func nonMembersAndBadTicketsAreRefusedBeforeTheUpgrade() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let (c, emailC) = try await h.register(schac: "kuleuven.be")
+            try await h.approve(c, adminToken: f.admin)
+            let carla = try await h.signIn(emailC)
+            let upgrade: HTTPFields = [
+                .connection: "Upgrade", .upgrade: "websocket", HTTPField.Name("Sec-WebSocket-Version")!: "13",
+                HTTPField.Name("Sec-WebSocket-Key")!: "dGhlIHNhbXBsZSBub25jZQ==",
+            ]
+            // Refused before the upgrade. (HummingbirdWebSocket 2.8.1 answers every refused upgrade
+            // with an empty 400; the same request without the upgrade gets the problem.)
+            let refused = try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: carla, headers: upgrade)
+            #expect(refused.status == .badRequest)
+            let problem = try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: carla)
+            #expect(problem.status == .notFound)
+            #expect(problem.headers[.contentType] == "application/problem+json")
+            #expect(problem.string("detail") == "No such room.")
+            // Tickets: single use, for their room.
+            let ticket = try #require((try await h.request(.post, "/v1/rooms/\(f.room)/tickets", token: f.bram)).string("ticket"))
+            let socket = RoomSocketClient(port: h.port!, path: "/v1/rooms/\(f.room)/socket?ticket=\(ticket)")
+            defer { socket.close() }
+            _ = try await socket.next("hello")
+            let reused = RoomSocketClient(port: h.port!, path: "/v1/rooms/\(f.room)/socket?ticket=\(ticket)")
+            #expect(try await reused.failed() != nil)
+            #expect(try await h.request(.get, "/v1/rooms/\(f.room)/socket?ticket=\(ticket)").status == .unauthorized)
+            // A foreign origin.
+            let foreign = RoomSocketClient(
+                port: h.port!, path: "/v1/rooms/\(f.room)/socket", headers: [.authorization: "Bearer \(f.ana)", .origin: "https://evil.example"])
+            #expect(try await foreign.failed() != nil)
+            #expect(
+                try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: f.ana, headers: [.origin: "https://evil.example"]).status == .forbidden
+            )
+            // No upgrade asked: 426.
+            #expect(try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: f.ana).status.code == 426)
+        }
+    }
+
+    @Test func suspensionAndRemovalCloseOpenSockets() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let ana = f.socket(h, f.ana)
+            let bram = f.socket(h, f.bram)
+            defer { ana.close() }
+            _ = try await ana.next("hello")
+            _ = try await bram.next("hello")
+            let suspended = try await h.request(
+                .post, "/v1/admin/institutions/\(f.institutionB)/suspend", token: f.admin, json: ["reason": "membership fee unpaid"])
+            #expect(suspended.status == .ok)
+            let closed = try await bram.closed()
+            #expect(closed?.closeCode == .policyViolation)
+            // Ana's stays open.
+            ana.send(["type": "ping"])
+            _ = try await ana.next("pong")
+        }
+    }
+
+    @Test func presenceComesAndGoes() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let ana = f.socket(h, f.ana)
+            defer { ana.close() }
+            let hello = try await ana.next("hello")
+            #expect(hello["online"] as? [String] == [f.anaID.uuidString])
+            let bram = f.socket(h, f.bram)
+            _ = try await bram.next("hello")
+            var online = try await ana.next("presence")
+            while online["user"] as? String != f.bramID.uuidString { online = try await ana.next("presence") }
+            #expect(online["status"] as? String == "online")
+            bram.close()
+            let offline = try await ana.next("presence")
+            #expect(offline["user"] as? String == f.bramID.uuidString)
+            #expect(offline["status"] as? String == "offline")
+        }
+    }
+}
