@@ -111,7 +111,8 @@ let package = Package(
         .executableTarget(
             name: "accord",
             dependencies: [
-                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", .argumentParser, .logging,
+                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", "Rooms", .argumentParser,
+                .logging,
             ],
             swiftSettings: swiftSettings
         ),

@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import Institutions
 import PGStore
+import Rooms
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,8 @@ struct Serve: AsyncParsableCommand {
             for a million institutions); ACCORD_DIRECTORY_INDEX=off turns it off. Behind a \
             reverse proxy, ACCORD_TRUSTED_PROXIES (addresses and CIDR ranges, comma-separated) \
             names the proxies whose X-Forwarded-For gives the client's address, for rate limits \
-            and the audit log.
+            and the audit log. Room sockets accept the Origin of ACCORD_PUBLIC_URL, or those \
+            ACCORD_ALLOWED_ORIGINS lists (comma-separated).
             """
     )
 
@@ -37,6 +39,12 @@ struct Serve: AsyncParsableCommand {
     var maxConnections: Int?
 
     @OptionGroup var database: DatabaseOptions
+
+    /// `scheme://host[:port]` of a URL.
+    static func origin(of url: String) -> String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return url }
+        return "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
+    }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -71,6 +79,11 @@ struct Serve: AsyncParsableCommand {
             case let other?: throw CommandFailure("ACCORD_DIRECTORY_INDEX must be on or off, not '\(other.prefix(40))'")
             }
             let trustedProxies = try TrustedProxies(parsing: environment["ACCORD_TRUSTED_PROXIES"] ?? "")
+            var rooms = RoomsConfiguration()
+            rooms.publicBaseURL = identity.publicBaseURL
+            // Browsers send Origin: by default only the public address's may open sockets.
+            let origins = (environment["ACCORD_ALLOWED_ORIGINS"] ?? Self.origin(of: identity.publicBaseURL))
+                .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
@@ -80,7 +93,9 @@ struct Serve: AsyncParsableCommand {
                 bootstrapAdmin: bootstrapAdmin,
                 identityCache: identityCache,
                 directoryIndex: directoryIndex,
-                trustedProxies: trustedProxies
+                trustedProxies: trustedProxies,
+                rooms: rooms,
+                allowedOrigins: Set(origins)
             )
             let application = try buildApplication(configuration, logger: logger)
             try await application.runService()
