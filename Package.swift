@@ -25,6 +25,7 @@ extension Target.Dependency {
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
     static let nioWebSocket = product(name: "NIOWebSocket", package: "swift-nio")
     static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let unixSignals = product(name: "UnixSignals", package: "swift-service-lifecycle")
 }
 
 /// A feature module (Institutions, Directory, Admin, …): it builds on the shared domain layer, the
@@ -98,7 +99,7 @@ let package = Package(
             dependencies: [
                 "AccordCore", "Admin", "Directory", "Institutions", "PGStore", "Rooms", .hummingbird, .hummingbirdCore, .hummingbirdWebSocket,
                 .httpTypes, .logging,
-                .nioCore, .serviceLifecycle,
+                .nioCore, .serviceLifecycle, .unixSignals,
             ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings

@@ -10,6 +10,7 @@ import Logging
 import PGStore
 import Rooms
 import ServiceLifecycle
+import UnixSignals
 
 /// What `accord serve` needs: where to listen, the database, and the migration files.
 public struct ServerConfiguration: Sendable {
@@ -115,13 +116,15 @@ public func webSocketServer(_ sockets: RoomSocketRoutes, hub: RoomHub) -> HTTPSe
 }
 
 /// Builds the Accord application: the HTTP server with its router, and the database pool as a
-/// service of the same `ServiceGroup`. Before serving it checks the database: a schema that is
+/// service of the same `ServiceGroup`; and the rooms' hub, to run after it in a service group of
+/// its own (`runServer`), so that on shutdown the sockets are closed (1001) before the server
+/// stops. Before serving it checks the database: a schema that is
 /// behind, or credentials the database refuses, stop start-up with one clear line; an unreachable
 /// database only makes `/readyz` answer 503 until it is back.
 public func buildApplication(
     _ configuration: ServerConfiguration,
     logger: Logger = Logger(label: "accord")
-) throws -> some ApplicationProtocol {
+) throws -> (application: some ApplicationProtocol, roomHub: RoomHub) {
     let migrations = try Migration.load(from: configuration.schemaDirectory)
     let pool = PGPool(configuration: configuration.database, logger: logger)
     let schemaCheck = SchemaCheck(migrations: migrations, pool: pool)
@@ -143,7 +146,6 @@ public func buildApplication(
         directoryIndex = index
     }
     let hub = RoomHub(pool: pool, listener: listener, configuration: configuration.roomHub, logger: logger)
-    services.append(hub)
     let sockets = buildRoomSockets(
         pool: pool, hub: hub, identity: configuration.identity, identityCache: identityCache, rooms: configuration.rooms,
         allowedOrigins: configuration.allowedOrigins, logger: logger)
@@ -178,5 +180,14 @@ public func buildApplication(
             logger.warning("database unreachable; /readyz answers 503 until it is back", metadata: ["reason": "\(reason)"])
         }
     }
-    return application
+    return (application, hub)
+}
+
+/// Runs what `buildApplication` built until SIGTERM or SIGINT: the hub stops first (its sockets get
+/// 1001), then the server and the rest.
+public func runServer(_ configuration: ServerConfiguration, logger: Logger = Logger(label: "accord")) async throws {
+    let (application, hub) = try buildApplication(configuration, logger: logger)
+    let group = ServiceGroup(
+        configuration: .init(services: [application, hub], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }

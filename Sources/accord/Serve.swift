@@ -97,8 +97,7 @@ struct Serve: AsyncParsableCommand {
                 rooms: rooms,
                 allowedOrigins: Set(origins)
             )
-            let application = try buildApplication(configuration, logger: logger)
-            try await application.runService()
+            try await runServer(configuration, logger: logger)
         } catch {
             throw CommandFailure.from(error)
         }

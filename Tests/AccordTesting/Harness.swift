@@ -68,7 +68,7 @@ public struct Harness: Sendable {
     public static func run(
         identity: IdentityConfiguration = Harness.identity, cache: IdentityCache.Configuration = IdentityCache.Configuration(),
         listenThroughProxy: Bool = false, transport: Transport = .router, trustedProxies: String = "",
-        logger: Logger = Logger(label: "accord"),
+        roomLimits: RoomSocketLimits = RoomSocketLimits(), logger: Logger = Logger(label: "accord"),
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         try await TestDatabase.with { database in
@@ -82,7 +82,9 @@ public struct Harness: Sendable {
             let listener = PGListener(configuration: try PGConfiguration(url: listenerURL, connectTimeoutSeconds: 2))
             let identityCache = IdentityCache(listener: listener, configuration: cache)
             let directoryIndex = DirectoryIndex(pool: pool, listener: listener)
-            let hub = RoomHub(pool: pool, listener: listener, configuration: Self.roomHub("instance-1"), logger: logger)
+            var hubConfiguration = Self.roomHub("instance-1")
+            hubConfiguration.limits = roomLimits
+            let hub = RoomHub(pool: pool, listener: listener, configuration: hubConfiguration, logger: logger)
             let subscription = Task { try await identityCache.run() }
             let indexing = Task { try await directoryIndex.run() }
             let rooms = Task { try await hub.run() }
@@ -236,6 +238,36 @@ public struct Harness: Sendable {
         return id
     }
 
+    /// Another server instance on the same database, with nothing in memory shared with the first
+    /// (its own pool, listener, identity cache and room hub), listening on 127.0.0.1.
+    public func startInstance(_ name: String) async throws -> TestInstance {
+        let logger = Logger(label: "accord.\(name)")
+        let pool = try database.pool(maxConnections: 4)
+        let listener = PGListener(configuration: try PGConfiguration(url: database.appURL, connectTimeoutSeconds: 2))
+        let cache = IdentityCache(listener: listener)
+        let hub = RoomHub(pool: pool, listener: listener, configuration: Self.roomHub(name), logger: logger)
+        let sockets = buildRoomSockets(
+            pool: pool, hub: hub, identity: Self.identity, identityCache: cache, rooms: Self.rooms, allowedOrigins: [], logger: logger)
+        let router = buildRouter(
+            pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
+            identity: Self.identity, identityCache: cache, roomSockets: sockets, logger: logger)
+        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+        let application = Application(
+            router: router, server: webSocketServer(sockets, hub: hub),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: name),
+            onServerRunning: { channel in
+                portSink.yield(channel.localAddress?.port ?? 0)
+                portSink.finish()
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [pool, listener, cache, application, hub], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        try await Self.waitUntilLive(cache)
+        return TestInstance(port: port, hub: hub, group: group, task: task)
+    }
+
     /// Counts rows as the owner (bypassing nothing: the owner's own policies allow it).
     public func count(_ sql: String) async throws -> Int {
         let owner = try database.pool(asOwner: true, maxConnections: 1)
@@ -337,5 +369,25 @@ struct SocketClient: HarnessClient {
             try await client.execute(request)
         }
         return (response.head.status, response.head.headerFields, response.body ?? ByteBuffer())
+    }
+}
+
+/// A second server instance started by `Harness.startInstance`.
+public struct TestInstance: Sendable {
+    public let port: Int
+    public let hub: RoomHub
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    /// Stops it abruptly: its tasks are cancelled, its sockets cut (no close handshake owed).
+    public func kill() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    /// Stops it gracefully: sockets get 1001 once what they are owed is written.
+    public func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
     }
 }

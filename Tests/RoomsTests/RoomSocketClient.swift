@@ -96,6 +96,20 @@ final class RoomSocketClient: Sendable {
         throw CancellationError()
     }
 
+    /// The next frame of `type` if one arrives within `timeout`, else nil.
+    func poll(_ type: String, timeout: Duration = .milliseconds(500)) async throws -> Frame? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let frame = buffer.frames.withLock { frames -> Frame? in
+                guard let index = frames.firstIndex(where: { $0.type == type }) else { return nil }
+                return frames.remove(at: index)
+            }
+            if let frame { return frame }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
     /// Why the connection failed (waits for it to end): nil when it opened and closed normally.
     func failed() async throws -> String? {
         _ = try? await task.value

@@ -182,3 +182,86 @@ struct RoomSocketTests {
         }
     }
 }
+
+@Suite("Room sockets under stress")
+struct RoomSocketStressTests {
+    @Test func twoInstancesAreOneRoomAndAClientResumesOnTheOtherWhenOneDies() async throws {
+        try await Harness.run(transport: .sockets) { h in
+            let f = try await RoomFixture.make(h)
+            let second = try await h.startInstance("instance-2")
+            let ana = f.socket(h, f.ana)
+            defer { ana.close() }
+            _ = try await ana.next("hello")
+            let bramFirst = RoomSocketClient(
+                port: second.port, path: "/v1/rooms/\(f.room)/socket", headers: [.authorization: "Bearer \(f.bram)"])
+            _ = try await bramFirst.next("hello")
+            // Ana sends on instance 1; Bram reads on instance 2.
+            let sender = Task {
+                for index in 1...30 {
+                    ana.send(["type": "send", "clientId": "m\(index)", "body": "message \(index)"])
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            var seen: [Int64] = []
+            while seen.count < 10 { seen.append(try #require(try await bramFirst.next("message").seq)) }
+            // Instance 2 dies mid-stream; whatever reached Bram before it counts.
+            await second.kill()
+            while let late = try await bramFirst.poll("message", timeout: .milliseconds(200)) { seen.append(late.seq!) }
+            bramFirst.close()
+            let bram = f.socket(h, f.bram, after: seen.last!)
+            defer { bram.close() }
+            _ = try await bram.next("hello")
+            try await sender.value
+            while seen.last! < 30 { seen.append(try #require(try await bram.next("message").seq)) }
+            #expect(seen == Array(1...30), "every message exactly once, in order: \(seen)")
+        }
+    }
+
+    @Test func aClientThatCannotKeepUpIsClosedWithoutHoldingUpTheOthers() async throws {
+        var limits = RoomSocketLimits()
+        limits.softQueueBytes = 16 * 1024
+        limits.hardQueueBytes = 128 * 1024
+        try await Harness.run(transport: .sockets, roomLimits: limits) { h in
+            let f = try await RoomFixture.make(h)
+            let slow = f.socket(h, f.bram, reading: false)
+            let fast = f.socket(h, f.ana)
+            defer { fast.close() }
+            _ = try await fast.next("hello")
+            let body = String(repeating: "x", count: 12 * 1024)
+            let count = 600
+            for index in 1...count {
+                let sent = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.ana, json: ["clientId": "s\(index)", "body": body])
+                try #require(sent.status == .created)
+            }
+            var received = 0
+            while received < count {
+                _ = try await fast.next("message")
+                received += 1
+            }
+            #expect(received == count)
+            slow.startReading()
+            let closed = try await slow.closed()
+            #expect(closed?.closeCode == .policyViolation)
+            #expect(closed?.reason?.hasPrefix("slow consumer; lastSeq=") == true)
+        }
+    }
+}
+
+@Suite("Room sockets when a server stops")
+struct RoomSocketShutdownTests {
+    @Test func aStoppingServerAcknowledgesThenClosesWith1001() async throws {
+        try await Harness.run(transport: .sockets) { h in
+            let f = try await RoomFixture.make(h)
+            let second = try await h.startInstance("instance-2")
+            let bram = RoomSocketClient(port: second.port, path: "/v1/rooms/\(f.room)/socket", headers: [.authorization: "Bearer \(f.bram)"])
+            _ = try await bram.next("hello")
+            bram.send(["type": "send", "clientId": "last-words", "body": "before the restart"])
+            _ = try await bram.next("ack")
+            await second.stop()
+            let closed = try await bram.closed()
+            #expect(closed?.closeCode == .goingAway)
+            // And presence left with it.
+            #expect(try await h.count("SELECT count(*) FROM room_presence WHERE instance = 'instance-2'") == 0)
+        }
+    }
+}

@@ -277,7 +277,9 @@ public final class RoomHub: Service, Sendable {
     // MARK: The service
 
     /// Follows the channels, sweeps for missed messages and keeps presence, until graceful shutdown;
-    /// then closes every socket with 1001 once what it was sent is written.
+    /// then closes every socket with 1001 once what it was sent is written, and returns when they
+    /// are closed (at most 10 s). Run it in a service group after the HTTP server (which stops
+    /// first in reverse order would close the sockets with 1000 instead).
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -299,6 +301,10 @@ public final class RoomHub: Service, Sendable {
             }
             group.cancelAll()
         }
+        // The sockets close once what they are owed is written; the HTTP server stops after this
+        // service (it comes after it in the service group), so their 1001 goes out first.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while socketCount > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         await leaveAllPresence()
     }
 
