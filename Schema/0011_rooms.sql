@@ -137,14 +137,17 @@ CREATE POLICY rooms_create ON rooms FOR INSERT
 CREATE POLICY rooms_network_admin ON rooms FOR SELECT USING (accord_is_network_admin());
 
 -- Members: a room's members see each other; members add users of their own institution (or the
--- creator adds themselves as owner); members change and remove members (the service decides who).
+-- creator adds themselves as owner); a member changes or removes their own row (read marker,
+-- leaving), owners and moderators anyone's (the service decides which change each role may make).
 CREATE POLICY room_members_read ON room_members FOR SELECT USING (accord_room_role(room_id) IS NOT NULL);
 CREATE POLICY room_members_add ON room_members FOR INSERT
     WITH CHECK ((accord_room_role(room_id) IS NOT NULL AND institution_id = accord_current_institution())
                 OR (user_id = accord_current_user() AND role = 'owner' AND accord_room_creator(room_id) = accord_current_user()));
 CREATE POLICY room_members_change ON room_members FOR UPDATE
-    USING (accord_room_role(room_id) IS NOT NULL) WITH CHECK (accord_room_role(room_id) IS NOT NULL);
-CREATE POLICY room_members_remove ON room_members FOR DELETE USING (accord_room_role(room_id) IS NOT NULL);
+    USING (user_id = accord_current_user() OR accord_room_role(room_id) IN ('owner', 'moderator'))
+    WITH CHECK (user_id = accord_current_user() OR accord_room_role(room_id) IN ('owner', 'moderator'));
+CREATE POLICY room_members_remove ON room_members FOR DELETE
+    USING (user_id = accord_current_user() OR accord_room_role(room_id) IN ('owner', 'moderator'));
 
 -- Messages: members read them, write their own, and edit (the service decides whose).
 CREATE POLICY room_messages_read ON room_messages FOR SELECT USING (accord_room_role(room_id) IS NOT NULL);
@@ -153,7 +156,8 @@ CREATE POLICY room_messages_write ON room_messages FOR INSERT
 CREATE POLICY room_messages_change ON room_messages FOR UPDATE
     USING (accord_room_role(room_id) IS NOT NULL) WITH CHECK (accord_room_role(room_id) IS NOT NULL);
 
--- Invitations: the room's members see and make them; the invitee sees those addressed to them.
+-- Invitations: the room's members see them, owners and moderators make and change them; the
+-- invitee sees those addressed to them and accepts through accord_accept_room_invitation.
 CREATE FUNCTION accord_current_email_key() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT accord_email_key(u.email) FROM users u WHERE u.id = accord_current_user()
@@ -163,8 +167,7 @@ CREATE POLICY room_invitations_read ON room_invitations FOR SELECT
 CREATE POLICY room_invitations_write ON room_invitations FOR INSERT
     WITH CHECK (accord_room_role(room_id) IN ('owner', 'moderator') AND invited_by = accord_current_user());
 CREATE POLICY room_invitations_change ON room_invitations FOR UPDATE
-    USING (accord_room_role(room_id) IS NOT NULL OR accord_email_key(email) = accord_current_email_key())
-    WITH CHECK (true);
+    USING (accord_room_role(room_id) IN ('owner', 'moderator')) WITH CHECK (accord_room_role(room_id) IN ('owner', 'moderator'));
 
 -- Tickets: a user makes their own; spending one goes through accord_spend_room_ticket.
 CREATE POLICY room_tickets_own ON room_tickets USING (user_id = accord_current_user()) WITH CHECK (user_id = accord_current_user());
@@ -321,7 +324,8 @@ BEGIN
 END
 $$;
 
--- Membership changes reach every instance (sockets of a removed member close).
+-- Removals reach every instance (sockets of a removed member close). Other changes of a member
+-- (read markers, roles, mutes) leave their sockets open and notify nothing.
 CREATE FUNCTION accord_room_members_changed()
 RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
@@ -330,7 +334,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER room_members_changed AFTER UPDATE OR DELETE ON room_members
+CREATE TRIGGER room_members_changed AFTER DELETE ON room_members
     FOR EACH STATEMENT EXECUTE FUNCTION accord_room_members_changed();
 
 REVOKE ALL ON FUNCTION accord_room_role(uuid), accord_room_creator(uuid), accord_current_email_key(),

@@ -163,6 +163,18 @@ struct RoomSocketTests {
         }
     }
 
+    @Test func aRemovedMembersSocketCloses() async throws {
+        try await Self.live { h in
+            let f = try await RoomFixture.make(h)
+            let bram = f.socket(h, f.bram)
+            _ = try await bram.next("hello")
+            #expect(try await h.request(.delete, "/v1/rooms/\(f.room)/members/\(f.bramID)", token: f.ana).status == .noContent)
+            let closed = try await bram.closed()
+            #expect(closed?.closeCode == .policyViolation)
+            #expect(try await h.request(.get, "/v1/rooms/\(f.room)", token: f.bram).status == .notFound)
+        }
+    }
+
     @Test func presenceComesAndGoes() async throws {
         try await Self.live { h in
             let f = try await RoomFixture.make(h)
