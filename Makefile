@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
+.PHONY: bench-rooms db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -45,6 +45,9 @@ bench-api: db
 
 bench-directory: db
 	eval "$$(Deploy/local/env)" && Benchmarks/directory/run
+
+bench-rooms: db
+	eval "$$(Deploy/local/env)" && Benchmarks/rooms
 
 clean-db:
 	Deploy/local/clean

@@ -86,9 +86,11 @@ public struct TestDatabase: Sendable {
     }
 
     /// A pool on this database as the owner (tests that need DDL) or as the application role.
+    /// A pool on this database. Connecting may take 30 s: a whole test run on two cores starves
+    /// PostgreSQL's new backends for seconds.
     public func pool(asOwner: Bool = false, maxConnections: Int = 4, waitTimeout: Duration = .seconds(10)) throws -> PGPool {
         PGPool(
             configuration: try PGConfiguration(
-                url: asOwner ? ownerURL : appURL, maxConnections: maxConnections, connectionWaitTimeout: waitTimeout))
+                url: asOwner ? ownerURL : appURL, maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, connectTimeoutSeconds: 30))
     }
 }

@@ -214,7 +214,7 @@ struct CLITests {
             ).first((Int, Int, Int).self)!
             #expect(generated == 1200 && schacs == 1200)
             #expect(listed > 1100 && listed < 1200, "about 1.5 % are pending or suspended, and stay out of the directory")
-            let again = try await AccordProcess.run(["seed", "bench", "--institutions", "10"], environment: env)
+            let again = try await AccordProcess.run(["seed", "bench", "--institutions", "10"], environment: env, timeout: 120)
             #expect(again.stdout.contains("Generated 10 institutions"), "running again adds more")
             await owner.close()
 

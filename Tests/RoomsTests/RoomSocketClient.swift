@@ -116,8 +116,24 @@ final class RoomSocketClient: Sendable {
         return buffer.failure.withLock { $0 }
     }
 
-    /// How the socket closed (waits for it).
-    func closed() async throws -> WebSocketCloseFrame? { try await task.value }
+    /// How the socket closed (waits for it, a minute at most).
+    func closed() async throws -> WebSocketCloseFrame? {
+        let task = self.task
+        return try await withThrowingTaskGroup(of: WebSocketCloseFrame??.self) { group in
+            group.addTask { .some(try await task.value) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(60))
+                return .none
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let frame = first else {
+                Issue.record("the socket did not close within a minute")
+                throw CancellationError()
+            }
+            return frame
+        }
+    }
 
     /// Closes from the client's side.
     func close() {

@@ -240,7 +240,7 @@ struct RoomSocketStressTests {
             defer { fast.close() }
             _ = try await fast.next("hello")
             let body = String(repeating: "x", count: 12 * 1024)
-            let count = 600
+            let count = 600  // enough to fill the kernel's socket buffers as well as the queue
             for index in 1...count {
                 let sent = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.ana, json: ["clientId": "s\(index)", "body": body])
                 try #require(sent.status == .created)
