@@ -8,7 +8,7 @@ import Rooms
 import Testing
 
 /// The room socket over real TCP, against a real server and database.
-@Suite("Room sockets")
+@Suite("Room sockets", .serialized)
 struct RoomSocketTests {
     static func live(_ body: @Sendable (Harness) async throws -> Void) async throws {
         try await Harness.run(transport: .sockets, body)
@@ -195,7 +195,7 @@ struct RoomSocketTests {
     }
 }
 
-@Suite("Room sockets under stress")
+@Suite("Room sockets under stress", .serialized)
 struct RoomSocketStressTests {
     @Test func twoInstancesAreOneRoomAndAClientResumesOnTheOtherWhenOneDies() async throws {
         try await Harness.run(transport: .sockets) { h in

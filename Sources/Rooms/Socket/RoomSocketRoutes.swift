@@ -137,6 +137,7 @@ public struct RoomSocketRoutes: Sendable {
     func serve(_ admission: Admission, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
         let identity = admission.identity
         let connection = hub.attach(room: admission.room, identity: identity, name: admission.name)
+        defer { Task { await hub.detach(connection) } }
         // The hello: where the room stands; then the replay, then live messages.
         let (lastSeq, archived) =
             try await rooms.pool.readAsTenant(identity, "SELECT last_seq, archived_at IS NOT NULL FROM rooms WHERE id = \(admission.room)")
@@ -155,7 +156,6 @@ public struct RoomSocketRoutes: Sendable {
             start = lastSeq
         }
         let replayFrom = start
-        defer { Task { await hub.detach(connection) } }
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await connection.write(to: outbound)
