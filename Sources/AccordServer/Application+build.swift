@@ -187,7 +187,11 @@ public func buildApplication(
 /// 1001), then the server and the rest.
 public func runServer(_ configuration: ServerConfiguration, logger: Logger = Logger(label: "accord")) async throws {
     let (application, hub) = try buildApplication(configuration, logger: logger)
+    // The hub ends by itself when the server fails to start (its listener is shut down): that
+    // shuts the group down quietly, and the server's own error is what `run` throws.
     let group = ServiceGroup(
-        configuration: .init(services: [application, hub], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(
+            services: [.init(service: application), .init(service: hub, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
 }
