@@ -81,11 +81,14 @@ public struct RoomService: Sendable {
         try v.validate()
     }
 
-    public func room(_ id: UUID, caller: Identity) async throws -> Room {
+    /// The room and its version (its ETag), read in one transaction.
+    public func room(_ id: UUID, caller: Identity) async throws -> (Room, version: Int) {
         try Self.requireMember(caller)
         return try await pool.withTenant(caller) { tx in
-            guard let room = try await RoomStore.find(id, caller: caller.accountID, on: tx) else { throw Self.notFound }
-            return room
+            guard let room = try await RoomStore.find(id, caller: caller.accountID, on: tx),
+                let version = try await tx.query("SELECT version FROM rooms WHERE id = \(id)").first(Int.self)
+            else { throw Self.notFound }
+            return (room, version)
         }
     }
 
@@ -123,11 +126,6 @@ public struct RoomService: Sendable {
             try await tx.query(query)
             return (try await RoomStore.find(id, caller: caller.accountID, on: tx)!, locked.version + 1)
         }
-    }
-
-    /// The room's version, for its ETag.
-    public func version(_ id: UUID, caller: Identity) async throws -> Int {
-        try await pool.readAsTenant(caller, "SELECT version FROM rooms WHERE id = \(id)").first(Int.self) ?? { throw Self.notFound }()
     }
 
     /// Archives the room: read-only from then on, for everyone (owners and moderators).

@@ -29,8 +29,8 @@ public struct RoomsController: Sendable {
         }
         routes.get("rooms/{id}") { _, context -> EditedResponse<Room> in
             let id = try context.pathID()
-            let room = try await rooms.room(id, caller: context.identity)
-            return EditedResponse(headers: [.eTag: ETag.of(version: try await rooms.version(id, caller: context.identity))], response: room)
+            let (room, version) = try await rooms.room(id, caller: context.identity)
+            return EditedResponse(headers: [.eTag: ETag.of(version: version)], response: room)
         }
         routes.patch("rooms/{id}") { request, context -> EditedResponse<Room> in
             let id = try context.pathID()
