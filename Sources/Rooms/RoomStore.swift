@@ -102,9 +102,21 @@ enum RoomStore {
             query.append(" ORDER BY seq DESC LIMIT \(limit)) page ORDER BY seq")
             return try await tx.query(query).map(message)
         }
-        return try await tx.query(
-            "SELECT \(messageColumns) FROM room_messages WHERE room_id = \(room) AND seq > \(after ?? 0) ORDER BY seq LIMIT \(limit)"
-        ).map(message)
+        return try await tx.query(range(of: room, after: after ?? 0, upTo: nil, limit: limit)).map(message)
+    }
+
+    /// The messages after `after` and up to `upTo` (nil: the last), in sequence order, at most
+    /// `limit`: the history page, the hub's read of new messages and a socket's replay alike.
+    static func range(of room: UUID, after: Int64, upTo: Int64?, limit: Int) -> PGQuery {
+        var query: PGQuery = "SELECT \(messageColumns) FROM room_messages WHERE room_id = \(room) AND seq > \(after)"
+        if let upTo { query.append(" AND seq <= \(upTo)") }
+        query.append(" ORDER BY seq LIMIT \(limit)")
+        return query
+    }
+
+    /// The message at `seq`.
+    static func one(_ seq: Int64, of room: UUID) -> PGQuery {
+        "SELECT \(messageColumns) FROM room_messages WHERE room_id = \(room) AND seq = \(seq)"
     }
 
     /// Messages matching a full-text query (accents and case folded), newest first.
@@ -119,7 +131,7 @@ enum RoomStore {
     }
 
     static func message(_ seq: Int64, of room: UUID, on tx: PGConnection) async throws -> RoomMessage? {
-        try await tx.query("SELECT \(messageColumns) FROM room_messages WHERE room_id = \(room) AND seq = \(seq)").first.map(message)
+        try await tx.query(one(seq, of: room)).first.map(message)
     }
 
     /// Sends as the caller (`accord_room_send`): the acknowledgement, new or original.

@@ -141,10 +141,7 @@ final class RoomConnection: Sendable {
     /// Queues the stored messages after `lastQueued`, up to `upTo` (nil: all there are).
     private func catchUp(to upTo: Int64?, pool: PGPool) async throws {
         while !isClosing {
-            let from = lastQueued
-            var query: PGQuery = "SELECT \(RoomStore.messageColumns) FROM room_messages WHERE room_id = \(room) AND seq > \(from)"
-            if let upTo { query.append(" AND seq <= \(upTo)") }
-            query.append(" ORDER BY seq LIMIT \(limits.replayPage)")
+            let query = RoomStore.range(of: room, after: lastQueued, upTo: upTo, limit: limits.replayPage)
             let page = try await pool.readAsTenant(identity, query).map(RoomStore.message)
             for message in page { enqueue(RoomFrames.encode(RoomFrames.Message(message)), seq: message.seq) }
             if page.count < limits.replayPage { return }

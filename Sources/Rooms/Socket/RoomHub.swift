@@ -161,11 +161,7 @@ public final class RoomHub: Service, Sendable {
             guard let plan else { return }
             do {
                 let messages = try await pool.readAsTenant(
-                    plan.reader,
-                    """
-                    SELECT \(RoomStore.messageColumns) FROM room_messages
-                    WHERE room_id = \(room) AND seq > \(plan.after) AND seq <= \(plan.upTo) ORDER BY seq LIMIT 1000
-                    """
+                    plan.reader, RoomStore.range(of: room, after: plan.after, upTo: plan.upTo, limit: 1000)
                 ).map(RoomStore.message)
                 let connections = state.withLock { state -> [RoomConnection] in
                     if let last = messages.last?.seq { state.rooms[room]?.delivered = last } else { state.rooms[room]?.delivered = plan.upTo }
@@ -190,8 +186,7 @@ public final class RoomHub: Service, Sendable {
     private func messageChanged(in room: UUID, seq: Int64) async {
         guard let reader = state.withLock({ $0.rooms[room]?.connections.values.first?.identity }) else { return }
         do {
-            let rows = try await pool.readAsTenant(
-                reader, "SELECT \(RoomStore.messageColumns) FROM room_messages WHERE room_id = \(room) AND seq = \(seq)")
+            let rows = try await pool.readAsTenant(reader, RoomStore.one(seq, of: room))
             guard let message = try rows.first.map(RoomStore.message) else { return }
             let frame =
                 message.deleted
@@ -340,9 +335,7 @@ public final class RoomHub: Service, Sendable {
 
     /// Refreshes this instance's presence rows and expires everyone's stale ones.
     func beat() async {
-        let pairs = state.withLock { state in
-            state.rooms.flatMap { room, roomState in Set(roomState.connections.values.map(\.identity.accountID)).map { (room, $0) } }
-        }
+        let pairs = localPairs
         do {
             if !pairs.isEmpty {
                 let fresh = try await pool.query(
@@ -370,10 +363,14 @@ public final class RoomHub: Service, Sendable {
     var isStopping: Bool { state.withLock { $0.stopping } }
 
     private func leaveAllPresence() async {
-        let pairs = state.withLock { state in
+        await leavePresence(localPairs)
+    }
+
+    /// The (room, user) pairs with a socket on this instance: its share of presence.
+    private var localPairs: [(UUID, UUID)] {
+        state.withLock { state in
             state.rooms.flatMap { room, roomState in Set(roomState.connections.values.map(\.identity.accountID)).map { (room, $0) } }
         }
-        await leavePresence(pairs)
     }
 
     /// How many sockets are open here (for tests and metrics).
