@@ -45,6 +45,13 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     /// The URN of a problem kind: `urn:accord:problem:<slug>`.
     public static func type(_ slug: String) -> String { "urn:accord:problem:\(slug)" }
 
+    /// The same problem with `extra` headers on its response.
+    public func with(headers extra: HTTPFields) -> Problem {
+        var copy = self
+        for field in extra { copy.headers[field.name] = field.value }
+        return copy
+    }
+
     // MARK: Common problems
 
     public static func badRequest(_ detail: String) -> Problem {

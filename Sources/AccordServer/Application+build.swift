@@ -107,12 +107,10 @@ public func buildRoomSockets(
 /// The upgrade router of room sockets, with the WebSocket limits of the protocol (a frame over the
 /// limit closes with 1009; a client that does not answer pings within 20 s is closed).
 public func webSocketServer(_ sockets: RoomSocketRoutes, hub: RoomHub) -> HTTPServerBuilder {
-    let router = Router(context: RoomSocketContext.self)
-    sockets.addRoutes(to: router)
-    return .http1WebSocketUpgrade(
-        webSocketRouter: router,
-        configuration: .init(
-            ws: WebSocketServerConfiguration(maxFrameSize: hub.configuration.limits.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(10)))))
+    RoomSocketChannel.server(
+        sockets,
+        configuration: WebSocketServerConfiguration(
+            maxFrameSize: hub.configuration.limits.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(10)), validateUTF8: true))
 }
 
 /// Builds the Accord application: the HTTP server with its router, and the database pool as a

@@ -69,11 +69,3 @@ struct ProblemMiddleware: RouterMiddleware {
         }
     }
 }
-
-extension Problem {
-    func with(headers extra: HTTPFields) -> Problem {
-        var copy = self
-        for field in extra { copy.headers[field.name] = field.value }
-        return copy
-    }
-}

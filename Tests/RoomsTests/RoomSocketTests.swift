@@ -116,14 +116,15 @@ struct RoomSocketTests {
                 .connection: "Upgrade", .upgrade: "websocket", HTTPField.Name("Sec-WebSocket-Version")!: "13",
                 HTTPField.Name("Sec-WebSocket-Key")!: "dGhlIHNhbXBsZSBub25jZQ==",
             ]
-            // Refused before the upgrade. (HummingbirdWebSocket 2.8.1 answers every refused upgrade
-            // with an empty 400; the same request without the upgrade gets the problem.)
+            // Refused before the upgrade, with the refusal's status and problem.
             let refused = try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: carla, headers: upgrade)
-            #expect(refused.status == .badRequest)
-            let problem = try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: carla)
-            #expect(problem.status == .notFound)
-            #expect(problem.headers[.contentType] == "application/problem+json")
-            #expect(problem.string("detail") == "No such room.")
+            #expect(refused.status == .notFound)
+            #expect(refused.headers[.contentType] == "application/problem+json")
+            #expect(refused.string("detail") == "No such room.")
+            #expect(refused.headers[.upgrade] == nil)
+            let unknownToken = try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: "not-a-session", headers: upgrade)
+            #expect(unknownToken.status == .unauthorized)
+            #expect(unknownToken.headers[.contentType] == "application/problem+json")
             // Tickets: single use, for their room.
             let ticket = try #require((try await h.request(.post, "/v1/rooms/\(f.room)/tickets", token: f.bram)).string("ticket"))
             let socket = RoomSocketClient(port: h.port!, path: "/v1/rooms/\(f.room)/socket?ticket=\(ticket)")
@@ -131,14 +132,15 @@ struct RoomSocketTests {
             _ = try await socket.next("hello")
             let reused = RoomSocketClient(port: h.port!, path: "/v1/rooms/\(f.room)/socket?ticket=\(ticket)")
             #expect(try await reused.failed() != nil)
-            #expect(try await h.request(.get, "/v1/rooms/\(f.room)/socket?ticket=\(ticket)").status == .unauthorized)
+            #expect(try await h.request(.get, "/v1/rooms/\(f.room)/socket?ticket=\(ticket)", headers: upgrade).status == .unauthorized)
             // A foreign origin.
+            var foreignUpgrade = upgrade
+            foreignUpgrade[.origin] = "https://evil.example"
             let foreign = RoomSocketClient(
                 port: h.port!, path: "/v1/rooms/\(f.room)/socket", headers: [.authorization: "Bearer \(f.ana)", .origin: "https://evil.example"])
             #expect(try await foreign.failed() != nil)
             #expect(
-                try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: f.ana, headers: [.origin: "https://evil.example"]).status == .forbidden
-            )
+                try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: f.ana, headers: foreignUpgrade).status == .forbidden)
             // No upgrade asked: 426.
             #expect(try await h.request(.get, "/v1/rooms/\(f.room)/socket", token: f.ana).status.code == 426)
         }

@@ -10,32 +10,12 @@ import NIOWebSocket
 import PGStore
 import Synchronization
 
-/// The request context of WebSocket upgrades: what the upgrade's checks admitted travels in it to
-/// the socket's handler.
-public struct RoomSocketContext: RequestContext, WebSocketRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<Self>
-    let admitted = AdmissionSlot()
-
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.webSocket = .init()
-    }
-}
-
-/// Where the upgrade leaves its admission for the handler.
-final class AdmissionSlot: Sendable {
-    private let value = Mutex<RoomSocketRoutes.Admission?>(nil)
-    func set(_ admission: RoomSocketRoutes.Admission) { value.withLock { $0 = admission } }
-    var admission: RoomSocketRoutes.Admission? { value.withLock { $0 } }
-}
-
 /// `GET /v1/rooms/{id}/socket`: who may open it, and what it does once open.
 ///
-/// The upgrade router decides first; what it refuses falls through to the HTTP router, whose route
-/// at the same path runs the same checks and answers with their problem (404 for a non-member, 401
-/// for a bad or used ticket, 403 for a suspended institution or a foreign origin) — or 426 to a
-/// request that asked for no upgrade.
+/// The upgrade (`RoomSocketChannel`) runs the checks first; a request it refuses goes on to the HTTP
+/// router, whose route at the same path runs the same checks and answers with their problem (404
+/// for a non-member, 401 for a bad or used ticket, 403 for a suspended institution or a foreign
+/// origin, 503 while the server stops) — or 426 to a request that asked for no upgrade.
 public struct RoomSocketRoutes: Sendable {
     let rooms: RoomService
     let hub: RoomHub
@@ -101,36 +81,32 @@ public struct RoomSocketRoutes: Sendable {
         return Admission(room: room, identity: identity, name: member, after: after, afterInvalid: afterText != nil && after == nil)
     }
 
-    /// The HTTP route at the socket's path: the refusal a failed upgrade deserves, or 426.
+    /// The HTTP route at the socket's path: the refusal a failed upgrade deserves, or 426. A refused
+    /// upgrade's answer closes the connection (`Connection: close`).
     public func addFallbackRoute(to routes: RouterGroup<AccordRequestContext>) {
         routes.get("rooms/{id}/socket") { request, context -> Response in
-            _ = try await admit(request, roomText: context.parameters.get("id"), spend: false)
+            let closing: HTTPFields = request.headers[.upgrade] != nil ? [.connection: "close"] : [:]
+            do {
+                guard !hub.isStopping else { throw Self.stopping }
+                _ = try await admit(request, roomText: context.parameters.get("id"), spend: false)
+            } catch let problem as Problem {
+                throw problem.with(headers: closing)
+            }
             throw Problem(
                 type: Problem.type("upgrade-required"), status: .init(code: 426, reasonPhrase: "Upgrade Required"), title: "Upgrade required",
                 detail: "This is a WebSocket: connect with an upgrade request.", headers: [.upgrade: "websocket", .connection: "Upgrade"])
         }
     }
 
-    /// The upgrade route.
-    public func addRoutes(to router: Router<RoomSocketContext>) {
-        router.ws("v1/rooms/{id}/socket") { request, context in
-            guard !hub.isStopping else { return .dontUpgrade }
-            do {
-                let admission = try await admit(request, roomText: context.parameters.get("id"), spend: true)
-                context.admitted.set(admission)
-                return .upgrade([:])
-            } catch {
-                context.logger.debug("room socket refused", metadata: ["reason": "\(error)"])
-                return .dontUpgrade
-            }
-        } onUpgrade: { inbound, outbound, context in
-            guard let admission = context.requestContext.admitted.admission else {
-                try await outbound.close(.policyViolation, reason: "not admitted")
-                return
-            }
-            try await serve(admission, inbound: inbound, outbound: outbound, logger: context.logger)
-        }
+    /// The checks of an upgrade request, spending its ticket: the admission, or the refusal.
+    func admitUpgrade(_ request: Request, roomText: String) async throws -> Admission {
+        guard !hub.isStopping else { throw Self.stopping }
+        return try await admit(request, roomText: roomText, spend: true)
     }
+
+    static let stopping = Problem.serviceUnavailable(
+        "The server is stopping; open the socket again (another instance, or this one once it is back)."
+    ).with(headers: [.retryAfter: "1"])
 
     // MARK: The open socket
 
