@@ -34,6 +34,13 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
     return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6
 }
 
+/// CPU seconds this process has used (user and system).
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 /// Resident memory of a process, in KiB.
 func residentKiB(of pid: Int32) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -63,7 +70,7 @@ final class BenchSocket: Sendable {
                         group.addTask { for await text in stream { try await outbound.write(.text(text)) } }
                         for try await message in inbound.messages(maxSize: 1 << 20) {
                             if case .text(let text) = message {
-                                if text.hasPrefix(#"{"type":"hello""#) { box.markOpen() }
+                                if text.contains(#""type":"hello""#) { box.markOpen() }
                                 onText(text)
                             }
                         }
@@ -119,7 +126,7 @@ func waitOpen(_ sockets: [BenchSocket]) async throws {
 
 /// The send time carried in a benchmark message's body: `"body":"bench <ns> …"`.
 func sentAt(_ text: String) -> UInt64? {
-    guard text.hasPrefix(#"{"type":"message""#), let range = text.range(of: #""body":"bench "#) else { return nil }
+    guard text.contains(#""type":"message""#), let range = text.range(of: #""body":"bench "#) else { return nil }
     var value: UInt64 = 0
     for character in text[range.upperBound...] {
         guard let digit = character.wholeNumberValue else { break }
@@ -173,6 +180,8 @@ struct Fanout: AsyncParsableCommand {
         let sending = try await openAll(senderTokens.map { ("\(url[0])/v1/rooms/\(room)/socket", $0) }) { _, _ in }
         log("\(receiving.count) receivers and \(sending.count) senders open; sending \(rate)/s for \(seconds) s")
         let interval = Duration.nanoseconds(Int64(1e9 / perSender))
+        let cpuBefore = cpuSeconds()
+        let sent = Shared(0)
         let runID = UUID().uuidString.prefix(8)
         await withTaskGroup(of: Void.self) { group in
             for (index, sender) in sending.enumerated() {
@@ -186,45 +195,44 @@ struct Fanout: AsyncParsableCommand {
                         sender.send(#"{"type":"send","clientId":"\#(runID)-\#(index)-\#(count)","body":"bench \#(now()) x"}"#)
                         next += interval
                     }
+                    sent.withLock { $0 += count }
                 }
             }
         }
-        let expected = rate * seconds * receiverTokens.count
+        let expected = sent.withLock { $0 } * receiverTokens.count
         let drainEnd = ContinuousClock.now + .seconds(10)
         while latencies.withLock({ $0.count }) < expected, ContinuousClock.now < drainEnd { try await Task.sleep(for: .milliseconds(100)) }
         let sorted = latencies.withLock { $0 }.sorted()
         print(
             "receivers=\(receiving.count) instances=\(url.count) rate=\(rate) seconds=\(seconds) receipts=\(sorted.count) expected=\(expected) "
                 + "p50_ms=\(String(format: "%.1f", percentile(sorted, 0.5))) p99_ms=\(String(format: "%.1f", percentile(sorted, 0.99))) "
-                + "max_ms=\(String(format: "%.1f", percentile(sorted, 1.0)))")
+                + "max_ms=\(String(format: "%.1f", percentile(sorted, 1.0))) client_cpu_seconds=\(String(format: "%.1f", cpuSeconds() - cpuBefore))")
         for socket in receiving + sending { socket.close() }
     }
 }
 
 struct Sends: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sends through one instance at rising load: sends per second and ack latency.")
+    static let configuration = CommandConfiguration(
+        abstract: "Sends through one instance at rising load: sends per second and ack latency (each step opens its own sockets).")
     @Option(help: "ws://host:port of the server.") var url: String
-    @Option(help: "The room.") var room: String
-    @Option(help: "File of sender tokens, one per line (one socket each, at most 20 sends a second).") var senders: String
+    @Option(help: "File of `room token` lines, one sender socket each (at most 20 sends a second).") var pairs: String
     @Option(help: "Seconds per step.") var seconds = 8
 
     func run() async throws {
-        let tokens = try String(contentsOfFile: senders, encoding: .utf8).split(separator: "\n").map(String.init)
+        let pairs = try readPairs(pairs)
         let acks = Shared<[String: UInt64]>([:])
         let latencies = Shared<[UInt64]>([])
-        let sockets = try await openAll(tokens.map { ("\(url)/v1/rooms/\(room)/socket", $0) }) { _, text in
-            guard text.hasPrefix(#"{"type":"ack""#), let range = text.range(of: #""clientId":""#) else { return }
-            let id = String(text[range.upperBound...].prefix { $0 != "\"" })
-            if let sent = acks.withLock({ $0.removeValue(forKey: id) }) { latencies.withLock { $0.append(now() - sent) } }
-        }
-        log("\(sockets.count) sender sockets open")
         var best = 0.0
-        for connections in [5, 10, 20, 40, 80, 160, 320, 640] where connections <= sockets.count {
+        for connections in [5, 10, 20, 40, 50, 60, 70, 80, 100, 120, 160, 320, 640] where connections <= pairs.count {
+            let sockets = try await openAll(pairs.prefix(connections).map { ("\(url)/v1/rooms/\($0.room)/socket", $0.token) }) { _, text in
+                guard text.contains(#""type":"ack""#), let range = text.range(of: #""clientId":""#) else { return }
+                let id = String(text[range.upperBound...].prefix { $0 != "\"" })
+                if let sent = acks.withLock({ $0.removeValue(forKey: id) }) { latencies.withLock { $0.append(now() - sent) } }
+            }
             latencies.withLock { $0.removeAll() }
             let started = ContinuousClock.now
             await withTaskGroup(of: Void.self) { group in
-                for index in 0..<connections {
-                    let socket = sockets[index]
+                for (index, socket) in sockets.enumerated() {
                     group.addTask {
                         let interval = Duration.milliseconds(50)  // 20 a second: the protocol's limit
                         var next = ContinuousClock.now + interval * Double(index) / Double(connections)
@@ -249,12 +257,12 @@ struct Sends: AsyncParsableCommand {
             print(
                 "connections=\(connections) offered=\(connections * 20)/s acked_per_second=\(String(format: "%.0f", perSecond)) "
                     + "p50_ms=\(String(format: "%.1f", percentile(sorted, 0.5))) p99_ms=\(String(format: "%.1f", p99))")
-            if p99 <= 100 { best = max(best, perSecond) }
-            if p99 > 100 { break }
+            for socket in sockets { socket.close() }
             acks.withLock { $0.removeAll() }
+            if p99 <= 100 { best = max(best, perSecond) } else { break }
+            try await Task.sleep(for: .seconds(2))
         }
         print("best_sends_per_second_p99_under_100ms=\(String(format: "%.0f", best))")
-        for socket in sockets { socket.close() }
     }
 }
 

@@ -3,6 +3,7 @@ import DequeModule
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import NIOWebSocket
 import PGStore
 import Synchronization
@@ -23,8 +24,9 @@ final class RoomConnection: Sendable {
 
     /// What the hub hands over, in the order it happened.
     enum Event: Sendable {
-        case messages([RoomMessage])
-        case frame(String, droppable: Bool)
+        /// New messages, each encoded once for every socket of the room.
+        case messages([(seq: Int64, frame: ByteBuffer)])
+        case frame(ByteBuffer, droppable: Bool)
         case close(RoomCloseCode)
     }
 
@@ -34,7 +36,7 @@ final class RoomConnection: Sendable {
     private let wakes: AsyncStream<Void>
 
     struct State {
-        var queue = Deque<(text: String, seq: Int64?)>()
+        var queue = Deque<(frame: ByteBuffer, seq: Int64?)>()
         var queuedBytes = 0
         /// The highest sequence queued for the client (replayed or live).
         var lastQueued: Int64 = 0
@@ -65,10 +67,10 @@ final class RoomConnection: Sendable {
     /// Queues a frame for the client. A droppable one (typing, presence) is dropped past the soft
     /// limit; past the hard limit the client cannot keep up and is closed with 1008 and the last
     /// sequence it was sent, from which it can resume.
-    func enqueue(_ text: String, seq: Int64? = nil, droppable: Bool = false) {
+    func enqueue(_ frame: ByteBuffer, seq: Int64? = nil, droppable: Bool = false) {
         let accepted = state.withLock { state -> Bool in
             guard state.closing == nil else { return false }
-            let size = text.utf8.count
+            let size = frame.readableBytes
             if droppable, state.queuedBytes + size > limits.softQueueBytes {
                 state.droppedEphemeral += 1
                 return false
@@ -79,7 +81,7 @@ final class RoomConnection: Sendable {
                 state.queuedBytes = 0
                 return true
             }
-            state.queue.append((text, seq))
+            state.queue.append((frame, seq))
             state.queuedBytes += size
             if let seq { state.lastQueued = max(state.lastQueued, seq) }
             return true
@@ -123,11 +125,9 @@ final class RoomConnection: Sendable {
                     let fresh = messages.filter { $0.seq > lastQueued }
                     guard let first = fresh.first else { continue }
                     if first.seq > lastQueued + 1 { try await catchUp(to: first.seq - 1, pool: pool) }
-                    for message in fresh where message.seq > lastQueued {
-                        enqueue(RoomFrames.encode(RoomFrames.Message(message)), seq: message.seq)
-                    }
-                case .frame(let text, let droppable):
-                    enqueue(text, droppable: droppable)
+                    for message in fresh where message.seq > lastQueued { enqueue(message.frame, seq: message.seq) }
+                case .frame(let frame, let droppable):
+                    enqueue(frame, droppable: droppable)
                 case .close(let code):
                     close(code, flush: false)
                 }
@@ -153,20 +153,20 @@ final class RoomConnection: Sendable {
     func write(to outbound: WebSocketOutboundWriter) async throws {
         for await _ in wakes {
             while true {
-                let next = state.withLock { state -> (text: String, seq: Int64?)?? in
+                let next = state.withLock { state -> (frame: ByteBuffer, seq: Int64?)?? in
                     if let first = state.queue.popFirst() {
-                        state.queuedBytes -= first.text.utf8.count
+                        state.queuedBytes -= first.frame.readableBytes
                         return .some(first)
                     }
                     return state.closing == nil ? .none : .some(nil)
                 }
                 guard let item = next else { break }  // nothing queued: wait for a wake
-                guard let (text, seq) = item else {
+                guard let (frame, seq) = item else {
                     // Closing, and nothing left to write.
                     try await outbound.close(closeCode, reason: closeReason)
                     return
                 }
-                try await outbound.write(.text(text))
+                try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame)))
                 if let seq { state.withLock { $0.lastWritten = max($0.lastWritten, seq) } }
             }
         }

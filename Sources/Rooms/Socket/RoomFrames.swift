@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// The frames of the rooms protocol (docs/rooms-protocol.md), version `RoomFrames.version`.
 enum RoomFrames {
@@ -86,10 +87,13 @@ enum RoomFrames {
         var clientId: String?
     }
 
-    static func encode(_ frame: some Encodable) -> String {
+    /// A frame's JSON, ready to be written to any number of sockets (a `ByteBuffer` shares its
+    /// storage: a message for a thousand sockets is encoded and held once).
+    static func encode(_ frame: some Encodable) -> ByteBuffer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(frame), as: UTF8.self)) ?? #"{"type":"error","code":"internal","message":"encoding"}"#
+        guard let data = try? encoder.encode(frame) else { return ByteBuffer(string: #"{"type":"error","code":"internal","message":"encoding"}"#) }
+        return ByteBuffer(bytes: data)
     }
 }
 

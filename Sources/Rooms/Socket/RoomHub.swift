@@ -1,6 +1,7 @@
 import AccordCore
 import Foundation
 import Logging
+import NIOCore
 import PGStore
 import ServiceLifecycle
 import Synchronization
@@ -162,7 +163,10 @@ public final class RoomHub: Service, Sendable {
             do {
                 let messages = try await pool.readAsTenant(
                     plan.reader, RoomStore.range(of: room, after: plan.after, upTo: plan.upTo, limit: 1000)
-                ).map(RoomStore.message)
+                ).map { row in
+                    let message = try RoomStore.message(row)
+                    return (seq: message.seq, frame: RoomFrames.encode(RoomFrames.Message(message)))
+                }
                 let connections = state.withLock { state -> [RoomConnection] in
                     if let last = messages.last?.seq { state.rooms[room]?.delivered = last } else { state.rooms[room]?.delivered = plan.upTo }
                     return Array(state.rooms[room]?.connections.values ?? [:].values)
@@ -177,9 +181,9 @@ public final class RoomHub: Service, Sendable {
     }
 
     /// Hands a frame to every socket of the room (but `except` a user's own).
-    private func broadcast(_ text: String, in room: UUID, droppable: Bool, except user: UUID? = nil) {
+    private func broadcast(_ frame: ByteBuffer, in room: UUID, droppable: Bool, except user: UUID? = nil) {
         let connections = state.withLock { $0.rooms[room].map { Array($0.connections.values) } ?? [] }
-        for connection in connections where connection.identity.accountID != user { connection.hand(.frame(text, droppable: droppable)) }
+        for connection in connections where connection.identity.accountID != user { connection.hand(.frame(frame, droppable: droppable)) }
     }
 
     /// An edit or a deletion: the message as it is now, to every socket of the room.
