@@ -104,11 +104,14 @@ let package = Package(
                 .wsCore,
             ]),
 
+        feature("Partnerships"),
+
         // Composition, tools and the executable.
         .target(
             name: "AccordServer",
             dependencies: [
-                "AccordCore", "Admin", "Directory", "Institutions", "PGStore", "Rooms", .hummingbird, .hummingbirdCore, .hummingbirdWebSocket,
+                "AccordCore", "Admin", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", .hummingbird, .hummingbirdCore,
+                .hummingbirdWebSocket,
                 .httpTypes, .logging,
                 .nioCore, .serviceLifecycle, .unixSignals,
             ],
@@ -152,6 +155,7 @@ let package = Package(
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
         featureTests("AdminTests", ["Admin"]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
+        featureTests("PartnershipsTests", ["Partnerships"]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

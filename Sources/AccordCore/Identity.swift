@@ -59,3 +59,15 @@ extension PGPool {
         try await withTransaction(settings: identity.settings, body)
     }
 }
+
+extension Identity {
+    /// For what only users of an admitted institution do (rooms, partnerships): network
+    /// administrators and users without an institution get `notFound` (they have none of these);
+    /// users of an institution not admitted yet get 403 saying `what` opens once it is.
+    public func requireAdmittedInstitution(notFound: Problem, what: String) throws {
+        guard !isNetworkAdmin, institutionID != nil else { throw notFound }
+        guard institutionStatus == .active else {
+            throw Problem.forbidden("Your institution is not admitted yet; \(what) once the network's administrators approve it.")
+        }
+    }
+}

@@ -7,6 +7,41 @@ public enum JSONBody {
     /// Decodes the body as `T`: 413 over the context's limit, 400 for malformed JSON, 422 naming the
     /// field for a wrong type or a missing field.
     public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        try await decodeWithData(type, from: request, context: context).value
+    }
+
+    /// Decodes the body as `T` like `decode`, and refuses (422) a field `T` does not know, so that
+    /// nothing sent is silently dropped: for bodies that are stored as they are (agreement terms).
+    public static func decodeStrictly<T: Codable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        let (value, data) = try await decodeWithData(type, from: request, context: context)
+        let sent = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        let kept = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+        if let sent, let kept, let field = unknownField(sent, known: kept, at: "") {
+            throw Problem.invalid(field: field, "is not a field of this document")
+        }
+        return value
+    }
+
+    /// The pointer of the first field of `sent` that `known` does not have (null values aside).
+    static func unknownField(_ sent: Any, known: Any, at path: String) -> String? {
+        if let object = sent as? [String: Any] {
+            let knownObject = known as? [String: Any] ?? [:]
+            for key in object.keys.sorted() where !(object[key] is NSNull) {
+                let field = path + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                guard let knownValue = knownObject[key] else { return field }
+                if let found = unknownField(object[key]!, known: knownValue, at: field) { return found }
+            }
+        } else if let array = sent as? [Any], let knownArray = known as? [Any], array.count == knownArray.count {
+            for (index, element) in array.enumerated() {
+                if let found = unknownField(element, known: knownArray[index], at: path + "/\(index)") { return found }
+            }
+        }
+        return nil
+    }
+
+    static func decodeWithData<T: Decodable>(
+        _ type: T.Type, from request: Request, context: some RequestContext
+    ) async throws -> (value: T, data: Data) {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -21,8 +56,9 @@ public enum JSONBody {
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
+        let data = Data(buffer.readableBytesView)
         do {
-            return try decoder.decode(T.self, from: Data(buffer.readableBytesView))
+            return (try decoder.decode(T.self, from: data), data)
         } catch let error as DecodingError {
             throw problem(for: error)
         } catch {

@@ -8,6 +8,7 @@ import HummingbirdWebSocket
 import Institutions
 import Logging
 import PGStore
+import Partnerships
 import Rooms
 import ServiceLifecycle
 import UnixSignals
@@ -87,6 +88,7 @@ public func buildRouter(
     DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(
         to: authenticated)
     RoomsController(rooms: RoomService(pool: pool, reference: reference, configuration: rooms)).addRoutes(to: authenticated)
+    PartnershipsController(partnerships: PartnershipService(pool: pool, reference: reference)).addRoutes(to: authenticated)
     roomSockets?.addFallbackRoute(to: v1)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router

@@ -35,10 +35,7 @@ public struct RoomService: Sendable {
 
     /// Rooms are for users of active institutions (network administrators are in none).
     static func requireMember(_ caller: Identity) throws {
-        guard !caller.isNetworkAdmin, caller.institutionID != nil else { throw notFound }
-        guard caller.institutionStatus == .active else {
-            throw Problem.forbidden("Your institution is not admitted yet; rooms open once the network's administrators approve it.")
-        }
+        try caller.requireAdmittedInstitution(notFound: notFound, what: "rooms open")
     }
 
     // MARK: Rooms

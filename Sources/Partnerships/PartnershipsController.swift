@@ -1,0 +1,90 @@
+import AccordCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The routes of partnerships under /v1.
+public struct PartnershipsController: Sendable {
+    let partnerships: PartnershipService
+
+    public init(partnerships: PartnershipService) { self.partnerships = partnerships }
+
+    struct VersionList: ResponseEncodable { var items: [AgreementVersion] }
+
+    public func addRoutes(to routes: RouterGroup<AuthenticatedContext>) {
+        routes.post("partnerships") { request, context -> EditedResponse<Partnership> in
+            let proposal = try await JSONBody.decode(PartnershipProposal.self, from: request, context: context)
+            let partnership = try await partnerships.propose(proposal, caller: context.identity)
+            return EditedResponse(status: .created, headers: [.location: "/v1/partnerships/\(partnership.id)"], response: partnership)
+        }
+        routes.get("partnerships") { request, context in
+            let parameters = request.uri.queryParameters
+            var v = Validator()
+            let limit = Limit.parse(parameters.get("limit"), default: 50, into: &v)
+            var stage: PartnershipStage?
+            if let text = parameters.get("stage") {
+                stage = PartnershipStage(rawValue: text)
+                v.check(stage != nil, "stage", "must be one of \(PartnershipStage.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let since = parameters.get("modifiedSince")
+            if let since { v.check(Self.isTimestamp(since), "modifiedSince", "must be an RFC 3339 time, such as 2027-01-31T12:00:00Z") }
+            let due = parameters.get("due")
+            if let due { v.check(due == "renewal", "due", "must be renewal") }
+            try v.validate()
+            return try await partnerships.partnerships(
+                stage: stage, modifiedSince: since, dueForRenewal: due != nil, limit: limit, cursor: parameters.get("cursor"),
+                caller: context.identity)
+        }
+        routes.get("partnerships/{id}") { _, context in
+            try await partnerships.partnership(try context.pathID(), caller: context.identity)
+        }
+        for answer in [PartnershipService.Answer.accept, .decline, .withdraw] {
+            routes.post("partnerships/{id}/\(answer.rawValue)") { _, context in
+                try await partnerships.answer(answer, try context.pathID(), caller: context.identity)
+            }
+        }
+        routes.get("partnerships/{id}/timeline") { request, context in
+            let parameters = request.uri.queryParameters
+            let limit = try Limit.parse(parameters.get("limit"), default: 100, range: 1...200)
+            return try await partnerships.timeline(
+                of: try context.pathID(), after: try PartnershipService.timelineAfter(parameters.get("cursor")), limit: limit,
+                caller: context.identity)
+        }
+
+        routes.put("partnerships/{id}/agreement") { request, context -> EditedResponse<AgreementVersion> in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)  // a non-party learns nothing from validation
+            let terms = try await JSONBody.decodeStrictly(AgreementTerms.self, from: request, context: context)
+            let version = try await partnerships.draft(terms, for: id, caller: context.identity)
+            return EditedResponse(
+                status: .created, headers: [.location: "/v1/partnerships/\(id)/agreement/versions/\(version.version)"], response: version)
+        }
+        routes.get("partnerships/{id}/agreement/versions") { _, context in
+            VersionList(items: try await partnerships.versions(of: try context.pathID(), caller: context.identity))
+        }
+        routes.post("partnerships/{id}/agreement/approvals") { request, context in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let body = try await JSONBody.decode(ApprovalRequest.self, from: request, context: context)
+            return try await partnerships.approve(body, for: id, caller: context.identity)
+        }
+    }
+
+    /// An RFC 3339 time with a zone (`Z` or an offset).
+    static func isTimestamp(_ text: String) -> Bool {
+        text.range(
+            of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"#, options: .regularExpression)
+            != nil && ISO8601DateFormatter.withFractions(text) != nil
+    }
+}
+
+extension ISO8601DateFormatter {
+    /// Parses RFC 3339 with or without fractional seconds.
+    static func withFractions(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        if let date = plain.date(from: text) { return date }
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: text)
+    }
+}

@@ -1,0 +1,289 @@
+import AccordCore
+import AccordTesting
+import Foundation
+import HTTPTypes
+import PGStore
+import Testing
+
+@testable import Partnerships
+
+/// Two admitted institutions (their admins signed in) and a network admin.
+struct PartnershipFixture {
+    let admin: String
+    let a: UUID
+    let b: UUID
+    let ana: String
+    let bram: String
+
+    static func make(_ h: Harness) async throws -> PartnershipFixture {
+        let admin = try await h.networkAdmin()
+        let (a, emailA) = try await h.register(schac: "ulb.be")
+        let (b, emailB) = try await h.register(schac: "uva.nl", country: "NL")
+        try await h.approve(a, adminToken: admin)
+        try await h.approve(b, adminToken: admin)
+        return PartnershipFixture(admin: admin, a: a, b: b, ana: try await h.signIn(emailA), bram: try await h.signIn(emailB))
+    }
+
+    /// A colleague of `institution` with `role`, signed in.
+    func colleague(_ h: Harness, of institution: UUID, token: String, email: String, role: String) async throws -> String {
+        let invited = try await h.request(.post, "/v1/institutions/\(institution)/invitations", token: token, json: ["email": email, "role": role])
+        let invitation = try #require(invited.string("token"), "invitation failed: \(invited.body)")
+        let accepted = try await h.request(.post, "/v1/invitations/\(invitation)/accept", json: ["name": "Colleague", "password": Harness.password])
+        return try #require(accepted.string("token"))
+    }
+
+    func propose(_ h: Harness) async throws -> UUID {
+        let proposed = try await h.request(
+            .post, "/v1/partnerships", token: ana,
+            json: [
+                "partner": b.uuidString, "message": "We would like to exchange students in water engineering.", "activities": ["student_exchange"],
+            ])
+        try #require(proposed.status == .created, "\(proposed.body)")
+        #expect(proposed.string("stage") == "invited")
+        return try #require(UUID(uuidString: proposed.string("id") ?? ""))
+    }
+
+    func terms(months: Int = 20, reversed: Bool = false) -> [String: Any] {
+        var conditions: [[String: Any]] = [
+            [
+                "kind": "studentStudies", "sending": a.uuidString, "receiving": b.uuidString,
+                "academicYears": ["first": "2027/2028", "last": "2031/2032"], "mobilitiesPerYear": 4, "totalMonthsPerYear": months,
+                "subjectAreas": [["isced": "0714", "clarification": "Electronics"], ["isced": "0712"]],
+                "languages": [["language": "en", "cefr": "B2"], ["language": "nl", "cefr": "B1"]], "eqfLevels": [6, 7], "blended": false,
+            ],
+            [
+                "kind": "staffTeaching", "sending": b.uuidString, "receiving": a.uuidString,
+                "academicYears": ["first": "2027/2028", "last": "2028/2029"], "mobilitiesPerYear": 2, "totalDaysPerYear": 10,
+                "subjectAreas": [["isced": "0714"]],
+            ],
+        ]
+        if reversed {
+            conditions.reverse()
+            conditions[1]["subjectAreas"] = [["isced": "0712"], ["isced": "0714", "clarification": "Electronics"]]
+            conditions[1]["languages"] = [["cefr": "B1", "language": "nl"], ["language": "en", "cefr": "B2"]]
+            conditions[1]["eqfLevels"] = [7, 6]
+        }
+        return [
+            "startDate": "2027-09-01", "endDate": "2032-08-31", "cooperationConditions": conditions,
+            "activities": [["kind": "doubleDegree", "title": "Double MSc in water engineering"]],
+            "responsible": [["institution": a.uuidString, "name": "Ana Peeters", "email": "ana@ulb.be", "role": "coordinator"]],
+            "kpis": [
+                ["key": "studentsExchanged", "label": "Students exchanged", "target": 8, "period": "academicYear"],
+                ["key": "jointPublications", "label": "Joint publications", "target": 2, "period": "calendarYear"],
+            ],
+            "financial": ["model": "tuitionWaiver"],
+            "contacts": [["institution": b.uuidString, "name": "Bram de Vries", "email": "bram@uva.nl"]],
+        ]
+    }
+}
+
+@Suite("Partnerships")
+struct PartnershipsTests {
+    @Test func fromMessageOfIntentToAnActiveAgreement() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            // Both parties see it; the initiator cannot accept its own message of intent.
+            #expect(try await h.request(.get, "/v1/partnerships/\(id)", token: f.bram).string("stage") == "invited")
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.ana).status == .forbidden)
+            let accepted = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            #expect(accepted.status == .ok)
+            #expect(accepted.string("stage") == "negotiating")
+            // An invalid transition names the current stage.
+            let again = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            #expect(again.status == .conflict)
+            #expect(again.string("detail")?.contains("negotiating") == true)
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/withdraw", token: f.ana).status == .conflict)
+
+            // A draft, and its hash: the same terms in another order give the same hash.
+            let first = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+            try #require(first.status == .created, "\(first.body)")
+            #expect(first["version"] as? Int == 1)
+            let hash1 = try #require(first.string("hash"))
+            #expect(hash1.count == 64 && hash1.allSatisfy(\.isHexDigit))
+            let second = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.bram, json: f.terms(reversed: true))
+            #expect(second["version"] as? Int == 2)
+            #expect(second.string("hash") == hash1)
+            // Contacts are not part of the hash; the terms are.
+            var otherContacts = f.terms()
+            otherContacts["contacts"] = []
+            let third = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: otherContacts)
+            #expect(third.string("hash") == hash1)
+            let fourth = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms(months: 24))
+            #expect(fourth["version"] as? Int == 4)
+            let hash4 = try #require(fourth.string("hash"))
+            #expect(hash4 != hash1)
+
+            // Approving: a stale hash is 409; both approving the latest makes the partnership active.
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.ana, json: ["hash": hash1]).status == .conflict)
+            let half = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.ana, json: ["hash": hash4])
+            #expect(half.status == .ok)
+            #expect(half.string("stage") == "negotiating")
+            let both = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.bram, json: ["hash": hash4.uppercased()])
+            #expect(both.status == .ok)
+            #expect(both.string("stage") == "active")
+            #expect(both["inEffectVersion"] as? Int == 4)
+            #expect(both.string("endsOn") == "2032-08-31")
+
+            // A later edit needs both approvals again; the approved version stays in effect.
+            let fifth = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.bram, json: f.terms(months: 30))
+            #expect(fifth["version"] as? Int == 5)
+            let after = try await h.request(.get, "/v1/partnerships/\(id)", token: f.ana)
+            #expect(after.string("stage") == "active")
+            #expect(after["inEffectVersion"] as? Int == 4)
+            #expect(after["latestVersion"] as? Int == 5)
+            let versions = try await h.request(.get, "/v1/partnerships/\(id)/agreement/versions", token: f.bram)
+            let items = try #require(versions["items"] as? [[String: Any]])
+            #expect(items.count == 5)
+            #expect(items.filter { $0["inEffect"] as? Bool == true }.compactMap { $0["version"] as? Int } == [4])
+            #expect((items[3]["approvals"] as? [[String: Any]])?.count == 2)
+
+            // The timeline, in order, for both parties.
+            let timeline = try await h.request(.get, "/v1/partnerships/\(id)/timeline", token: f.bram)
+            let kinds = (timeline["items"] as? [[String: Any]])?.compactMap { $0["kind"] as? String }
+            #expect(
+                kinds == [
+                    "partnership.proposed", "partnership.accepted", "agreement.drafted", "agreement.drafted", "agreement.drafted",
+                    "agreement.drafted", "agreement.approved", "agreement.approved", "partnership.activated", "agreement.drafted",
+                ])
+            let listed = try await h.request(.get, "/v1/partnerships?stage=active", token: f.ana)
+            #expect((listed["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id.uuidString])
+            #expect((try await h.request(.get, "/v1/partnerships?stage=invited", token: f.ana)["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func rolesPartnersAndOutsiders() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            // A partner that is oneself, unknown or not admitted: 422 on /partner.
+            let (pending, _) = try await h.register(schac: "kuleuven.be")
+            for partner in [f.a, pending, UUID()] {
+                let refused = try await h.request(
+                    .post, "/v1/partnerships", token: f.ana,
+                    json: ["partner": partner.uuidString, "message": "Hello", "activities": ["collaborative_research"]])
+                #expect(refused.status == .unprocessableContent)
+                #expect((refused["errors"] as? [[String: Any]])?.first?["field"] as? String == "/partner")
+            }
+            #expect(
+                try await h.request(
+                    .post, "/v1/partnerships", token: f.ana, json: ["partner": f.b.uuidString, "message": "Hello", "activities": ["golf"]]
+                ).status == .unprocessableContent)
+            let id = try await f.propose(h)
+            // One open partnership per pair.
+            let twice = try await h.request(
+                .post, "/v1/partnerships", token: f.bram,
+                json: ["partner": f.a.uuidString, "message": "Hello", "activities": ["collaborative_research"]])
+            #expect(twice.status == .conflict)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+
+            // Faculty neither drafts nor approves.
+            let faculty = try await f.colleague(h, of: f.a, token: f.ana, email: "prof@ulb.be", role: "faculty")
+            #expect(try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: faculty, json: f.terms()).status == .forbidden)
+            let draft = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+            let hash = try #require(draft.string("hash"))
+            #expect(
+                try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: faculty, json: ["hash": hash]).status == .forbidden)
+            let staff = try await f.colleague(h, of: f.a, token: f.ana, email: "staff@ulb.be", role: "staff")
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: staff, json: ["hash": hash]).status == .forbidden)
+
+            // A third institution sees nothing: 404 for everything.
+            let (c, emailC) = try await h.register(schac: "unibo.it", country: "IT")
+            try await h.approve(c, adminToken: f.admin)
+            let carla = try await h.signIn(emailC)
+            for (method, path) in [
+                (HTTPRequest.Method.get, "/v1/partnerships/\(id)"), (.get, "/v1/partnerships/\(id)/timeline"),
+                (.get, "/v1/partnerships/\(id)/agreement/versions"), (.post, "/v1/partnerships/\(id)/accept"),
+                (.post, "/v1/partnerships/\(id)/decline"), (.post, "/v1/partnerships/\(id)/withdraw"),
+            ] {
+                #expect(try await h.request(method, path, token: carla).status == .notFound, "\(method) \(path)")
+            }
+            #expect(try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: carla, json: f.terms()).status == .notFound)
+            #expect(
+                try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: carla, json: ["hash": hash]).status == .notFound)
+            #expect((try await h.request(.get, "/v1/partnerships", token: carla)["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func termsAreCheckedAgainstTheRealVocabularies() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            // Not yet accepted: no agreement.
+            #expect(try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms()).status == .conflict)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            var bad = f.terms()
+            var conditions = bad["cooperationConditions"] as! [[String: Any]]
+            conditions[0]["receiving"] = f.a.uuidString  // sending = receiving
+            conditions[0]["subjectAreas"] = [["isced": "07145"]]
+            conditions[0]["languages"] = [["language": "xx", "cefr": "D1"]]
+            conditions[0]["eqfLevels"] = [9]
+            conditions[0]["academicYears"] = ["first": "2031/2032", "last": "2027/2028"]
+            conditions[1]["totalMonthsPerYear"] = 3  // staff mobility counts days
+            bad["cooperationConditions"] = conditions
+            bad["endDate"] = "2026-02-30"
+            let refused = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: bad)
+            #expect(refused.status == .unprocessableContent)
+            let fields = Set((refused["errors"] as? [[String: Any]])?.compactMap { $0["field"] as? String } ?? [])
+            for field in [
+                "/endDate", "/cooperationConditions/0/receiving", "/cooperationConditions/0/subjectAreas/0/isced",
+                "/cooperationConditions/0/languages/0/language", "/cooperationConditions/0/languages/0/cefr", "/cooperationConditions/0/eqfLevels",
+                "/cooperationConditions/0/academicYears/last", "/cooperationConditions/1/totalMonthsPerYear",
+            ] {
+                #expect(fields.contains(field), "\(field) not named in \(fields)")
+            }
+            // A field the terms do not have is named, not dropped.
+            var unknown = f.terms()
+            var first = (unknown["cooperationConditions"] as! [[String: Any]])
+            first[0]["budget"] = 1000
+            unknown["cooperationConditions"] = first
+            let strict = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: unknown)
+            #expect(strict.status == .unprocessableContent)
+            #expect((strict["errors"] as? [[String: Any]])?.first?["field"] as? String == "/cooperationConditions/0/budget")
+            // Nothing was stored.
+            #expect((try await h.request(.get, "/v1/partnerships/\(id)/agreement/versions", token: f.ana)["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func withoutATenantContextTheApplicationRoleSeesNoPartnership() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            _ = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+            let tables = [
+                "partnerships", "partnership_events", "partnership_notes", "partnership_meetings", "agreement_versions", "agreement_approvals",
+                "kpi_reports", "partnership_activity",
+            ]
+            for table in tables {
+                #expect(try await h.pool.query(PGQuery(unsafeSQL: "SELECT count(*) FROM \(table)")).scalar(Int.self) == 0, "\(table)")
+                let forced = try await h.count("SELECT count(*) FROM pg_class WHERE relname = '\(table)' AND relrowsecurity AND relforcerowsecurity")
+                #expect(forced == 1, "\(table)")
+            }
+            // A third institution's tenant context sees none of it either.
+            let (c, _) = try await h.register(schac: "unibo.it", country: "IT")
+            let seen = try await h.pool.withTransaction(settings: [("accord.institution_id", c.uuidString)]) { tx in
+                try await tx.query("SELECT (SELECT count(*) FROM partnerships) + (SELECT count(*) FROM agreement_versions)").first(Int.self)
+            }
+            #expect(seen == 0)
+        }
+    }
+
+    @Test func theHashIgnoresOrderAndContacts() throws {
+        let a = UUID()
+        let b = UUID()
+        func condition(_ areas: [String], _ levels: [Int]) -> AgreementTerms.CooperationCondition {
+            .init(
+                kind: .studentStudies, sending: a, receiving: b, academicYears: .init(first: "2027/2028", last: "2028/2029"), mobilitiesPerYear: 2,
+                totalMonthsPerYear: 10, subjectAreas: areas.map { .init(isced: $0) }, eqfLevels: levels)
+        }
+        let one = AgreementTerms(
+            startDate: "2027-09-01", endDate: "2029-08-31", cooperationConditions: [condition(["0714", "0712"], [7, 6]), condition(["0311"], [6])],
+            contacts: [.init(institution: a, name: "A", email: "a@x.be")])
+        let two = AgreementTerms(
+            startDate: "2027-09-01", endDate: "2029-08-31", cooperationConditions: [condition(["0311"], [6]), condition(["0712", "0714"], [6, 7])])
+        #expect(one.hash == two.hash)
+        var three = two
+        three.cooperationConditions[0].mobilitiesPerYear = 3
+        #expect(three.hash != one.hash)
+    }
+}
