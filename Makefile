@@ -26,6 +26,7 @@ run: db build
 	eval "$$(Deploy/local/env)" && $(SWIFT) run accord migrate && $(SWIFT) run accord seed demo --if-empty && $(SWIFT) run accord serve --host 127.0.0.1 --port $(ACCORD_PORT)
 
 test: db
+	Deploy/local/install --test
 	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)
 
 # The toolchain's swift-format, with the repository's .swift-format.

@@ -155,7 +155,7 @@ let package = Package(
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
         featureTests("AdminTests", ["Admin"]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
-        featureTests("PartnershipsTests", ["Partnerships"]),
+        featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

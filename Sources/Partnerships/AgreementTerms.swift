@@ -137,14 +137,18 @@ extension AgreementTerms {
                 if c.kind.isStudent {
                     v.check(c.totalDaysPerYear == nil, "\(at)/totalDaysPerYear", "is for staff mobility; use totalMonthsPerYear")
                     if let months = c.totalMonthsPerYear {
-                        v.check(months > 0 && months <= 120_000, "\(at)/totalMonthsPerYear", "must be more than 0")
+                        v.check(
+                            months > 0 && months <= 120_000 && Self.hasTwoDecimals(months), "\(at)/totalMonthsPerYear",
+                            "must be more than 0, with at most two decimals")
                     } else {
                         v.fail("\(at)/totalMonthsPerYear", "is required for student mobility")
                     }
                 } else {
                     v.check(c.totalMonthsPerYear == nil, "\(at)/totalMonthsPerYear", "is for student mobility; use totalDaysPerYear")
                     if let days = c.totalDaysPerYear {
-                        v.check(days > 0 && days <= 3_650_000, "\(at)/totalDaysPerYear", "must be more than 0")
+                        v.check(
+                            days > 0 && days <= 3_650_000 && Self.hasTwoDecimals(days), "\(at)/totalDaysPerYear",
+                            "must be more than 0, with at most two decimals")
                     } else {
                         v.fail("\(at)/totalDaysPerYear", "is required for staff mobility")
                     }
@@ -154,10 +158,16 @@ extension AgreementTerms {
                 if c.kind == .studentTraineeship { v.check(c.eqfLevels == nil, "\(at)/eqfLevels", "is not given for traineeships") }
                 if let areas = c.subjectAreas, v.list(areas.count, "\(at)/subjectAreas", 0...50) {
                     for (k, area) in areas.enumerated() {
-                        v.check(lists.iscedCodes.contains(area.isced), "\(at)/subjectAreas/\(k)/isced", "must be an ISCED-F 2013 code such as 0714")
+                        // EWP IIAs v7 takes four-digit (detailed) fields only.
+                        v.check(
+                            area.isced.count == 4 && lists.iscedCodes.contains(area.isced), "\(at)/subjectAreas/\(k)/isced",
+                            "must be a four-digit ISCED-F 2013 code such as 0714")
                         if let text = area.clarification { v.text(text, "\(at)/subjectAreas/\(k)/clarification", 1...255) }
                     }
                     v.check(Set(areas.map(\.isced)).count == areas.count, "\(at)/subjectAreas", "lists a code twice")
+                }
+                if c.kind == .studentStudies || c.kind == .staffTeaching {
+                    v.check(!(c.languages ?? []).isEmpty, "\(at)/languages", "needs at least one recommended language for \(c.kind.rawValue)")
                 }
                 if let skills = c.languages, v.list(skills.count, "\(at)/languages", 0...20) {
                     for (k, skill) in skills.enumerated() {
@@ -212,6 +222,10 @@ extension AgreementTerms {
             }
         }
         try v.validate()
+    }
+
+    static func hasTwoDecimals(_ value: Double) -> Bool {
+        value.isFinite && abs(value * 100 - (value * 100).rounded()) < 1e-6
     }
 
     static func isKey(_ key: String) -> Bool {

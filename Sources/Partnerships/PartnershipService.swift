@@ -205,4 +205,25 @@ public struct PartnershipService: Sendable {
             return try await PartnershipStore.find(id, on: tx)!
         }
     }
+
+    // MARK: Erasmus Without Paper
+
+    /// The version in effect (else the latest draft) as an EWP IIAs v7 get-response document, the
+    /// caller's institution first.
+    public func ewpDocument(for id: UUID, caller: Identity) async throws -> String {
+        try Self.requireMember(caller)
+        return try await pool.withTenant(caller) { tx in
+            guard let partnership = try await PartnershipStore.find(id, on: tx) else { throw Self.notFound }
+            let versions = try await PartnershipStore.versions(of: id, on: tx)
+            guard let version = versions.first(where: \.inEffect) ?? versions.last else {
+                throw Problem.notFound("The partnership has no agreement version yet.")
+            }
+            let (mine, theirs) =
+                partnership.initiator.id == caller.institutionID
+                ? (partnership.initiator, partnership.partner) : (partnership.partner, partnership.initiator)
+            return EWPExport.document(
+                iiaID: id, first: .init(id: mine.id, schac: mine.schac), second: .init(id: theirs.id, schac: theirs.schac), terms: version.terms,
+                inEffect: version.inEffect)
+        }
+    }
 }

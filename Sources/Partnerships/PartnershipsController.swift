@@ -2,6 +2,7 @@ import AccordCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// The routes of partnerships under /v1.
 public struct PartnershipsController: Sendable {
@@ -61,6 +62,11 @@ public struct PartnershipsController: Sendable {
         }
         routes.get("partnerships/{id}/agreement/versions") { _, context in
             VersionList(items: try await partnerships.versions(of: try context.pathID(), caller: context.identity))
+        }
+        routes.get("partnerships/{id}/agreement/ewp-iia") { _, context -> Response in
+            let document = try await partnerships.ewpDocument(for: try context.pathID(), caller: context.identity)
+            return Response(
+                status: .ok, headers: [.contentType: "application/xml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
         routes.post("partnerships/{id}/agreement/approvals") { request, context in
             let id = try context.pathID()

@@ -2,6 +2,7 @@ import AccordCore
 import AccordTesting
 import Foundation
 import HTTPTypes
+import NIOCore
 import PGStore
 import Testing
 
@@ -54,7 +55,7 @@ struct PartnershipFixture {
             [
                 "kind": "staffTeaching", "sending": b.uuidString, "receiving": a.uuidString,
                 "academicYears": ["first": "2027/2028", "last": "2028/2029"], "mobilitiesPerYear": 2, "totalDaysPerYear": 10,
-                "subjectAreas": [["isced": "0714"]],
+                "subjectAreas": [["isced": "0714"]], "languages": [["language": "en", "cefr": "C1"]],
             ],
         ]
         if reversed {
@@ -285,5 +286,118 @@ struct PartnershipsTests {
         var three = two
         three.cooperationConditions[0].mobilitiesPerYear = 3
         #expect(three.hash != one.hash)
+    }
+}
+
+@Suite("Partnerships in Erasmus Without Paper")
+struct EWPExportTests {
+    /// Data/ewp/validate.sh: the official XSDs and the official hash transform.
+    static let validator = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Data/ewp/validate.sh")
+        .standardizedFileURL
+
+    /// Runs the validator on `xml`; its output, and whether it passed.
+    static func validate(_ xml: String) throws -> (passed: Bool, output: String) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("iia-\(UUID().uuidString).xml")
+        try xml.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [validator.path, file.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus == 0, output)
+    }
+
+    static func export(_ h: Harness, _ id: UUID, token: String) async throws -> (HTTPResponse.Status, String?, String) {
+        let (status, headers, body) = try await h.send("/v1/partnerships/\(id)/agreement/ewp-iia", .get, [.authorization: "Bearer \(token)"], nil)
+        return (status, headers[.contentType], String(buffer: body))
+    }
+
+    @Test func everyKindOfConditionPassesTheOfficialValidator() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            #expect(try await Self.export(h, id, token: f.ana).0 == .notFound)  // not even negotiating
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            #expect(try await Self.export(h, id, token: f.ana).0 == .notFound)  // no version yet
+            var terms = f.terms()
+            var conditions = terms["cooperationConditions"] as! [[String: Any]]
+            conditions.append([
+                "kind": "studentTraineeship", "sending": f.b.uuidString, "receiving": f.a.uuidString,
+                "academicYears": ["first": "2028/2029", "last": "2029/2030"], "mobilitiesPerYear": 3, "totalMonthsPerYear": 7.5,
+                "subjectAreas": [["isced": "0532", "clarification": "Soil & water <labs>"]], "blended": true,
+            ])
+            conditions.append([
+                "kind": "staffTraining", "sending": f.a.uuidString, "receiving": f.b.uuidString,
+                "academicYears": ["first": "2027/2028", "last": "2027/2028"], "mobilitiesPerYear": 1, "totalDaysPerYear": 5.25,
+                "languages": [["language": "fr"]],
+            ])
+            terms["cooperationConditions"] = conditions
+            terms["contacts"] = [
+                ["institution": f.b.uuidString, "name": "Bram \"B\" de Vries & co", "email": "bram@uva.nl", "role": "IRO"],
+                ["institution": f.a.uuidString, "name": "Ana Peeters", "email": "ana@ulb.be"],
+            ]
+            let drafted = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: terms)
+            try #require(drafted.status == .created, "\(drafted.body)")
+            let (status, type, draftXML) = try await Self.export(h, id, token: f.ana)
+            #expect(status == .ok)
+            #expect(type?.hasPrefix("application/xml") == true)
+            #expect(draftXML.contains("<in-effect>false</in-effect>"))
+            #expect(draftXML.contains("<hei-id>ulb.be</hei-id>") && draftXML.contains("<hei-id>uva.nl</hei-id>"))
+            #expect(!draftXML.contains("doubleDegree") && !draftXML.contains("studentsExchanged"))  // mobility only
+            let checked = try Self.validate(draftXML)
+            #expect(checked.passed, "\(checked.output)\n\(draftXML)")
+
+            // Approved by both: in effect, and the other party's export lists it first.
+            let hash = try #require(drafted.string("hash"))
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.ana, json: ["hash": hash])
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.bram, json: ["hash": hash])
+            let (_, _, activeXML) = try await Self.export(h, id, token: f.bram)
+            #expect(activeXML.contains("<in-effect>true</in-effect>"))
+            let uva = try #require(activeXML.range(of: "<hei-id>uva.nl</hei-id>"))
+            let ulb = try #require(activeXML.range(of: "<hei-id>ulb.be</hei-id>"))
+            #expect(uva.lowerBound < ulb.lowerBound)
+            let again = try Self.validate(activeXML)
+            #expect(again.passed, "\(again.output)\n\(activeXML)")
+            // The same conditions give the same iia-hash from either side.
+            func iiaHash(_ xml: String) -> Substring? {
+                xml.range(of: "<iia-hash>").map { xml[$0.upperBound...].prefix(64) }
+            }
+            #expect(iiaHash(draftXML) == iiaHash(activeXML))
+
+            // A later draft (one condition) is exported only once it is in effect: the approved one stays.
+            var smaller = f.terms()
+            smaller["cooperationConditions"] = [conditions[2]]
+            _ = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: smaller)
+            let (_, _, stillXML) = try await Self.export(h, id, token: f.ana)
+            #expect(stillXML.contains("staff-teacher-mobility-spec") && stillXML.contains("<in-effect>true</in-effect>"))
+        }
+    }
+
+    @Test func aMinimalAgreementPassesToo() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            let terms: [String: Any] = [
+                "startDate": "2027-01-01", "endDate": "2028-12-31",
+                "cooperationConditions": [
+                    [
+                        "kind": "staffTeaching", "sending": f.a.uuidString, "receiving": f.b.uuidString,
+                        "academicYears": ["first": "2027/2028", "last": "2028/2029"], "mobilitiesPerYear": 1, "totalDaysPerYear": 5,
+                        "languages": [["language": "en", "cefr": "C1"]],
+                    ]
+                ],
+            ]
+            let drafted = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.bram, json: terms)
+            try #require(drafted.status == .created, "\(drafted.body)")
+            let (_, _, xml) = try await Self.export(h, id, token: f.bram)
+            let checked = try Self.validate(xml)
+            #expect(checked.passed, "\(checked.output)\n\(xml)")
+        }
     }
 }
