@@ -140,7 +140,9 @@ public struct PartnershipService: Sendable {
 
     /// A new immutable version of the agreement's terms (admins and staff of a party, while
     /// negotiating or active).
-    public func draft(_ terms: AgreementTerms, for id: UUID, caller: Identity) async throws -> AgreementVersion {
+    public func draft(
+        _ terms: AgreementTerms, for id: UUID, caller: Identity, kind: String = "agreement.drafted"
+    ) async throws -> AgreementVersion {
         try Self.requireMember(caller)
         let lists = try await reference.lists()
         return try await pool.withTenant(caller) { tx in
@@ -154,7 +156,7 @@ public struct PartnershipService: Sendable {
             try await PartnershipStore.insertVersion(normalised, hash: hash, version: version, of: id, caller: caller, on: tx)
             let other = locked.initiator == caller.institutionID ? locked.partner : locked.initiator
             try await PartnershipStore.record(
-                "agreement.drafted", in: id, by: caller, detail: ["version": "\(version)", "hash": hash], notify: other, on: tx)
+                kind, in: id, by: caller, detail: ["version": "\(version)", "hash": hash], notify: other, on: tx)
             return try await PartnershipStore.versions(of: id, only: version, on: tx)[0]
         }
     }

@@ -150,3 +150,104 @@ enum PartnershipStore {
         return (Set(approvers), inserted != nil)
     }
 }
+
+// MARK: Meetings, notes, KPI reports, activity
+
+extension PartnershipStore {
+    static let meetingColumns: PGQuery = """
+        id, \(Timestamp.seconds("starts_at")), agenda, participants::text, minutes, \(Timestamp.precise("created_at"))
+        """
+
+    static func meeting(_ row: PGRow) throws -> Meeting {
+        let r = try row.decode((UUID, String, String, String, String?, String).self)
+        return Meeting(
+            id: r.0, startsAt: r.1, agenda: r.2, participants: (try? JSONDecoder().decode([Participant].self, from: Data(r.3.utf8))) ?? [],
+            minutes: r.4, createdAt: r.5)
+    }
+
+    static func insertMeeting(
+        of id: UUID, startsAt: String, agenda: String, participants: [Participant], minutes: String?, caller: Identity, on tx: PGConnection
+    ) async throws -> Meeting {
+        try await tx.query(
+            """
+            INSERT INTO partnership_meetings (partnership_id, starts_at, agenda, participants, minutes, created_by)
+            VALUES (\(id), \(startsAt)::timestamptz, \(agenda), \(PGJSONB(participants)), \(minutes), \(caller.accountID))
+            RETURNING \(meetingColumns)
+            """
+        ).first.map(meeting)!
+    }
+
+    static func updateMeeting(
+        _ meetingID: UUID, of id: UUID, with input: MeetingInput, on tx: PGConnection
+    ) async throws -> Meeting? {
+        try await tx.query(
+            """
+            UPDATE partnership_meetings SET
+                starts_at = coalesce(\(input.startsAt)::timestamptz, starts_at), agenda = coalesce(\(input.agenda), agenda),
+                participants = coalesce(\(input.participants.map { PGJSONB($0) }), participants),
+                minutes = coalesce(\(input.minutes), minutes), version = version + 1
+            WHERE id = \(meetingID) AND partnership_id = \(id)
+            RETURNING \(meetingColumns)
+            """
+        ).first.map(meeting)
+    }
+
+    static func meetings(of id: UUID, on tx: PGConnection) async throws -> [Meeting] {
+        try await tx.query("SELECT \(meetingColumns) FROM partnership_meetings WHERE partnership_id = \(id) ORDER BY starts_at, id").map(meeting)
+    }
+
+    static func insertNote(_ body: String, in id: UUID, caller: Identity, on tx: PGConnection) async throws -> Note {
+        try await tx.query(
+            """
+            INSERT INTO partnership_notes (partnership_id, institution_id, author_id, body)
+            VALUES (\(id), \(caller.institutionID!), \(caller.accountID), \(body))
+            RETURNING id, body, author_id, \(Timestamp.precise("created_at"))
+            """
+        ).first((UUID, String, UUID?, String).self).map { Note(id: $0.0, body: $0.1, authorId: $0.2, createdAt: $0.3) }!
+    }
+
+    /// The caller institution's notes (row-level security shows no other party's).
+    static func notes(of id: UUID, on tx: PGConnection) async throws -> [Note] {
+        try await tx.query(
+            """
+            SELECT id, body, author_id, \(Timestamp.precise("created_at")) FROM partnership_notes
+            WHERE partnership_id = \(id) ORDER BY created_at, id
+            """
+        ).decode((UUID, String, UUID?, String).self).map { Note(id: $0.0, body: $0.1, authorId: $0.2, createdAt: $0.3) }
+    }
+
+    /// Stores (or replaces) the caller institution's actual values for a period.
+    static func report(_ values: [String: Double], period: String, of id: UUID, caller: Identity, on tx: PGConnection) async throws {
+        for (key, actual) in values.sorted(by: { $0.key < $1.key }) {
+            try await tx.query(
+                """
+                INSERT INTO kpi_reports (partnership_id, institution_id, period, key, actual, reported_by)
+                VALUES (\(id), \(caller.institutionID!), \(period), \(key), \(actual), \(caller.accountID))
+                ON CONFLICT (partnership_id, institution_id, period, key)
+                DO UPDATE SET actual = excluded.actual, reported_by = excluded.reported_by, reported_at = now()
+                """)
+        }
+    }
+
+    static func reports(
+        of id: UUID, on tx: PGConnection
+    ) async throws -> [(institution: UUID, period: String, key: String, actual: Double, at: String)] {
+        try await tx.query(
+            """
+            SELECT institution_id, period, key, actual::float8, \(Timestamp.precise("reported_at")) FROM kpi_reports
+            WHERE partnership_id = \(id) ORDER BY key, period, institution_id
+            """
+        ).decode((UUID, String, String, Double, String).self).map { ($0.0, $0.1, $0.2, $0.3, $0.4) }
+    }
+
+    static func activity(after: Int64?, limit: Int, on tx: PGConnection) async throws -> [ActivityEntry] {
+        var query: PGQuery = """
+            SELECT id, partnership_id, kind, actor_institution_id, \(Timestamp.precise("at")) FROM partnership_activity WHERE true
+            """
+        if let after { query.append(" AND id < \(after)") }
+        query.append(" ORDER BY id DESC LIMIT \(limit)")
+        return try await tx.query(query).decode((Int64, UUID, String, UUID, String).self).map {
+            ActivityEntry(id: $0.0, partnershipId: $0.1, kind: $0.2, actorInstitution: $0.3, at: $0.4)
+        }
+    }
+}

@@ -11,6 +11,8 @@ public struct PartnershipsController: Sendable {
     public init(partnerships: PartnershipService) { self.partnerships = partnerships }
 
     struct VersionList: ResponseEncodable { var items: [AgreementVersion] }
+    struct MeetingList: ResponseEncodable { var items: [Meeting] }
+    struct NoteList: ResponseEncodable { var items: [Note] }
 
     public func addRoutes(to routes: RouterGroup<AuthenticatedContext>) {
         routes.post("partnerships") { request, context -> EditedResponse<Partnership> in
@@ -63,6 +65,70 @@ public struct PartnershipsController: Sendable {
         routes.get("partnerships/{id}/agreement/versions") { _, context in
             VersionList(items: try await partnerships.versions(of: try context.pathID(), caller: context.identity))
         }
+        routes.get("partnerships/{id}/agreement/versions/{version}") { _, context in
+            try await partnerships.version(try Self.version(context, "version"), of: try context.pathID(), caller: context.identity)
+        }
+        routes.delete("partnerships/{id}/agreement/versions/{version}") { _, context -> HTTPResponse.Status in
+            try await partnerships.deleteDraft(try Self.version(context, "version"), of: try context.pathID(), caller: context.identity)
+            return .noContent
+        }
+        routes.get("partnerships/{id}/agreement/versions/{version}/diff/{to}") { _, context in
+            try await partnerships.diff(
+                try Self.version(context, "version"), try Self.version(context, "to"), of: try context.pathID(), caller: context.identity)
+        }
+        routes.post("partnerships/{id}/renew") { request, context -> EditedResponse<AgreementVersion> in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(RenewalInput.self, from: request, context: context)
+            let version = try await partnerships.renew(input, id, caller: context.identity)
+            return EditedResponse(
+                status: .created, headers: [.location: "/v1/partnerships/\(id)/agreement/versions/\(version.version)"], response: version)
+        }
+        routes.post("partnerships/{id}/terminate") { request, context in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(TerminationInput.self, from: request, context: context)
+            return try await partnerships.terminate(input, id, caller: context.identity)
+        }
+
+        routes.post("partnerships/{id}/meetings") { request, context -> EditedResponse<Meeting> in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(MeetingInput.self, from: request, context: context)
+            return EditedResponse(status: .created, response: try await partnerships.addMeeting(input, to: id, caller: context.identity))
+        }
+        routes.get("partnerships/{id}/meetings") { _, context in
+            MeetingList(items: try await partnerships.meetings(of: try context.pathID(), caller: context.identity))
+        }
+        routes.patch("partnerships/{id}/meetings/{meetingId}") { request, context in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(MeetingInput.self, from: request, context: context)
+            return try await partnerships.changeMeeting(try context.pathID("meetingId"), in: id, input, caller: context.identity)
+        }
+        routes.post("partnerships/{id}/notes") { request, context -> EditedResponse<Note> in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(NoteInput.self, from: request, context: context)
+            return EditedResponse(status: .created, response: try await partnerships.addNote(input, to: id, caller: context.identity))
+        }
+        routes.get("partnerships/{id}/notes") { _, context in
+            NoteList(items: try await partnerships.notes(of: try context.pathID(), caller: context.identity))
+        }
+        routes.post("partnerships/{id}/kpi-reports") { request, context in
+            let id = try context.pathID()
+            _ = try await partnerships.partnership(id, caller: context.identity)
+            let input = try await JSONBody.decode(KPIReportInput.self, from: request, context: context)
+            return try await partnerships.report(input, for: id, caller: context.identity)
+        }
+        routes.get("partnerships/{id}/assessment") { _, context in
+            try await partnerships.assessment(of: try context.pathID(), caller: context.identity)
+        }
+        routes.get("activity") { request, context in
+            let parameters = request.uri.queryParameters
+            return try await partnerships.activity(
+                limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"), caller: context.identity)
+        }
         routes.get("partnerships/{id}/agreement/ewp-iia") { _, context -> Response in
             let document = try await partnerships.ewpDocument(for: try context.pathID(), caller: context.identity)
             return Response(
@@ -74,6 +140,14 @@ public struct PartnershipsController: Sendable {
             let body = try await JSONBody.decode(ApprovalRequest.self, from: request, context: context)
             return try await partnerships.approve(body, for: id, caller: context.identity)
         }
+    }
+
+    /// A version number from the path (404 when it is not one).
+    static func version(_ context: AuthenticatedContext, _ name: String) throws -> Int {
+        guard let text = context.parameters.get(name), let version = Int(text), version > 0, version < 1_000_000 else {
+            throw Problem.notFound("No such agreement version.")
+        }
+        return version
     }
 
     /// An RFC 3339 time with a zone (`Z` or an offset).

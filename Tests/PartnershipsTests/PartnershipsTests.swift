@@ -401,3 +401,132 @@ struct EWPExportTests {
         }
     }
 }
+
+@Suite("Partnership lifecycle")
+struct PartnershipLifecycleTests {
+    /// Proposed, accepted, drafted and approved by both: active, with the fixture's terms in effect.
+    static func active(_ h: Harness, _ f: PartnershipFixture) async throws -> (id: UUID, hash: String) {
+        let id = try await f.propose(h)
+        _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+        let drafted = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+        let hash = try #require(drafted.string("hash"))
+        _ = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.ana, json: ["hash": hash])
+        let both = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.bram, json: ["hash": hash])
+        try #require(both.string("stage") == "active")
+        return (id, hash)
+    }
+
+    @Test func meetingsNotesAndTheActivityFeed() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            // No meetings before the message of intent is accepted.
+            let early = try await h.request(
+                .post, "/v1/partnerships/\(id)/meetings", token: f.ana, json: ["startsAt": "2027-02-01T10:00:00Z", "agenda": "Kick-off"])
+            #expect(early.status == .conflict)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            let meeting = try await h.request(
+                .post, "/v1/partnerships/\(id)/meetings", token: f.ana,
+                json: [
+                    "startsAt": "2027-02-01T10:00:00Z", "agenda": "Kick-off: scope of the exchange",
+                    "participants": [
+                        ["institution": f.a.uuidString, "name": "Ana Peeters", "role": "IRO"],
+                        ["institution": f.b.uuidString, "name": "Bram de Vries"],
+                    ],
+                ])
+            try #require(meeting.status == .created, "\(meeting.body)")
+            let meetingID = try #require(meeting.string("id"))
+            let minuted = try await h.request(
+                .patch, "/v1/partnerships/\(id)/meetings/\(meetingID)", token: f.bram, json: ["minutes": "Agreed on four students a year."])
+            #expect(minuted.string("minutes") == "Agreed on four students a year.")
+            let foreign = try await h.request(
+                .post, "/v1/partnerships/\(id)/meetings", token: f.ana,
+                json: ["startsAt": "2027-02-01T10:00:00Z", "agenda": "x", "participants": [["institution": UUID().uuidString, "name": "Eve"]]])
+            #expect(foreign.problemFields == ["/participants/0/institution"])
+            let meetings = try await h.request(.get, "/v1/partnerships/\(id)/meetings", token: f.bram)
+            #expect((meetings["items"] as? [[String: Any]])?.count == 1)
+
+            // Notes are one party's own.
+            #expect(
+                try await h.request(.post, "/v1/partnerships/\(id)/notes", token: f.ana, json: ["body": "Their housing offer is weak."]).status
+                    == .created)
+            #expect((try await h.request(.get, "/v1/partnerships/\(id)/notes", token: f.ana)["items"] as? [Any])?.count == 1)
+            #expect((try await h.request(.get, "/v1/partnerships/\(id)/notes", token: f.bram)["items"] as? [Any])?.isEmpty == true)
+
+            // The activity feed: what the other party did, newest first.
+            let feedB = try await h.request(.get, "/v1/activity", token: f.bram)
+            #expect((feedB["items"] as? [[String: Any]])?.compactMap { $0["kind"] as? String } == ["meeting.planned", "partnership.proposed"])
+            let feedA = try await h.request(.get, "/v1/activity?limit=1", token: f.ana)
+            #expect((feedA["items"] as? [[String: Any]])?.first?["kind"] as? String == "meeting.minuted")
+            let next = try #require(feedA.string("nextCursor"))
+            let older = try await h.request(.get, "/v1/activity?limit=5&cursor=\(next)", token: f.ana)
+            #expect((older["items"] as? [[String: Any]])?.compactMap { $0["kind"] as? String } == ["partnership.accepted"])
+        }
+    }
+
+    @Test func assessmentRenewalAndTermination() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let (id, _) = try await Self.active(h, f)
+
+            // Each party reports actuals for the KPIs in effect; those below target are flagged.
+            let reportA = try await h.request(
+                .post, "/v1/partnerships/\(id)/kpi-reports", token: f.ana, json: ["period": "2027/2028", "values": ["studentsExchanged": 5]])
+            #expect(reportA.status == .ok, "\(reportA.body)")
+            _ = try await h.request(
+                .post, "/v1/partnerships/\(id)/kpi-reports", token: f.bram, json: ["period": "2027/2028", "values": ["studentsExchanged": 9]])
+            _ = try await h.request(
+                .post, "/v1/partnerships/\(id)/kpi-reports", token: f.bram, json: ["period": "2028", "values": ["jointPublications": 3]])
+            let wrong = try await h.request(
+                .post, "/v1/partnerships/\(id)/kpi-reports", token: f.ana, json: ["period": "2028", "values": ["studentsExchanged": 1, "golf": 2]])
+            #expect(Set(wrong.problemFields) == ["/values/golf", "/values/studentsExchanged"])
+            let assessment = try await h.request(.get, "/v1/partnerships/\(id)/assessment", token: f.ana)
+            let kpis = try #require(assessment["kpis"] as? [[String: Any]])
+            let students = try #require(kpis.first { $0["key"] as? String == "studentsExchanged" })
+            let reports = try #require(students["reports"] as? [[String: Any]])
+            #expect(reports.count == 2)
+            #expect(reports.first { $0["institution"] as? String == f.a.uuidString }?["belowTarget"] as? Bool == true)
+            #expect(reports.first { $0["institution"] as? String == f.b.uuidString }?["belowTarget"] as? Bool == false)
+            #expect(students["target"] as? Double == 8)
+
+            // Renewal: a new version from the one in effect, years moved; both approve it again.
+            let renewed = try await h.request(
+                .post, "/v1/partnerships/\(id)/renew", token: f.bram, json: ["startDate": "2032-09-01", "endDate": "2037-08-31"])
+            try #require(renewed.status == .created, "\(renewed.body)")
+            let terms = try #require(renewed["terms"] as? [String: Any])
+            let years = (terms["cooperationConditions"] as? [[String: Any]])?.compactMap { ($0["academicYears"] as? [String: String])?["first"] }
+            #expect(Set(years ?? []) == ["2032/2033"])
+            let newHash = try #require(renewed.string("hash"))
+            // The diff says exactly what changed.
+            let diff = try await h.request(.get, "/v1/partnerships/\(id)/agreement/versions/1/diff/2", token: f.ana)
+            let paths = Set((diff["changes"] as? [[String: Any]])?.compactMap { $0["path"] as? String } ?? [])
+            #expect(paths.contains("/startDate") && paths.contains("/endDate"))
+            #expect(paths.contains { $0.hasSuffix("/academicYears/first") })
+            #expect(!paths.contains { $0.contains("kpis") })
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.ana, json: ["hash": newHash])
+            let inEffect = try await h.request(.post, "/v1/partnerships/\(id)/agreement/approvals", token: f.bram, json: ["hash": newHash])
+            #expect(inEffect["inEffectVersion"] as? Int == 2)
+            #expect(inEffect.string("endsOn") == "2037-08-31")
+
+            // A draft nobody approved may be deleted; an approved version may not.
+            let draft = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms(months: 40))
+            #expect(draft["version"] as? Int == 3)
+            #expect(try await h.request(.delete, "/v1/partnerships/\(id)/agreement/versions/2", token: f.ana).status == .conflict)
+            #expect(try await h.request(.delete, "/v1/partnerships/\(id)/agreement/versions/3", token: f.bram).status == .noContent)
+            #expect(try await h.request(.get, "/v1/partnerships/\(id)/agreement/versions/3", token: f.ana).status == .notFound)
+
+            // Termination: admins only, with a reason; then no more transitions.
+            let staff = try await f.colleague(h, of: f.a, token: f.ana, email: "staff@ulb.be", role: "staff")
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/terminate", token: staff, json: ["reason": "x"]).status == .forbidden)
+            let ended = try await h.request(.post, "/v1/partnerships/\(id)/terminate", token: f.bram, json: ["reason": "Programme closed."])
+            #expect(ended.string("stage") == "terminated")
+            let late = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+            #expect(late.status == .conflict)
+            #expect(late.string("detail")?.contains("terminated") == true)
+            // The approved agreement is kept.
+            #expect((try await h.request(.get, "/v1/partnerships/\(id)/agreement/versions", token: f.ana)["items"] as? [Any])?.count == 2)
+            // The pair may start again.
+            #expect(try await f.propose(h) != id)
+        }
+    }
+}
