@@ -9,6 +9,16 @@ extension PartnershipService {
         locked.initiator == caller.institutionID ? locked.partner : locked.initiator
     }
 
+    /// Runs `body` as the caller on a partnership the caller's institution is a party of (404
+    /// otherwise), in one transaction.
+    func asParty<Result: Sendable>(_ id: UUID, caller: Identity, _ body: (PGConnection) async throws -> Result) async throws -> Result {
+        try Self.requireMember(caller)
+        return try await pool.withTenant(caller) { tx in
+            guard try await tx.query("SELECT 1 FROM partnerships WHERE id = \(id)").first(Int.self) != nil else { throw Self.notFound }
+            return try await body(tx)
+        }
+    }
+
     /// Locks the partnership for a change by the caller; 404 for a non-party.
     func lock(_ id: UUID, on tx: PGConnection) async throws -> (stage: PartnershipStage, initiator: UUID, partner: UUID) {
         guard let locked = try await PartnershipStore.lock(id, on: tx) else { throw Self.notFound }
@@ -76,10 +86,8 @@ extension PartnershipService {
     }
 
     public func meetings(of id: UUID, caller: Identity) async throws -> [Meeting] {
-        try Self.requireMember(caller)
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await PartnershipStore.meetings(of: id, on: tx)
+        try await asParty(id, caller: caller) { tx in
+            try await PartnershipStore.meetings(of: id, on: tx)
         }
     }
 
@@ -91,17 +99,14 @@ extension PartnershipService {
         var v = Validator()
         v.text(input.body, "/body", 1...10_000, singleLine: false)
         try v.validate()
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await PartnershipStore.insertNote(input.body, in: id, caller: caller, on: tx)
+        return try await asParty(id, caller: caller) { tx in
+            try await PartnershipStore.insertNote(input.body, in: id, caller: caller, on: tx)
         }
     }
 
     public func notes(of id: UUID, caller: Identity) async throws -> [Note] {
-        try Self.requireMember(caller)
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await PartnershipStore.notes(of: id, on: tx)
+        try await asParty(id, caller: caller) { tx in
+            try await PartnershipStore.notes(of: id, on: tx)
         }
     }
 
@@ -154,10 +159,8 @@ extension PartnershipService {
     /// Targets against actuals per KPI, period and party, for the agreement in effect; actuals below
     /// their target are flagged.
     public func assessment(of id: UUID, caller: Identity) async throws -> Assessment {
-        try Self.requireMember(caller)
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await assessment(of: id, version: try await termsInEffect(of: id, on: tx), on: tx)
+        try await asParty(id, caller: caller) { tx in
+            try await assessment(of: id, version: try await termsInEffect(of: id, on: tx), on: tx)
         }
     }
 
@@ -243,9 +246,7 @@ extension PartnershipService {
     }
 
     public func version(_ version: Int, of id: UUID, caller: Identity) async throws -> AgreementVersion {
-        try Self.requireMember(caller)
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
+        try await asParty(id, caller: caller) { tx in
             guard let found = try await PartnershipStore.versions(of: id, only: version, on: tx).first else {
                 throw Problem.notFound("No such agreement version.")
             }

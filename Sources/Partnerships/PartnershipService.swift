@@ -121,10 +121,8 @@ public struct PartnershipService: Sendable {
     }
 
     public func timeline(of id: UUID, after: Int64?, limit: Int, caller: Identity) async throws -> Page<TimelineEvent> {
-        try Self.requireMember(caller)
-        let fetched = try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await PartnershipStore.timeline(of: id, after: after, limit: limit + 1, on: tx)
+        let fetched = try await asParty(id, caller: caller) { tx in
+            try await PartnershipStore.timeline(of: id, after: after, limit: limit + 1, on: tx)
         }
         return Page(fetched: fetched, limit: limit) { TimelinePosition(after: $0.id) }
     }
@@ -162,10 +160,8 @@ public struct PartnershipService: Sendable {
     }
 
     public func versions(of id: UUID, caller: Identity) async throws -> [AgreementVersion] {
-        try Self.requireMember(caller)
-        return try await pool.withTenant(caller) { tx in
-            guard try await PartnershipStore.find(id, on: tx) != nil else { throw Self.notFound }
-            return try await PartnershipStore.versions(of: id, on: tx)
+        try await asParty(id, caller: caller) { tx in
+            try await PartnershipStore.versions(of: id, on: tx)
         }
     }
 
