@@ -20,7 +20,9 @@ extension DirectoryService {
 
     /// Ranks the other active institutions by how well they complement the caller's: they offer what
     /// it seeks and seek what it offers; shared subject areas, above all where one is strong and the
-    /// other growing; a common teaching language at B2 or above. Leaves out the caller's own.
+    /// other growing; a common teaching language at B2 or above. Leaves out the caller's own, and
+    /// the institutions it already has a partnership with (proposed, negotiating or active) or
+    /// that declined one or saw theirs declined.
     ///
     /// A first pass keeps the best few hundred by a coarse score (from the index in memory when it
     /// serves, else in SQL; both keep the same entries); Swift scores those exactly and says why.
@@ -29,17 +31,19 @@ extension DirectoryService {
             throw Problem.forbidden("Recommendations are for the members of an institution.")
         }
         let ownProfile: PGQuery = "SELECT offers, seeks, subject_areas, teaching_languages FROM institutions WHERE id = \(own)"
+        var known: Set<UUID> = []
         var profile: Profile?
         var candidates: PGRows?
         if let index, index.isServing {
             // The first pass from memory, once the index has every change committed before now.
-            let first = try await pool.readAsTenant(caller, [ownProfile, "SELECT version FROM directory_version"])
+            let first = try await pool.readAsTenant(caller, [ownProfile, "SELECT version FROM directory_version", Self.partners(of: own)])
             profile = try Self.profile(first[0])
             let version = try first[1].scalar(Int64.self)
+            known = Set(try first[2].decode(UUID.self))
             if let profile,
                 let ids = index.complements(
                     offers: Set(profile.offers), seeks: Set(profile.seeks), broadFields: Set(profile.fields.map { String($0.code.prefix(2)) }),
-                    excluding: own, count: Self.recommendationCandidates, directoryVersion: version)
+                    excluding: own, count: Self.recommendationCandidates + known.count, directoryVersion: version)
             {
                 candidates = try await pool.readAsTenant(
                     caller, "SELECT \(unsafeRaw: DirectoryItem.columns("e")) FROM directory_entries e WHERE e.id = ANY (\(ids))")
@@ -55,12 +59,22 @@ extension DirectoryService {
         var scored: [Recommendations.Item] = []
         for row in candidates {
             let item = try DirectoryItem(row: row)
+            guard !known.contains(item.id) else { continue }
             let (score, reasons) = Self.complementarity(of: item, to: profile, lists: lists)
             guard score > 0 else { continue }
             scored.append(.init(institution: item, score: (score * 10).rounded() / 10, reasons: reasons))
         }
         scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.institution.id.uuidString < $1.institution.id.uuidString }
         return Recommendations(items: Array(scored.prefix(limit)))
+    }
+
+    /// The institutions `own` has a partnership with, open or declined (row-level security shows
+    /// only its own partnerships).
+    static func partners(of own: UUID) -> PGQuery {
+        """
+        SELECT CASE WHEN initiator_id = \(own) THEN partner_id ELSE initiator_id END FROM partnerships
+        WHERE stage IN ('invited', 'negotiating', 'active', 'declined')
+        """
     }
 
     /// The caller's own profile, from the first row of `rows`; nil when it is not visible.
@@ -80,7 +94,7 @@ extension DirectoryService {
         ),
         top AS (
             SELECT e.id FROM directory_entries e, me
-            WHERE e.id <> me.id
+            WHERE e.id <> me.id AND e.id NOT IN (\(partners(of: own)))
             ORDER BY 3 * bit_count((e.offers_mask & me.sm)::bit(8)) + 2 * bit_count((e.seeks_mask & me.om)::bit(8))
                      + bit_count((e.fields_mask & me.fm)::bit(12)) DESC, e.id
             LIMIT \(Self.recommendationCandidates)

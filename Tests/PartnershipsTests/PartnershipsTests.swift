@@ -530,3 +530,46 @@ struct PartnershipLifecycleTests {
         }
     }
 }
+
+@Suite("Partnerships and the directory")
+struct PartnershipRecommendationTests {
+    @Test func partnersAndDeclinedInstitutionsLeaveRecommendations() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let seeker: [String: Any] = [
+                "subjectAreas": [["code": "0714", "strength": "growing"]], "teachingLanguages": [["code": "en", "level": "C1"]],
+                "offers": ["staff_exchange"], "seeks": ["joint_degree"],
+            ]
+            let offerer: [String: Any] = [
+                "subjectAreas": [["code": "0714", "strength": "strong"]], "teachingLanguages": [["code": "en", "level": "C1"]],
+                "offers": ["joint_degree"], "seeks": ["staff_exchange"],
+            ]
+            let (a, emailA) = try await h.register(schac: "ulb.be", extra: seeker)
+            let (b, emailB) = try await h.register(schac: "uva.nl", country: "NL", extra: offerer)
+            let (c, emailC) = try await h.register(schac: "unibo.it", country: "IT", extra: offerer)
+            for id in [a, b, c] { try await h.approve(id, adminToken: admin) }
+            let ana = try await h.signIn(emailA)
+            let bram = try await h.signIn(emailB)
+            let carla = try await h.signIn(emailC)
+            func recommended(_ token: String) async throws -> Set<String> {
+                try await h.waitUntilDirectoryIndexIsCurrent()
+                let reply = try await h.request(.get, "/v1/directory/recommendations?limit=20", token: token)
+                return Set((reply["items"] as? [[String: Any]] ?? []).compactMap { ($0["institution"] as? [String: Any])?["id"] as? String })
+            }
+            #expect(try await recommended(ana) == [b.uuidString, c.uuidString])
+            // Proposed to B: B leaves A's recommendations, and A leaves B's.
+            let proposed = try await h.request(
+                .post, "/v1/partnerships", token: ana, json: ["partner": b.uuidString, "message": "Hello", "activities": ["joint_degree"]])
+            #expect(proposed.status == .created)
+            #expect(try await recommended(ana) == [c.uuidString])
+            #expect(try await !recommended(bram).contains(a.uuidString))
+            // Declined by C: C stays out too; a withdrawn one comes back.
+            let second = try await h.request(
+                .post, "/v1/partnerships", token: ana, json: ["partner": c.uuidString, "message": "Hello", "activities": ["joint_degree"]])
+            _ = try await h.request(.post, "/v1/partnerships/\(second.string("id")!)/decline", token: carla)
+            #expect(try await recommended(ana).isEmpty)
+            _ = try await h.request(.post, "/v1/partnerships/\(proposed.string("id")!)/withdraw", token: ana)
+            #expect(try await recommended(ana) == [b.uuidString])
+        }
+    }
+}
