@@ -21,6 +21,8 @@ CREATE TABLE partnerships (
     in_effect_version integer,
     ends_on         date,
     ended_reason    text CHECK (length(ended_reason) <= 2000),
+    -- The room opened when the partner accepted: users of both parties join it without invitation.
+    room_id         uuid REFERENCES rooms (id) ON DELETE SET NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CHECK (initiator_id <> partner_id)
@@ -227,3 +229,51 @@ CREATE TRIGGER agreement_versions_immutable BEFORE UPDATE ON agreement_versions
     FOR EACH ROW EXECUTE FUNCTION accord_refuse_change();
 CREATE TRIGGER agreement_approvals_append_only BEFORE UPDATE OR DELETE ON agreement_approvals
     FOR EACH ROW EXECUTE FUNCTION accord_refuse_change();
+
+-- Opens the room of a partnership being accepted, in the accepting transaction: titled after both
+-- parties, owned by the accepting user and by the user who proposed it (one of each party).
+-- Returns the room (the same one when it is open already). Errors: ACR04 not a party.
+CREATE FUNCTION accord_open_partnership_room(p_partnership uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_p partnerships%ROWTYPE;
+    v_room uuid := gen_random_uuid();
+    v_title text;
+BEGIN
+    SELECT * INTO v_p FROM partnerships WHERE id = p_partnership FOR UPDATE;
+    IF NOT FOUND OR accord_current_institution() IS NULL OR accord_current_institution() NOT IN (v_p.initiator_id, v_p.partner_id) THEN
+        RAISE EXCEPTION 'no such partnership' USING ERRCODE = 'ACR04';
+    END IF;
+    IF v_p.room_id IS NOT NULL THEN
+        RETURN v_p.room_id;
+    END IF;
+    SELECT left('Partnership: ' || coalesce(a.names->0->>'value', a.schac) || ' – ' || coalesce(b.names->0->>'value', b.schac), 200)
+      INTO v_title FROM institutions a, institutions b WHERE a.id = v_p.initiator_id AND b.id = v_p.partner_id;
+    INSERT INTO rooms (id, title, institution_id, created_by) VALUES (v_room, v_title, accord_current_institution(), accord_current_user());
+    INSERT INTO room_members (room_id, user_id, name, institution_id, institution_name, role)
+    SELECT v_room, u.id, u.name, u.institution_id, coalesce(i.names->0->>'value', i.schac), 'owner'
+    FROM users u JOIN institutions i ON i.id = u.institution_id
+    WHERE u.id IN (accord_current_user(), v_p.created_by) AND u.institution_id IN (v_p.initiator_id, v_p.partner_id);
+    UPDATE partnerships SET room_id = v_room WHERE id = p_partnership;
+    RETURN v_room;
+END $$;
+
+-- The caller (a user of either party) joins the partnership's room, as a member; again: nothing
+-- changes. Returns the room. Errors: ACR04 not a party, or no room yet.
+CREATE FUNCTION accord_join_partnership_room(p_partnership uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_room uuid;
+BEGIN
+    SELECT p.room_id INTO v_room FROM partnerships p
+    WHERE p.id = p_partnership AND accord_current_institution() IN (p.initiator_id, p.partner_id);
+    IF v_room IS NULL THEN
+        RAISE EXCEPTION 'no such room' USING ERRCODE = 'ACR04';
+    END IF;
+    INSERT INTO room_members (room_id, user_id, name, institution_id, institution_name, role)
+    SELECT v_room, u.id, u.name, u.institution_id, coalesce(i.names->0->>'value', i.schac), 'member'
+    FROM users u JOIN institutions i ON i.id = u.institution_id
+    WHERE u.id = accord_current_user() AND u.institution_id = accord_current_institution()
+    ON CONFLICT (room_id, user_id) DO NOTHING;
+    RETURN v_room;
+END $$;

@@ -94,6 +94,7 @@ public struct PartnershipService: Sendable {
             guard locked.stage == .invited else { throw Self.wrongStage(locked.stage, past) }
             let stage: PartnershipStage = answer == .accept ? .negotiating : answer == .decline ? .declined : .withdrawn
             try await tx.query("UPDATE partnerships SET stage = \(stage.rawValue) WHERE id = \(id)")
+            if answer == .accept { _ = try await tx.query("SELECT accord_open_partnership_room(\(id))") }
             try await PartnershipStore.record(
                 "partnership.\(past)", in: id, by: caller, notify: isPartner ? locked.initiator : locked.partner, on: tx)
             return try await PartnershipStore.find(id, on: tx)!
@@ -222,6 +223,18 @@ public struct PartnershipService: Sendable {
             return EWPExport.document(
                 iiaID: id, first: .init(id: mine.id, schac: mine.schac), second: .init(id: theirs.id, schac: theirs.schac), terms: version.terms,
                 inEffect: version.inEffect)
+        }
+    }
+
+    // MARK: The room
+
+    /// The caller joins the partnership's room (any user of either party; again: nothing changes).
+    public func joinRoom(of id: UUID, caller: Identity) async throws -> UUID {
+        try await asParty(id, caller: caller) { tx in
+            guard try await tx.query("SELECT room_id FROM partnerships WHERE id = \(id)").scalar(UUID?.self) != nil else {
+                throw Problem.conflict("The partnership has no room yet: it opens when the partner accepts.")
+            }
+            return try await tx.query("SELECT accord_join_partnership_room(\(id))").scalar(UUID.self)
         }
     }
 }

@@ -8,7 +8,7 @@ import PGStore
 enum PartnershipStore {
     static let columns: PGQuery = """
         p.id, p.stage, p.initiator_id, a.name, a.schac, p.partner_id, b.name, b.schac, p.message, p.activities, p.in_effect_version,
-        (SELECT max(v.version) FROM agreement_versions v WHERE v.partnership_id = p.id), p.ends_on::text,
+        (SELECT max(v.version) FROM agreement_versions v WHERE v.partnership_id = p.id), p.ends_on::text, p.room_id,
         \(Timestamp.precise("p.created_at")), \(Timestamp.precise("p.updated_at"))
         FROM partnerships p
         CROSS JOIN LATERAL accord_partnership_institution(p.initiator_id) a
@@ -16,11 +16,12 @@ enum PartnershipStore {
         """
 
     static func partnership(_ row: PGRow) throws -> Partnership {
-        let r = try row.decode((UUID, String, UUID, String, String, UUID, String, String, String, [String], Int?, Int?, String?, String, String).self)
+        let r = try row.decode(
+            (UUID, String, UUID, String, String, UUID, String, String, String, [String], Int?, Int?, String?, UUID?, String, String).self)
         return Partnership(
             id: r.0, stage: PartnershipStage(rawValue: r.1) ?? .invited, initiator: Party(id: r.2, name: r.3, schac: r.4),
             partner: Party(id: r.5, name: r.6, schac: r.7), message: r.8, activities: r.9.compactMap(Activity.init(rawValue:)),
-            inEffectVersion: r.10, latestVersion: r.11, endsOn: r.12, createdAt: r.13, updatedAt: r.14)
+            inEffectVersion: r.10, latestVersion: r.11, endsOn: r.12, roomId: r.13, createdAt: r.14, updatedAt: r.15)
     }
 
     static func find(_ id: UUID, on tx: PGConnection) async throws -> Partnership? {

@@ -11,6 +11,7 @@ public struct PartnershipsController: Sendable {
     public init(partnerships: PartnershipService) { self.partnerships = partnerships }
 
     struct VersionList: ResponseEncodable { var items: [AgreementVersion] }
+    struct RoomReference: ResponseEncodable { var roomId: UUID }
     struct MeetingList: ResponseEncodable { var items: [Meeting] }
     struct NoteList: ResponseEncodable { var items: [Note] }
 
@@ -45,6 +46,9 @@ public struct PartnershipsController: Sendable {
             routes.post("partnerships/{id}/\(answer.rawValue)") { _, context in
                 try await partnerships.answer(answer, try context.pathID(), caller: context.identity)
             }
+        }
+        routes.post("partnerships/{id}/room") { _, context in
+            RoomReference(roomId: try await partnerships.joinRoom(of: try context.pathID(), caller: context.identity))
         }
         routes.get("partnerships/{id}/timeline") { request, context in
             let parameters = request.uri.queryParameters

@@ -33,6 +33,9 @@ public struct Partnership: ResponseEncodable, Codable, Sendable {
     public var latestVersion: Int?
     /// The end date of the agreement in effect.
     public var endsOn: String?
+    /// The partnership's room (opened when the partner accepted): users of both parties join it
+    /// with `POST /v1/partnerships/{id}/room`.
+    public var roomId: UUID?
     public var createdAt: String
     public var updatedAt: String
 }

@@ -464,6 +464,40 @@ struct PartnershipLifecycleTests {
         }
     }
 
+    @Test func acceptingOpensARoomBothPartiesJoinWithoutInvitation() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/room", token: f.bram).status == .conflict)
+            let accepted = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            let room = try #require(accepted.string("roomId"))
+            // The proposer and the one who accepted own it; both see it among their rooms.
+            for token in [f.ana, f.bram] {
+                let seen = try await h.request(.get, "/v1/rooms/\(room)", token: token)
+                #expect(seen.status == .ok)
+                #expect(seen.string("role") == "owner")
+                #expect(seen.string("title")?.hasPrefix("Partnership: ") == true)
+            }
+            // A colleague of either party joins without an invitation, and can write.
+            let faculty = try await f.colleague(h, of: f.b, token: f.bram, email: "prof@uva.nl", role: "faculty")
+            #expect(try await h.request(.get, "/v1/rooms/\(room)", token: faculty).status == .notFound)
+            let joined = try await h.request(.post, "/v1/partnerships/\(id)/room", token: faculty)
+            #expect(joined.string("roomId") == room)
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/room", token: faculty).status == .ok)  // again: nothing changes
+            #expect(try await h.request(.get, "/v1/rooms/\(room)", token: faculty).string("role") == "member")
+            let sent = try await h.request(.post, "/v1/rooms/\(room)/messages", token: faculty, json: ["clientId": "c1", "body": "Hello all"])
+            #expect(sent.status == .created || sent.status == .ok, "\(sent.body)")
+            let members = try await h.request(.get, "/v1/rooms/\(room)/members", token: f.ana)
+            #expect((members["items"] as? [Any])?.count == 3)
+            // A third institution cannot.
+            let (c, emailC) = try await h.register(schac: "unibo.it", country: "IT")
+            try await h.approve(c, adminToken: f.admin)
+            let carla = try await h.signIn(emailC)
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/room", token: carla).status == .notFound)
+            #expect(try await h.request(.get, "/v1/rooms/\(room)", token: carla).status == .notFound)
+        }
+    }
+
     @Test func assessmentRenewalAndTermination() async throws {
         try await Harness.run { h in
             let f = try await PartnershipFixture.make(h)
