@@ -104,7 +104,7 @@ let package = Package(
                 .wsCore,
             ]),
 
-        feature("Partnerships"),
+        feature("Partnerships", [.serviceLifecycle]),
 
         // Composition, tools and the executable.
         .target(

@@ -277,3 +277,27 @@ BEGIN
     ON CONFLICT (room_id, user_id) DO NOTHING;
     RETURN v_room;
 END $$;
+
+-- Ends the active partnerships whose agreement in effect ended before today: stage expired, on
+-- the timeline (as "Accord", for the partner) and in both parties' activity feeds. Run by every
+-- instance's clock (a partnership expires once: the update is its own lock). Returns how many.
+CREATE FUNCTION accord_expire_partnerships() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH expired AS (
+        UPDATE partnerships SET stage = 'expired', updated_at = now()
+        WHERE stage = 'active' AND ends_on < current_date
+        RETURNING id, initiator_id, partner_id, ends_on
+    ), events AS (
+        INSERT INTO partnership_events (partnership_id, actor_name, actor_institution_id, kind, detail)
+        SELECT id, 'Accord', partner_id, 'partnership.expired', jsonb_build_object('endsOn', ends_on::text) FROM expired
+    ), feed AS (
+        INSERT INTO partnership_activity (institution_id, partnership_id, kind, actor_institution_id)
+        SELECT party, id, 'partnership.expired', partner_id FROM expired, LATERAL (VALUES (initiator_id), (partner_id)) AS p (party)
+    )
+    SELECT count(*) INTO v_count FROM expired;
+    RETURN v_count;
+END $$;
+GRANT EXECUTE ON FUNCTION accord_expire_partnerships() TO accord_app;

@@ -145,6 +145,7 @@ public func buildApplication(
         services.append(index)
         directoryIndex = index
     }
+    services.append(PartnershipClock(pool: pool, logger: logger))
     let hub = RoomHub(pool: pool, listener: listener, configuration: configuration.roomHub, logger: logger)
     let sockets = buildRoomSockets(
         pool: pool, hub: hub, identity: configuration.identity, identityCache: identityCache, rooms: configuration.rooms,

@@ -607,3 +607,29 @@ struct PartnershipRecommendationTests {
         }
     }
 }
+
+@Suite("Partnerships that end")
+struct PartnershipExpiryTests {
+    @Test func anAgreementPastItsEndExpiresOnce() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let (id, _) = try await PartnershipLifecycleTests.active(h, f)
+            let clock = PartnershipClock(pool: h.pool)
+            #expect(try await clock.tick() == 0)  // ends in 2032
+            let owner = try h.database.pool(asOwner: true, maxConnections: 1)
+            try await owner.query("UPDATE partnerships SET ends_on = current_date - 1 WHERE id = \(id)")
+            await owner.close()
+            #expect(try await clock.tick() == 1)
+            #expect(try await clock.tick() == 0)  // once
+            let after = try await h.request(.get, "/v1/partnerships/\(id)", token: f.bram)
+            #expect(after.string("stage") == "expired")
+            let timeline = try await h.request(.get, "/v1/partnerships/\(id)/timeline", token: f.ana)
+            #expect((timeline["items"] as? [[String: Any]])?.last?["kind"] as? String == "partnership.expired")
+            let feed = try await h.request(.get, "/v1/activity?limit=1", token: f.ana)
+            #expect((feed["items"] as? [[String: Any]])?.first?["kind"] as? String == "partnership.expired")
+            // The pair may start again; nothing else moves an expired partnership.
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/terminate", token: f.ana, json: ["reason": "x"]).status == .conflict)
+            #expect(try await f.propose(h) != id)
+        }
+    }
+}
