@@ -19,9 +19,14 @@ extension PartnershipService {
         }
     }
 
-    /// Locks the partnership for a change by the caller; 404 for a non-party.
+    /// Locks the partnership for a change by the caller; 404 for a non-party. A partnership of a
+    /// suspended institution is frozen: no change by or towards it (409 naming the suspension)
+    /// until the network's administrators reinstate it.
     func lock(_ id: UUID, on tx: PGConnection) async throws -> (stage: PartnershipStage, initiator: UUID, partner: UUID) {
         guard let locked = try await PartnershipStore.lock(id, on: tx) else { throw Self.notFound }
+        if let suspended = try await PartnershipStore.suspendedParty(locked.initiator, locked.partner, on: tx) {
+            throw Problem.conflict("\(suspended) is suspended by the network's administrators: the partnership is frozen until it is reinstated.")
+        }
         return locked
     }
 

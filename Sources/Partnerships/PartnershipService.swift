@@ -80,7 +80,7 @@ public struct PartnershipService: Sendable {
     public func answer(_ answer: Answer, _ id: UUID, caller: Identity) async throws -> Partnership {
         try Self.requireMember(caller)
         return try await pool.withTenant(caller) { tx in
-            guard let locked = try await PartnershipStore.lock(id, on: tx) else { throw Self.notFound }
+            let locked = try await lock(id, on: tx)
             let mine = caller.institutionID!
             let isPartner = locked.partner == mine
             try Self.requireStaff(caller, to: "\(answer.rawValue) messages of intent")
@@ -145,7 +145,7 @@ public struct PartnershipService: Sendable {
         try Self.requireMember(caller)
         let lists = try await reference.lists()
         return try await pool.withTenant(caller) { tx in
-            guard let locked = try await PartnershipStore.lock(id, on: tx) else { throw Self.notFound }
+            let locked = try await lock(id, on: tx)
             try Self.requireStaff(caller, to: "draft agreements")
             guard locked.stage == .negotiating || locked.stage == .active else { throw Self.wrongStage(locked.stage, "given an agreement") }
             try terms.validate(parties: [locked.initiator, locked.partner], lists: lists)
@@ -171,7 +171,7 @@ public struct PartnershipService: Sendable {
     public func approve(_ request: ApprovalRequest, for id: UUID, caller: Identity) async throws -> Partnership {
         try Self.requireMember(caller)
         return try await pool.withTenant(caller) { tx in
-            guard let locked = try await PartnershipStore.lock(id, on: tx) else { throw Self.notFound }
+            let locked = try await lock(id, on: tx)
             guard caller.role == .admin else { throw Problem.forbidden("Only your institution's admins may approve agreements.") }
             guard locked.stage == .negotiating || locked.stage == .active else { throw Self.wrongStage(locked.stage, "approved") }
             guard request.hash.range(of: "^[0-9a-fA-F]{64}$", options: .regularExpression) != nil else {

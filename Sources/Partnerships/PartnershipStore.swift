@@ -34,6 +34,16 @@ enum PartnershipStore {
             .first((String, UUID, UUID).self).map { (PartnershipStage(rawValue: $0.0) ?? .invited, $0.1, $0.2) }
     }
 
+    /// The name of a party that is suspended, if one is.
+    static func suspendedParty(_ a: UUID, _ b: UUID, on tx: PGConnection) async throws -> String? {
+        try await tx.query(
+            """
+            SELECT i.name FROM (VALUES (\(a)), (\(b))) AS v (id), LATERAL accord_partnership_institution(v.id) i
+            WHERE i.status = 'suspended' LIMIT 1
+            """
+        ).first(String.self)
+    }
+
     struct Filter {
         var stage: PartnershipStage?
         var modifiedSince: String?

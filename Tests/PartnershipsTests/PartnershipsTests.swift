@@ -633,3 +633,33 @@ struct PartnershipExpiryTests {
         }
     }
 }
+
+@Suite("Partnerships of a suspended institution")
+struct PartnershipSuspensionTests {
+    @Test func aSuspensionFreezesThePartnershipAndReinstatementThaws() async throws {
+        try await Harness.run { h in
+            let f = try await PartnershipFixture.make(h)
+            let id = try await f.propose(h)
+            _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
+            #expect(
+                try await h.request(.post, "/v1/admin/institutions/\(f.b)/suspend", token: f.admin, json: ["reason": "fees unpaid"]).status == .ok)
+            // Nothing moves towards the suspended institution; the partnership stays readable.
+            let frozen = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms())
+            #expect(frozen.status == .conflict)
+            #expect(frozen.string("detail")?.contains("suspended") == true)
+            #expect(try await h.request(.post, "/v1/partnerships/\(id)/terminate", token: f.ana, json: ["reason": "x"]).status == .conflict)
+            #expect(try await h.request(.get, "/v1/partnerships/\(id)", token: f.ana).string("stage") == "negotiating")
+            // Nor may a new one be proposed to it.
+            let (c, emailC) = try await h.register(schac: "unibo.it", country: "IT")
+            try await h.approve(c, adminToken: f.admin)
+            let carla = try await h.signIn(emailC)
+            let toSuspended = try await h.request(
+                .post, "/v1/partnerships", token: carla, json: ["partner": f.b.uuidString, "message": "Hello", "activities": ["summer_school"]])
+            #expect(toSuspended.problemFields == ["/partner"])
+            // Reinstated: exactly as before.
+            #expect(
+                try await h.request(.post, "/v1/admin/institutions/\(f.b)/reinstate", token: f.admin, json: ["reason": "paid"]).status == .ok)
+            #expect(try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: f.terms()).status == .created)
+        }
+    }
+}
