@@ -126,7 +126,8 @@ let package = Package(
         .executableTarget(
             name: "accord",
             dependencies: [
-                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Directory", "Institutions", "PGStore", "Rooms", .argumentParser,
+                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Admin", "Directory", "Institutions", "PGStore", "Rooms",
+                .argumentParser,
                 .logging,
             ],
             swiftSettings: swiftSettings
@@ -153,7 +154,7 @@ let package = Package(
         ),
         featureTests("InstitutionsTests", ["AccordCrypto", "Institutions", .logging, .nioCore]),
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
-        featureTests("AdminTests", ["Admin"]),
+        featureTests("AdminTests", ["Admin", .nioCore]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),

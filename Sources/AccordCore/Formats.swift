@@ -41,6 +41,21 @@ public enum Formats {
         return components.isValidDate(in: Calendar(identifier: .gregorian))
     }
 
+    /// An RFC 3339 time with a zone (`Z` or an offset), such as `2027-01-31T12:00:00Z`, that exists.
+    public static func isTimestamp(_ value: String) -> Bool {
+        guard
+            value.range(
+                of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"#, options: .regularExpression)
+                != nil,
+            isDate(String(value.prefix(10)))
+        else { return false }
+        let plain = ISO8601DateFormatter()
+        if plain.date(from: value) != nil { return true }
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: value) != nil
+    }
+
     /// The length of a text as PostgreSQL's `length()` counts it (Unicode code points), so that a
     /// limit checked here is the limit the database checks: "é" written as e + U+0301 counts two.
     public static func length(_ value: String) -> Int { value.unicodeScalars.count }

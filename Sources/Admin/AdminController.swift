@@ -2,6 +2,7 @@ import AccordCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Network administration routes under /v1/admin.
 public struct AdminController: Sendable {
@@ -39,10 +40,20 @@ public struct AdminController: Sendable {
             let body = try await JSONBody.decode(TierRequest.self, from: request, context: context)
             return try await admission.setTier(body.tier, on: try context.pathID(), caller: context.identity)
         }
-        routes.get("admin/audit-events") { request, context in
+        routes.get("admin/audit-events") { request, context -> Response in
             let parameters = request.uri.queryParameters
-            return try await admission.auditEvents(
-                limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"), caller: context.identity)
+            let format = parameters.get("format") ?? "json"
+            guard format == "json" || format == "csv" else { throw Problem.invalid(field: "format", "must be json or csv") }
+            let filter = try AuditFilter.parse(
+                institution: parameters.get("institution"), action: parameters.get("action"), actor: parameters.get("actor"),
+                since: parameters.get("since"), until: parameters.get("until"))
+            // A CSV export may take up to 10,000 events a page.
+            let limit = try Limit.parse(parameters.get("limit"), default: format == "csv" ? 1000 : 50, range: format == "csv" ? 1...10_000 : 1...100)
+            let page = try await admission.auditEvents(filter, limit: limit, cursor: parameters.get("cursor"), caller: context.identity)
+            guard format == "csv" else { return try page.response(from: request, context: context) }
+            var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"audit-events.csv\""]
+            if let next = page.nextCursor { headers[HTTPField.Name("X-Next-Cursor")!] = next }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: AuditLog.csv(page.items))))
         }
     }
 }

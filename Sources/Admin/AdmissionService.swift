@@ -132,7 +132,7 @@ public struct AdmissionService: Sendable {
     }
 
     /// The audit log, newest first; keyset-paged.
-    public func auditEvents(limit: Int, cursor: String?, caller: Identity) async throws -> Page<AuditEvent> {
+    public func auditEvents(_ filter: AuditFilter, limit: Int, cursor: String?, caller: Identity) async throws -> Page<AuditEvent> {
         try Self.requireNetworkAdmin(caller)
         var before = Int.max
         if let cursor {
@@ -140,7 +140,7 @@ public struct AdmissionService: Sendable {
             guard position.id > 0 else { throw Cursor.invalid }
             before = position.id
         }
-        let fetched = try await pool.withTenant(caller) { tx in try await AdmissionStore.auditEvents(before: before, limit: limit + 1, on: tx) }
+        let fetched = try await pool.withTenant(caller) { tx in try await AuditLog.events(filter, before: before, limit: limit + 1, on: tx) }
         return Page(fetched: fetched, limit: limit) { AuditPosition(id: $0.id) }
     }
 }

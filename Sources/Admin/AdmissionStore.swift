@@ -102,20 +102,4 @@ enum AdmissionStore {
     static func setTier(_ id: UUID, to tier: Tier, on tx: PGConnection) async throws {
         try await tx.query("UPDATE institutions SET tier = \(tier.rawValue), version = version + 1, updated_at = now() WHERE id = \(id)")
     }
-
-    /// Up to `limit` audit events before the event `before`, newest first.
-    static func auditEvents(before: Int, limit: Int, on tx: PGConnection) async throws -> [AuditEvent] {
-        try await tx.query(
-            """
-            SELECT id, \(Timestamp.precise("occurred_at")), action, institution_id,
-                   actor_user_id, actor_admin_id, target_type, target_id, detail, client_address
-            FROM audit_events WHERE id < \(before) ORDER BY id DESC LIMIT \(limit)
-            """
-        ).map { row in
-            let r = try row.decode((Int, String, String, UUID?, UUID?, UUID?, String?, String?, PGJSONB<[String: String]>, String?).self)
-            return AuditEvent(
-                id: r.0, occurredAt: r.1, action: r.2, institutionId: r.3, actorUserId: r.4, actorAdminId: r.5, targetType: r.6,
-                targetId: r.7, detail: r.8.value, clientAddress: r.9)
-        }
-    }
 }

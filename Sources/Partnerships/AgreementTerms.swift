@@ -233,15 +233,7 @@ extension AgreementTerms {
     }
 
     /// A calendar date `YYYY-MM-DD` (as a comparable string), or nil.
-    static func date(_ text: String) -> String? {
-        guard text.range(of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"#, options: .regularExpression) != nil else { return nil }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
-        guard let date = formatter.date(from: text), formatter.string(from: date) == text else { return nil }
-        return text
-    }
+    static func date(_ text: String) -> String? { Formats.isDate(text) ? text : nil }
 
     static func year(of date: String) -> Int { Int(date.prefix(4)) ?? 0 }
 

@@ -35,7 +35,7 @@ extension PartnershipService {
     func validate(_ input: MeetingInput, parties: Set<UUID>, creating: Bool) throws {
         var v = Validator()
         if let startsAt = input.startsAt {
-            v.check(PartnershipsController.isTimestamp(startsAt), "/startsAt", "must be an RFC 3339 time, such as 2027-03-01T10:00:00Z")
+            v.check(Formats.isTimestamp(startsAt), "/startsAt", "must be an RFC 3339 time, such as 2027-03-01T10:00:00Z")
         } else if creating {
             v.fail("/startsAt", "is required")
         }

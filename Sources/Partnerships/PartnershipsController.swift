@@ -31,7 +31,7 @@ public struct PartnershipsController: Sendable {
                 v.check(stage != nil, "stage", "must be one of \(PartnershipStage.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let since = parameters.get("modifiedSince")
-            if let since { v.check(Self.isTimestamp(since), "modifiedSince", "must be an RFC 3339 time, such as 2027-01-31T12:00:00Z") }
+            if let since { v.check(Formats.isTimestamp(since), "modifiedSince", "must be an RFC 3339 time, such as 2027-01-31T12:00:00Z") }
             let due = parameters.get("due")
             if let due { v.check(due == "renewal", "due", "must be renewal") }
             try v.validate()
@@ -152,23 +152,5 @@ public struct PartnershipsController: Sendable {
             throw Problem.notFound("No such agreement version.")
         }
         return version
-    }
-
-    /// An RFC 3339 time with a zone (`Z` or an offset).
-    static func isTimestamp(_ text: String) -> Bool {
-        text.range(
-            of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"#, options: .regularExpression)
-            != nil && ISO8601DateFormatter.withFractions(text) != nil
-    }
-}
-
-extension ISO8601DateFormatter {
-    /// Parses RFC 3339 with or without fractional seconds.
-    static func withFractions(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
     }
 }

@@ -1,5 +1,7 @@
+import AccordCore
 import AccordCrypto
 import AccordServer
+import Admin
 import ArgumentParser
 import Foundation
 import Institutions
@@ -8,7 +10,7 @@ import PGStore
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Network administration from the command line.",
-        subcommands: [CreateNetworkAdmin.self]
+        subcommands: [CreateNetworkAdmin.self, Audit.self]
     )
 
     struct CreateNetworkAdmin: AsyncParsableCommand {
@@ -61,6 +63,39 @@ struct Admin: AsyncParsableCommand {
             }
             print("Created network administrator \(email).")
             if generated { print("Password (shown once): \(password)") }
+        }
+    }
+}
+
+extension Admin {
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print audit events as CSV, newest first (what GET /v1/admin/audit-events?format=csv gives).",
+            discussion: "Runs as the owner role (ACCORD_MIGRATION_DATABASE_URL, else ACCORD_DATABASE_URL)."
+        )
+
+        @Option(help: "Events at or after this RFC 3339 time, such as 2027-01-31T00:00:00Z.") var since: String
+        @Option(help: "Events before this RFC 3339 time.") var until: String?
+        @Option(help: "An action (institution.approve), or a prefix ending in * (institution.*).") var action: String?
+        @Option(help: "An institution's id.") var institution: String?
+        @Option(help: "A user's or a network administrator's id.") var actor: String?
+        @Option(help: "At most this many events.") var limit = 100_000
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            do {
+                guard limit > 0 else { throw CommandFailure("--limit must be 1 or more") }
+                let filter = try AuditFilter.parse(institution: institution, action: action, actor: actor, since: since, until: until)
+                let limit = self.limit
+                let events = try await OperatorTools.withOwnerPool(database) { pool in
+                    try await pool.withTransaction { tx in try await AuditLog.events(filter, before: Int.max, limit: limit, on: tx) }
+                }
+                FileHandle.standardOutput.write(Data(AuditLog.csv(events).utf8))
+            } catch let problem as Problem {
+                throw CommandFailure(problem.detail ?? problem.title)
+            } catch {
+                throw CommandFailure.from(error)
+            }
         }
     }
 }

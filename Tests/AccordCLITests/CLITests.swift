@@ -193,6 +193,20 @@ struct CLITests {
 
             let seeded = try await AccordProcess.run(["seed", "demo", "--if-empty"], environment: env)
             #expect(seeded.stdout.contains("no demo seeded"), "the database has an admin and an entry already")
+
+            // The audit log as CSV: the administrator's creation is there, filtered by action.
+            let audit = try await AccordProcess.run(
+                ["admin", "audit", "--since", "2000-01-01T00:00:00Z", "--action", "network_admin.*"], environment: env)
+            #expect(audit.status == 0, "\(audit.stderr)")
+            let lines = audit.stdout.split(separator: "\r\n")
+            #expect(lines.first?.hasPrefix("id,occurredAt,action,") == true)
+            #expect(lines.count == 2 && lines[1].contains(",network_admin.created,"), "\(audit.stdout)")
+            let none = try await AccordProcess.run(
+                ["admin", "audit", "--since", "2000-01-01T00:00:00Z", "--action", "institution.*"], environment: env)
+            #expect(none.stdout.split(separator: "\r\n").count == 1)
+            let bad = try await AccordProcess.run(["admin", "audit", "--since", "yesterday"], environment: env)
+            #expect(bad.status != 0)
+            #expect(bad.stderrLines.filter { $0.hasPrefix("Error: ") }.first?.contains("since") == true)
         }
     }
 

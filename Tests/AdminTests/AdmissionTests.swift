@@ -1,6 +1,7 @@
 import AccordTesting
 import Foundation
 import HTTPTypes
+import NIOCore
 import Testing
 
 @Suite("Admission, tiers and the audit log")
@@ -42,6 +43,28 @@ struct AdmissionTests {
             ] {
                 #expect(actions.contains(action), "\(action) not audited")
             }
+
+            // Filters: by institution, action (or a prefix), and time; unknown values are named.
+            let filtered = try await h.request(.get, "/v1/admin/audit-events?institution=\(id)&action=institution.suspend", token: admin)
+            #expect((filtered["items"] as? [[String: Any]])?.compactMap { $0["action"] as? String } == ["institution.suspend"])
+            let prefixed = try await h.request(.get, "/v1/admin/audit-events?action=institution.*&institution=\(id)&limit=100", token: admin)
+            #expect((prefixed["items"] as? [[String: Any]])?.allSatisfy { ($0["action"] as? String)?.hasPrefix("institution.") == true } == true)
+            #expect((prefixed["items"] as? [Any])?.count == 5)
+            let future = try await h.request(.get, "/v1/admin/audit-events?since=2999-01-01T00:00:00Z", token: admin)
+            #expect((future["items"] as? [Any])?.isEmpty == true)
+            let bad = try await h.request(.get, "/v1/admin/audit-events?since=yesterday&institution=x&action=DROP%20TABLE", token: admin)
+            #expect(bad.status == .unprocessableContent)
+            #expect(Set(bad.problemFields) == ["since", "institution", "action"])
+            #expect(try await h.request(.get, "/v1/admin/audit-events?format=xml", token: admin).problemFields == ["format"])
+            // CSV: the same events, one line each after the header.
+            let (status, headers, body) = try await h.send(
+                "/v1/admin/audit-events?format=csv&institution=\(id)&action=institution.*", .get, [.authorization: "Bearer \(admin)"], nil)
+            #expect(status == .ok)
+            #expect(headers[.contentType] == "text/csv; charset=utf-8")
+            let csv = String(buffer: body).split(separator: "\r\n")
+            #expect(csv.first == "id,occurredAt,action,institutionId,actorUserId,actorAdminId,targetType,targetId,detail,clientAddress")
+            #expect(csv.count == 6)
+            #expect(csv.dropFirst().allSatisfy { $0.contains(",institution.") && $0.contains(id.uuidString.lowercased()) })
         }
     }
 
