@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: bench-rooms db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
+.PHONY: bench-rooms bench-admin-stats db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -49,6 +49,9 @@ bench-directory: db
 
 bench-rooms: db
 	eval "$$(Deploy/local/env)" && Benchmarks/rooms
+
+bench-admin-stats: db
+	eval "$$(Deploy/local/env)" && Benchmarks/admin-stats
 
 clean-db:
 	Deploy/local/clean

@@ -40,6 +40,13 @@ public struct AdminController: Sendable {
             let body = try await JSONBody.decode(TierRequest.self, from: request, context: context)
             return try await admission.setTier(body.tier, on: try context.pathID(), caller: context.identity)
         }
+        routes.get("admin/stats") { request, context -> Response in
+            let format = request.uri.queryParameters.get("format") ?? "json"
+            guard format == "json" || format == "csv" else { throw Problem.invalid(field: "format", "must be json or csv") }
+            let json = try await NetworkStats.json(pool: admission.pool, caller: context.identity)
+            let (type, text) = format == "csv" ? ("text/csv; charset=utf-8", try NetworkStats.csv(fromJSON: json)) : ("application/json", json)
+            return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
         routes.get("admin/audit-events") { request, context -> Response in
             let parameters = request.uri.queryParameters
             let format = parameters.get("format") ?? "json"

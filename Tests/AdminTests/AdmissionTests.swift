@@ -2,6 +2,7 @@ import AccordTesting
 import Foundation
 import HTTPTypes
 import NIOCore
+import PGStore
 import Testing
 
 @Suite("Admission, tiers and the audit log")
@@ -102,6 +103,77 @@ struct AdmissionTests {
                 }
             }
             #expect(try await h.count("SELECT count(*) FROM audit_events") >= 1)
+        }
+    }
+}
+
+@Suite("Network statistics")
+struct NetworkStatsTests {
+    @Test func theStatisticsMatchCountsMadeIndependently() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let (a, emailA) = try await h.register(schac: "ulb.be")
+            let (b, emailB) = try await h.register(schac: "uva.nl", country: "NL")
+            let (c, _) = try await h.register(schac: "unibo.it", country: "IT")
+            try await h.approve(a, adminToken: admin)
+            try await h.approve(b, adminToken: admin)
+            _ = c  // stays pending
+            _ = try await h.request(.patch, "/v1/admin/institutions/\(b)", token: admin, json: ["tier": "premium"])
+            let ana = try await h.signIn(emailA)
+            let bram = try await h.signIn(emailB)
+            let proposed = try await h.request(
+                .post, "/v1/partnerships", token: ana, json: ["partner": b.uuidString, "message": "Hello", "activities": ["summer_school"]])
+            _ = try await h.request(.post, "/v1/partnerships/\(proposed.string("id")!)/accept", token: bram)
+            let room = try await h.request(.post, "/v1/rooms", token: ana, json: ["title": "Summer school 2027"])
+            for n in 1...3 {
+                _ = try await h.request(
+                    .post, "/v1/rooms/\(room.string("id")!)/messages", token: ana, json: ["clientId": "m\(n)", "body": "note \(n)"])
+            }
+            _ = try await h.request(.post, "/v1/admin/institutions/\(a)/suspend", token: admin, json: ["reason": "audit"])
+
+            let stats = try await h.request(.get, "/v1/admin/stats", token: admin)
+            try #require(stats.status == .ok, "\(stats.body)")
+            let institutions = try #require(stats["institutions"] as? [String: Any])
+            // Counted independently, as the owner.
+            let owner = try h.database.pool(asOwner: true, maxConnections: 1)
+            func counts(_ sql: String) async throws -> [String: Int] {
+                Dictionary(uniqueKeysWithValues: try await owner.query(PGQuery(unsafeSQL: sql)).decode((String, Int).self))
+            }
+            #expect(institutions["byStatus"] as? [String: Int] == (try await counts("SELECT status, count(*)::int FROM institutions GROUP BY 1")))
+            #expect(institutions["byTier"] as? [String: Int] == (try await counts("SELECT tier, count(*)::int FROM institutions GROUP BY 1")))
+            #expect(
+                institutions["byCountry"] as? [String: Int] == (try await counts("SELECT country::text, count(*)::int FROM institutions GROUP BY 1")))
+            #expect(
+                institutions["byRegion"] as? [String: Int]
+                    == (try await counts(
+                        "SELECT coalesce(c.region, 'Unknown'), count(*)::int FROM institutions i LEFT JOIN countries c ON c.code = i.country GROUP BY 1"
+                    )))
+            #expect(institutions["total"] as? Int == 3)
+            #expect((stats["partnerships"] as? [String: Any])?["byStage"] as? [String: Int] == ["negotiating": 1])
+            let rooms = try #require(stats["rooms"] as? [String: Any])
+            #expect(rooms["total"] as? Int == (try await counts("SELECT 'rooms', count(*)::int FROM rooms"))["rooms"])  // the partnership's room too
+            #expect(rooms["activeLast30Days"] as? Int == 1)
+            #expect((rooms["messagesPerDay"] as? [[String: Any]])?.last?["messages"] as? Int == 3)
+            let months = try #require(stats["perMonth"] as? [[String: Any]])
+            #expect(months.count == 24)
+            #expect(months.last?["registrations"] as? Int == 3)
+            #expect(months.last?["admissions"] as? Int == 2)
+            #expect(
+                (stats["directory"] as? [String: Any])?["entries"] as? Int
+                    == (try await counts("SELECT 'd', count(*)::int FROM directory_entries"))["d"])
+            await owner.close()
+
+            // CSV, and who may not.
+            let (status, headers, body) = try await h.send("/v1/admin/stats?format=csv", .get, [.authorization: "Bearer \(admin)"], nil)
+            #expect(status == .ok)
+            #expect(headers[.contentType] == "text/csv; charset=utf-8")
+            let csv = String(buffer: body)
+            #expect(csv.hasPrefix("metric,key,value\r\n"))
+            #expect(csv.contains("institutions.byStatus,pending,1\r\n"))
+            #expect(csv.contains("partnerships.byStage,negotiating,1\r\n"))
+            #expect(try await h.request(.get, "/v1/admin/stats?format=xml", token: admin).problemFields == ["format"])
+            #expect(try await h.request(.get, "/v1/admin/stats", token: bram).status == .forbidden)
+            #expect(try await h.request(.get, "/v1/admin/stats").status == .unauthorized)
         }
     }
 }
