@@ -13,14 +13,10 @@ public struct AdminController: Sendable {
     public func addRoutes(to routes: RouterGroup<AdminContext>) {
         routes.get("admin/institutions") { request, context in
             let parameters = request.uri.queryParameters
-            let status = try parameters.get("status").map { text in
-                guard let status = InstitutionStatus(rawValue: text) else {
-                    throw Problem.invalid(field: "status", "must be pending, active, rejected or suspended")
-                }
-                return status
-            }
+            var filters: [String: String] = [:]
+            for name in ["status", "tier", "country", "region", "q", "sort"] { filters[name] = parameters.get(name) }
             return try await admission.list(
-                status: status, limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"),
+                parameters: filters, limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"),
                 caller: context.identity)
         }
         for decision in AdmissionService.Decision.allCases {

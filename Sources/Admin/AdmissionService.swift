@@ -8,10 +8,13 @@ public struct AdmissionService: Sendable {
     /// Called after every committed decision, since statuses and tiers are part of what sessions
     /// resolve to (the server forgets the sessions it keeps in memory).
     let identitiesChanged: @Sendable () -> Void
+    /// The country and region lists the filters are checked against (read once).
+    let reference: ReferenceData
 
     public init(pool: PGPool, identitiesChanged: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
         self.identitiesChanged = identitiesChanged
+        self.reference = ReferenceData(pool: pool)
     }
 
     /// An admission decision and the status change it makes.
@@ -36,11 +39,41 @@ public struct AdmissionService: Sendable {
     }
 
     /// Institutions, newest first, optionally of one status; keyset-paged.
-    public func list(status: InstitutionStatus?, limit: Int, cursor: String?, caller: Identity) async throws -> Page<InstitutionSummary> {
+    /// The network's institutions, newest (or oldest) first, filtered by status, tier, country,
+    /// region and words of a name or SCHAC code; 422 naming each filter value that is not valid.
+    public func list(parameters: [String: String], limit: Int, cursor: String?, caller: Identity) async throws -> Page<InstitutionSummary> {
         try Self.requireNetworkAdmin(caller)
+        var v = Validator()
+        var filter = AdmissionStore.ListFilter()
+        if let text = parameters["status"] {
+            filter.status = InstitutionStatus(rawValue: text)
+            v.check(filter.status != nil, "status", "must be pending, active, rejected or suspended")
+        }
+        if let text = parameters["tier"] {
+            filter.tier = Tier(rawValue: text)
+            v.check(filter.tier != nil, "tier", "must be one of \(Tier.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let lists = try await reference.lists()
+        if let country = parameters["country"] {
+            v.check(lists.countries.contains(country), "country", "must be an ISO 3166-1 alpha-2 code such as BE")
+            filter.country = country
+        }
+        if let region = parameters["region"] {
+            v.check(lists.regions[region] != nil, "region", "must be a UN M49 region code such as 150 (Europe)")
+            filter.region = region
+        }
+        if let text = parameters["q"] {
+            v.text(text, "q", 1...100)
+            filter.query = text
+        }
+        if let sort = parameters["sort"] {
+            v.check(sort == "newest" || sort == "oldest", "sort", "must be newest or oldest")
+            filter.oldestFirst = sort == "oldest"
+        }
+        try v.validate()
         let after = try cursor.map { try Cursor.decode(CreatedPosition.self, from: $0) }
         let fetched = try await pool.withTenant(caller) { tx in
-            try await AdmissionStore.list(status: status, after: after, limit: limit + 1, on: tx)
+            try await AdmissionStore.list(filter, after: after, limit: limit + 1, on: tx)
         }
         return Page(fetched: fetched, limit: limit) { CreatedPosition(createdAt: $0.createdAt, id: $0.id) }
     }

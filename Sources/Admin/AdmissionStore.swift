@@ -41,13 +41,47 @@ enum AdmissionStore {
     }
 
     /// Up to `limit` institutions after `position`, newest first, optionally of one status.
-    static func list(
-        status: InstitutionStatus?, after position: CreatedPosition?, limit: Int, on tx: PGConnection
-    ) async throws -> [InstitutionSummary] {
+    /// The filters of the administrators' list of institutions.
+    struct ListFilter {
+        var status: InstitutionStatus?
+        var tier: Tier?
+        var country: String?
+        /// A UN M49 region, sub-region or intermediate-region code.
+        var region: String?
+        /// Words of a name or a SCHAC code (case-insensitive substring).
+        var query: String?
+        var oldestFirst = false
+    }
+
+    static func list(_ filter: ListFilter, after position: CreatedPosition?, limit: Int, on tx: PGConnection) async throws -> [InstitutionSummary] {
         var query: PGQuery = "SELECT \(summaryColumns) FROM \(summarySource) WHERE true"
-        if let status { query.append(" AND i.status = \(status.rawValue)") }
-        if let position { query.append(" AND (i.created_at, i.id) < (\(position.createdAt)::timestamptz, \(position.id))") }
-        query.append(" ORDER BY i.created_at DESC, i.id DESC LIMIT \(limit)")
+        if let status = filter.status { query.append(" AND i.status = \(status.rawValue)") }
+        if let tier = filter.tier { query.append(" AND i.tier = \(tier.rawValue)") }
+        if let country = filter.country { query.append(" AND i.country = \(country)") }
+        if let region = filter.region {
+            query.append(
+                """
+                 AND i.country IN (SELECT c.code FROM countries c
+                                   WHERE \(region) IN (c.region_code, c.sub_region_code, c.intermediate_region_code))
+                """)
+        }
+        if let text = filter.query {
+            let pattern =
+                "%"
+                + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_") + "%"
+            query.append(
+                " AND (i.schac ILIKE \(pattern) OR EXISTS (SELECT 1 FROM jsonb_array_elements(i.names) n WHERE n->>'value' ILIKE \(pattern)))")
+        }
+        let order = filter.oldestFirst ? "ASC" : "DESC"
+        if let position {
+            query.append(
+                filter.oldestFirst
+                    ? " AND (i.created_at, i.id) > (\(position.createdAt)::timestamptz, \(position.id))"
+                    : " AND (i.created_at, i.id) < (\(position.createdAt)::timestamptz, \(position.id))")
+        }
+        query.append(PGQuery(unsafeSQL: " ORDER BY i.created_at \(order), i.id \(order)"))
+        query.append(" LIMIT \(limit)")
         return try await tx.query(query).map(summary)
     }
 

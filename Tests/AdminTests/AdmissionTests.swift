@@ -177,3 +177,39 @@ struct NetworkStatsTests {
         }
     }
 }
+
+@Suite("The administrators' list of institutions")
+struct AdminInstitutionListTests {
+    @Test func filtersByStatusTierCountryRegionAndWords() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let (ulb, _) = try await h.register(schac: "ulb.be", extra: ["names": [["lang": "fr", "value": "Université Libre de Bruxelles"]]])
+            let (uva, _) = try await h.register(
+                schac: "uva.nl", country: "NL", extra: ["names": [["lang": "en", "value": "University of Amsterdam"]]])
+            let (usp, _) = try await h.register(
+                schac: "usp.br", country: "BR", extra: ["names": [["lang": "pt", "value": "Universidade de São Paulo"]]])
+            try await h.approve(uva, adminToken: admin)
+            try await h.approve(usp, adminToken: admin)
+            _ = try await h.request(.patch, "/v1/admin/institutions/\(usp)", token: admin, json: ["tier": "premium"])
+            func ids(_ query: String) async throws -> [String] {
+                let reply = try await h.request(.get, "/v1/admin/institutions?\(query)", token: admin)
+                #expect(reply.status == .ok, "\(query): \(reply.body)")
+                return (reply["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            }
+            #expect(try await ids("status=pending") == [ulb.uuidString])
+            #expect(try await ids("tier=premium") == [usp.uuidString])
+            #expect(try await ids("country=NL") == [uva.uuidString])
+            #expect(try await ids("region=150") == [uva.uuidString, ulb.uuidString])  // Europe, newest first
+            #expect(try await ids("region=150&sort=oldest") == [ulb.uuidString, uva.uuidString])
+            #expect(try await ids("region=419") == [usp.uuidString])  // Latin America and the Caribbean
+            #expect(try await ids("q=amsterdam") == [uva.uuidString])
+            #expect(try await ids("q=USP.BR") == [usp.uuidString])
+            #expect(try await ids("q=100%25") == [])
+            #expect(try await ids("status=active&country=BR&tier=premium&q=paulo") == [usp.uuidString])
+            // Every filter value that does not exist is named.
+            let bad = try await h.request(.get, "/v1/admin/institutions?status=gone&tier=gold&country=XX&region=999&sort=name", token: admin)
+            #expect(bad.status == .unprocessableContent)
+            #expect(Set(bad.problemFields) == ["status", "tier", "country", "region", "sort"])
+        }
+    }
+}
