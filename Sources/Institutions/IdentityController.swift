@@ -49,6 +49,17 @@ public struct IdentityController: Sendable {
                 response: try await membership.accept(token: token, body, clientAddress: context.clientAddress))
         }
 
+        routes.post("password-resets") { request, context -> HTTPResponse.Status in
+            let body = try await JSONBody.decode(IdentityService.PasswordResetRequest.self, from: request, context: context)
+            try await identity.requestPasswordReset(body)
+            return .accepted
+        }
+        routes.post("password-resets/{token}") { request, context -> HTTPResponse.Status in
+            let token = try context.parameters.require("token")
+            let body = try await JSONBody.decode(IdentityService.NewPassword.self, from: request, context: context)
+            try await identity.resetPassword(token: token, body)
+            return .noContent
+        }
         routes.post("email-verifications/{token}") { _, context -> IdentityService.EmailVerification in
             try await identity.verifyEmail(token: try context.parameters.require("token"))
         }
