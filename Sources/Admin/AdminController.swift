@@ -36,6 +36,20 @@ public struct AdminController: Sendable {
             let body = try await JSONBody.decode(TierRequest.self, from: request, context: context)
             return try await admission.setTier(body.tier, on: try context.pathID(), caller: context.identity)
         }
+        routes.get("admin/users") { request, context in
+            let parameters = request.uri.queryParameters
+            var filters: [String: String] = [:]
+            for name in ["q", "institution", "role", "status"] { filters[name] = parameters.get(name) }
+            return try await admission.users(
+                parameters: filters, limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"),
+                caller: context.identity)
+        }
+        routes.post("admin/users/{id}/disable") { _, context in
+            try await admission.setDisabled(true, user: try context.pathID(), caller: context.identity)
+        }
+        routes.post("admin/users/{id}/enable") { _, context in
+            try await admission.setDisabled(false, user: try context.pathID(), caller: context.identity)
+        }
         routes.get("admin/stats") { request, context -> Response in
             let format = request.uri.queryParameters.get("format") ?? "json"
             guard format == "json" || format == "csv" else { throw Problem.invalid(field: "format", "must be json or csv") }
@@ -62,3 +76,4 @@ public struct AdminController: Sendable {
 }
 
 extension InstitutionSummary: ResponseEncodable {}
+extension AdminUser: ResponseEncodable {}

@@ -68,6 +68,9 @@ extension IdentityService {
         if let status = account.institutionStatus, status == "rejected" || status == "suspended" {
             throw Problem.forbidden("Your institution's membership is \(status); signing in is not possible.")
         }
+        if !account.isAdmin, try await pool.query("SELECT accord_account_disabled(\(account.id))").scalar(Bool.self) {
+            throw Problem.forbidden("This account is disabled by the network's administrators; signing in is not possible.")
+        }
         return try await createSession(accountID: account.id, isAdmin: account.isAdmin, institutionID: account.institutionID)
     }
 

@@ -213,3 +213,46 @@ struct AdminInstitutionListTests {
         }
     }
 }
+
+@Suite("User accounts")
+struct AdminUserTests {
+    @Test func searchDisableAndEnableAccounts() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let (a, emailA) = try await h.register(schac: "ulb.be")
+            let (b, emailB) = try await h.register(schac: "uva.nl", country: "NL")
+            try await h.approve(a, adminToken: admin)
+            try await h.approve(b, adminToken: admin)
+            let bram = try await h.signIn(emailB)
+            // Search by words of an e-mail address or name, institution, role, status.
+            let found = try await h.request(.get, "/v1/admin/users?q=UVA.NL", token: admin)
+            let items = try #require(found["items"] as? [[String: Any]])
+            #expect(items.compactMap { $0["email"] as? String } == [emailB])
+            let user = try #require(items.first)
+            #expect(Set(user.keys).isSuperset(of: ["id", "email", "name", "institution", "role", "status"]))
+            #expect(user["institution"] as? String == b.uuidString && user["role"] as? String == "admin" && user["status"] as? String == "active")
+            #expect((try await h.request(.get, "/v1/admin/users?institution=\(a)", token: admin)["items"] as? [[String: Any]])?.count == 1)
+            let bad = try await h.request(.get, "/v1/admin/users?role=dean&status=gone&institution=x", token: admin)
+            #expect(Set(bad.problemFields) == ["role", "status", "institution"])
+
+            // Disabling ends the account's sessions and sign-ins; enabling restores sign-in.
+            let id = try #require(user["id"] as? String)
+            let disabled = try await h.request(.post, "/v1/admin/users/\(id)/disable", token: admin)
+            #expect(disabled.string("status") == "disabled")
+            #expect(try await h.request(.get, "/v1/me", token: bram).status == .unauthorized)
+            #expect(try await h.request(.post, "/v1/sessions", json: ["email": emailB, "password": Harness.password]).status == .forbidden)
+            #expect((try await h.request(.get, "/v1/admin/users?status=disabled", token: admin)["items"] as? [Any])?.count == 1)
+            let enabled = try await h.request(.post, "/v1/admin/users/\(id)/enable", token: admin)
+            #expect(enabled.string("status") == "active")
+            _ = try await h.signIn(emailB)
+            #expect(try await h.request(.post, "/v1/admin/users/\(UUID())/disable", token: admin).status == .notFound)
+            // Only network administrators.
+            let ana = try await h.signIn(emailA)
+            #expect(try await h.request(.get, "/v1/admin/users", token: ana).status == .forbidden)
+            #expect(try await h.request(.post, "/v1/admin/users/\(id)/disable", token: ana).status == .forbidden)
+            #expect(try await h.request(.get, "/v1/admin/users").status == .unauthorized)
+            let audit = try await h.request(.get, "/v1/admin/audit-events?action=account.*&institution=\(b)", token: admin)
+            #expect((audit["items"] as? [[String: Any]])?.compactMap { $0["action"] as? String } == ["account.enabled", "account.disabled"])
+        }
+    }
+}
