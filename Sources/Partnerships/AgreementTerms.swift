@@ -279,10 +279,8 @@ extension AgreementTerms {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return "" }
         // UUIDs encode in uppercase; the canonical form (RFC 9562) is lowercase.
-        return Self.lowercasingUUIDs(String(decoding: data, as: UTF8.self))
+        return String(decoding: data, as: UTF8.self).replacingUUIDCase()
     }
-
-    static func lowercasingUUIDs(_ json: String) -> String { json.replacingUUIDCase() }
 }
 
 extension String {

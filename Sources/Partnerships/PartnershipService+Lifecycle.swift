@@ -19,6 +19,11 @@ extension PartnershipService {
         }
     }
 
+    /// 404 unless the caller's institution is a party of the partnership.
+    public func requireParty(_ id: UUID, caller: Identity) async throws {
+        try await asParty(id, caller: caller) { _ in }
+    }
+
     /// Locks the partnership for a change by the caller; 404 for a non-party. A partnership of a
     /// suspended institution is frozen: no change by or towards it (409 naming the suspension)
     /// until the network's administrators reinstate it.
@@ -251,18 +256,21 @@ extension PartnershipService {
     }
 
     public func version(_ version: Int, of id: UUID, caller: Identity) async throws -> AgreementVersion {
-        try await asParty(id, caller: caller) { tx in
-            guard let found = try await PartnershipStore.versions(of: id, only: version, on: tx).first else {
-                throw Problem.notFound("No such agreement version.")
-            }
-            return found
-        }
+        try await asParty(id, caller: caller) { tx in try await Self.version(version, of: id, on: tx) }
     }
 
-    /// Two versions compared field by field.
+    static func version(_ version: Int, of id: UUID, on tx: PGConnection) async throws -> AgreementVersion {
+        guard let found = try await PartnershipStore.versions(of: id, only: version, on: tx).first else {
+            throw Problem.notFound("No such agreement version.")
+        }
+        return found
+    }
+
+    /// Two versions compared field by field (both read in one transaction).
     public func diff(_ from: Int, _ to: Int, of id: UUID, caller: Identity) async throws -> AgreementDiff {
-        let a = try await version(from, of: id, caller: caller)
-        let b = try await version(to, of: id, caller: caller)
+        let (a, b) = try await asParty(id, caller: caller) { tx in
+            (try await Self.version(from, of: id, on: tx), try await Self.version(to, of: id, on: tx))
+        }
         let decoder = JSONDecoder()
         let left = try decoder.decode(JSONValue.self, from: Data(AgreementTerms.canonicalJSON(a.terms).utf8))
         let right = try decoder.decode(JSONValue.self, from: Data(AgreementTerms.canonicalJSON(b.terms).utf8))

@@ -60,7 +60,7 @@ public struct PartnershipsController: Sendable {
 
         routes.put("partnerships/{id}/agreement") { request, context -> EditedResponse<AgreementVersion> in
             let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)  // a non-party learns nothing from validation
+            try await partnerships.requireParty(id, caller: context.identity)  // a non-party learns nothing from validation
             let terms = try await JSONBody.decodeStrictly(AgreementTerms.self, from: request, context: context)
             let version = try await partnerships.draft(terms, for: id, caller: context.identity)
             return EditedResponse(
@@ -81,48 +81,36 @@ public struct PartnershipsController: Sendable {
                 try Self.version(context, "version"), try Self.version(context, "to"), of: try context.pathID(), caller: context.identity)
         }
         routes.post("partnerships/{id}/renew") { request, context -> EditedResponse<AgreementVersion> in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(RenewalInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(RenewalInput.self, request, context)
             let version = try await partnerships.renew(input, id, caller: context.identity)
             return EditedResponse(
                 status: .created, headers: [.location: "/v1/partnerships/\(id)/agreement/versions/\(version.version)"], response: version)
         }
         routes.post("partnerships/{id}/terminate") { request, context in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(TerminationInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(TerminationInput.self, request, context)
             return try await partnerships.terminate(input, id, caller: context.identity)
         }
 
         routes.post("partnerships/{id}/meetings") { request, context -> EditedResponse<Meeting> in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(MeetingInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(MeetingInput.self, request, context)
             return EditedResponse(status: .created, response: try await partnerships.addMeeting(input, to: id, caller: context.identity))
         }
         routes.get("partnerships/{id}/meetings") { _, context in
             MeetingList(items: try await partnerships.meetings(of: try context.pathID(), caller: context.identity))
         }
         routes.patch("partnerships/{id}/meetings/{meetingId}") { request, context in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(MeetingInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(MeetingInput.self, request, context)
             return try await partnerships.changeMeeting(try context.pathID("meetingId"), in: id, input, caller: context.identity)
         }
         routes.post("partnerships/{id}/notes") { request, context -> EditedResponse<Note> in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(NoteInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(NoteInput.self, request, context)
             return EditedResponse(status: .created, response: try await partnerships.addNote(input, to: id, caller: context.identity))
         }
         routes.get("partnerships/{id}/notes") { _, context in
             NoteList(items: try await partnerships.notes(of: try context.pathID(), caller: context.identity))
         }
         routes.post("partnerships/{id}/kpi-reports") { request, context in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let input = try await JSONBody.decode(KPIReportInput.self, from: request, context: context)
+            let (id, input) = try await partyBody(KPIReportInput.self, request, context)
             return try await partnerships.report(input, for: id, caller: context.identity)
         }
         routes.get("partnerships/{id}/assessment") { _, context in
@@ -139,11 +127,17 @@ public struct PartnershipsController: Sendable {
                 status: .ok, headers: [.contentType: "application/xml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
         routes.post("partnerships/{id}/agreement/approvals") { request, context in
-            let id = try context.pathID()
-            _ = try await partnerships.partnership(id, caller: context.identity)
-            let body = try await JSONBody.decode(ApprovalRequest.self, from: request, context: context)
+            let (id, body) = try await partyBody(ApprovalRequest.self, request, context)
             return try await partnerships.approve(body, for: id, caller: context.identity)
         }
+    }
+
+    /// The path's partnership and the request's body, read only once the caller is known to be a
+    /// party: a non-party gets 404 whatever it sent, and learns nothing from validation.
+    func partyBody<Body: Decodable>(_ type: Body.Type, _ request: Request, _ context: AuthenticatedContext) async throws -> (UUID, Body) {
+        let id = try context.pathID()
+        try await partnerships.requireParty(id, caller: context.identity)
+        return (id, try await JSONBody.decode(type, from: request, context: context))
     }
 
     /// A version number from the path (404 when it is not one).
