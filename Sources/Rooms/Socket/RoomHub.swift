@@ -50,6 +50,10 @@ public final class RoomHub: Service, Sendable {
         var nextID = 0
         var revalidationPending = false
         var stopping = false
+        /// Sockets removed whose presence is still being left (shutdown waits for them).
+        var detaching = 0
+        /// The (room, user) pairs that had sockets here when the hub began to stop.
+        var pairsAtStop: [(UUID, UUID)] = []
     }
 
     private let state = Mutex(State())
@@ -73,20 +77,16 @@ public final class RoomHub: Service, Sendable {
         return connection
     }
 
-    /// The room's socket count for a user on this instance (presence is per user).
-    private func localSockets(of user: UUID, in room: UUID) -> Int {
-        state.withLock { $0.rooms[room]?.connections.values.filter { $0.identity.accountID == user }.count ?? 0 }
-    }
-
     func detach(_ connection: RoomConnection) async {
         connection.finish()
-        state.withLock { state in
+        let last = state.withLock { state -> Bool in
             state.rooms[connection.room]?.connections[connection.id] = nil
             if state.rooms[connection.room]?.connections.isEmpty == true { state.rooms[connection.room] = nil }
+            state.detaching += 1
+            return state.rooms[connection.room]?.connections.values.contains { $0.identity.accountID == connection.identity.accountID } != true
         }
-        if localSockets(of: connection.identity.accountID, in: connection.room) == 0 {
-            await leavePresence([(connection.room, connection.identity.accountID)])
-        }
+        if last { await leavePresence([(connection.room, connection.identity.accountID)]) }
+        state.withLock { $0.detaching -= 1 }
     }
 
     /// Marks the user online in the room (a new socket) and tells the room if they just came online.
@@ -302,9 +302,13 @@ public final class RoomHub: Service, Sendable {
         }
         // The sockets close once what they are owed is written; the HTTP server stops after this
         // service (it comes after it in the service group), so their 1001 goes out first.
+        // Presence is left here, before the pool closes: what the sockets' own detaching has not
+        // removed by the deadline goes with the pairs they had when stopping began.
         let deadline = ContinuousClock.now + .seconds(10)
-        while socketCount > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        await leaveAllPresence()
+        while state.withLock({ $0.detaching > 0 || !$0.rooms.isEmpty }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        await leavePresence(state.withLock { $0.pairsAtStop } + localPairs)
     }
 
     private func sweepSoon() {
@@ -359,16 +363,15 @@ public final class RoomHub: Service, Sendable {
     func stop() {
         let connections = state.withLock { state -> [RoomConnection] in
             state.stopping = true
+            state.pairsAtStop = state.rooms.flatMap { room, roomState in
+                Set(roomState.connections.values.map(\.identity.accountID)).map { (room, $0) }
+            }
             return state.rooms.values.flatMap { $0.connections.values }
         }
         for connection in connections { connection.close(.goingAway, flush: true) }
     }
 
     var isStopping: Bool { state.withLock { $0.stopping } }
-
-    private func leaveAllPresence() async {
-        await leavePresence(localPairs)
-    }
 
     /// The (room, user) pairs with a socket on this instance: its share of presence.
     private var localPairs: [(UUID, UUID)] {
