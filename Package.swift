@@ -154,7 +154,7 @@ let package = Package(
         ),
         featureTests("InstitutionsTests", ["AccordCrypto", "Institutions", .logging, .nioCore]),
         featureTests("DirectoryTests", ["AccordSeeding", "Directory", "Institutions"]),
-        featureTests("AdminTests", ["Admin", .nioCore]),
+        featureTests("AdminTests", ["Admin", "AccordCrypto", .nioCore]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),

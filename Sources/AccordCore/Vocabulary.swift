@@ -14,11 +14,6 @@ public enum InstitutionStatus: String, Codable, Sendable, CaseIterable {
     case pending, active, rejected, suspended
 }
 
-/// The membership tier a network administrator gives an institution.
-public enum Tier: String, Codable, Sendable, CaseIterable {
-    case member, partner, premium
-}
-
 /// What an institution can offer or seek in a partnership.
 public enum Activity: String, Codable, Sendable, CaseIterable {
     case studentExchange = "student_exchange"
@@ -90,4 +85,3 @@ extension Activity {
 
 extension InstitutionRole: PGEncodable, PGDecodable {}
 extension InstitutionStatus: PGEncodable, PGDecodable {}
-extension Tier: PGEncodable, PGDecodable {}

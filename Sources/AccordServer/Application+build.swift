@@ -83,9 +83,11 @@ public func buildRouter(
     let v1 = router.group("v1").add(middleware: Authenticator(identity: identityService))
     let authenticated = v1.group(context: AuthenticatedContext.self)
     identityController.addRoutes(public: v1, authenticated: authenticated)
-    let admission = AdmissionService(pool: pool, identitiesChanged: { identityCache?.invalidateAll() })
+    let admission = AdmissionService(pool: pool, publicBaseURL: identity.publicBaseURL, identitiesChanged: { identityCache?.invalidateAll() })
     AdminController(admission: admission).addRoutes(to: v1.group(context: AdminContext.self))
-    DirectoryController(directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference).addRoutes(
+    DirectoryController(
+        directory: DirectoryService(pool: pool, reference: reference, index: directoryIndex), reference: reference, tiers: Tiers(pool: pool)
+    ).addRoutes(
         to: authenticated)
     RoomsController(rooms: RoomService(pool: pool, reference: reference, configuration: rooms)).addRoutes(to: authenticated)
     PartnershipsController(partnerships: PartnershipService(pool: pool, reference: reference)).addRoutes(to: authenticated)

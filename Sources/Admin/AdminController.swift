@@ -50,6 +50,31 @@ public struct AdminController: Sendable {
         routes.post("admin/users/{id}/enable") { _, context in
             try await admission.setDisabled(false, user: try context.pathID(), caller: context.identity)
         }
+        routes.get("admin/tiers") { _, context in try await admission.tierList(caller: context.identity) }
+        routes.post("admin/tiers") { request, context in
+            let body = try await JSONBody.decodeStrictly(NewTier.self, from: request, context: context)
+            return EditedResponse(status: .created, response: try await admission.addTier(body, caller: context.identity))
+        }
+        routes.get("admin/network-admins") { _, context in try await admission.networkAdmins(caller: context.identity) }
+        routes.post("admin/network-admins") { request, context in
+            let body = try await JSONBody.decodeStrictly(NewNetworkAdmin.self, from: request, context: context)
+            return EditedResponse(status: .created, response: try await admission.addNetworkAdmin(body, caller: context.identity))
+        }
+        routes.delete("admin/network-admins/{id}") { _, context -> HTTPResponse.Status in
+            try await admission.removeNetworkAdmin(try context.pathID(), caller: context.identity)
+            return .noContent
+        }
+        routes.get("admin/throttles") { request, context in
+            let parameters = request.uri.queryParameters
+            return try await admission.throttles(
+                limit: try Limit.parse(parameters.get("limit"), default: 50), cursor: parameters.get("cursor"), caller: context.identity)
+        }
+        routes.delete("admin/throttles") { request, context in
+            let parameters = request.uri.queryParameters
+            let cleared = try await admission.clearThrottles(
+                email: parameters.get("email"), address: parameters.get("address"), caller: context.identity)
+            return ThrottlesCleared(cleared: cleared)
+        }
         routes.get("admin/stats") { request, context -> Response in
             let format = request.uri.queryParameters.get("format") ?? "json"
             guard format == "json" || format == "csv" else { throw Problem.invalid(field: "format", "must be json or csv") }
@@ -77,3 +102,11 @@ public struct AdminController: Sendable {
 
 extension InstitutionSummary: ResponseEncodable {}
 extension AdminUser: ResponseEncodable {}
+extension InstitutionDetail: ResponseEncodable {}
+extension Tiers.Tier: ResponseEncodable {}
+extension NetworkAdmin: ResponseEncodable {}
+
+/// The answer of `DELETE /v1/admin/throttles`: how many counters were cleared.
+struct ThrottlesCleared: ResponseEncodable {
+    var cleared: Int
+}

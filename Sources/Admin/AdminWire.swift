@@ -9,7 +9,8 @@ public struct InstitutionSummary: Codable, Sendable {
     public var country: String
     public var type: String
     public var status: InstitutionStatus
-    public var tier: Tier
+    /// One of the network's tiers (`GET /v1/admin/tiers`).
+    public var tier: String
     public var claimed: Bool
     /// For a registration that claims an imported entry: that entry.
     public var claimOf: UUID?

@@ -10,11 +10,17 @@ public struct AdmissionService: Sendable {
     let identitiesChanged: @Sendable () -> Void
     /// The country and region lists the filters are checked against (read once).
     let reference: ReferenceData
+    /// The network's tiers.
+    let tiers: Tiers
+    /// Where the web client is served (links in mails start with it).
+    let publicBaseURL: String
 
-    public init(pool: PGPool, identitiesChanged: @escaping @Sendable () -> Void = {}) {
+    public init(pool: PGPool, publicBaseURL: String = "http://127.0.0.1:8080", identitiesChanged: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
+        self.publicBaseURL = publicBaseURL
         self.identitiesChanged = identitiesChanged
         self.reference = ReferenceData(pool: pool)
+        self.tiers = Tiers(pool: pool)
     }
 
     /// An admission decision and the status change it makes.
@@ -50,8 +56,8 @@ public struct AdmissionService: Sendable {
             v.check(filter.status != nil, "status", "must be pending, active, rejected or suspended")
         }
         if let text = parameters["tier"] {
-            filter.tier = Tier(rawValue: text)
-            v.check(filter.tier != nil, "tier", "must be one of \(Tier.allCases.map(\.rawValue).joined(separator: ", "))")
+            filter.tier = text
+            v.check(try await tiers.unknown([text]).isEmpty, "tier", "must be one of the network's tiers (GET /v1/admin/tiers)")
         }
         let lists = try await reference.lists()
         if let country = parameters["country"] {
@@ -78,14 +84,15 @@ public struct AdmissionService: Sendable {
         return Page(fetched: fetched, limit: limit) { CreatedPosition(createdAt: $0.createdAt, id: $0.id) }
     }
 
-    /// One institution as its reviewers see it: registrant, domain proof, competing registrations.
-    public func institution(_ id: UUID, caller: Identity) async throws -> InstitutionSummary {
+    /// One institution as its reviewers see it: registrant, domain proof, competing registrations;
+    /// its users, open partnerships, rooms and latest audit events.
+    public func institution(_ id: UUID, caller: Identity) async throws -> InstitutionDetail {
         try Self.requireNetworkAdmin(caller)
         return try await pool.withTenant(caller) { tx in
             guard try await tx.query("SELECT 1 FROM institutions WHERE id = \(id)").first(Int.self) != nil else {
                 throw Problem.notFound("No such institution.")
             }
-            return try await AdmissionStore.find(id, on: tx)
+            return try await InstitutionDetail.read(try await AdmissionStore.find(id, on: tx), on: tx)
         }
     }
 
@@ -147,14 +154,16 @@ public struct AdmissionService: Sendable {
     /// Gives an institution another tier.
     public func setTier(_ tier: String, on id: UUID, caller: Identity) async throws -> InstitutionSummary {
         try Self.requireNetworkAdmin(caller)
-        guard let tier = Tier(rawValue: tier) else { throw Problem.invalid(field: "/tier", "must be member, partner or premium") }
+        guard try await tiers.unknown([tier]).isEmpty else {
+            throw Problem.invalid(field: "/tier", "must be one of the network's tiers (GET /v1/admin/tiers)")
+        }
         defer { identitiesChanged() }  // after the transaction: this instance serves the change at once
         return try await pool.withTenant(caller) { tx in
             guard let old = try await AdmissionStore.lockTier(id, on: tx) else { throw Problem.notFound("No such institution.") }
             try await AdmissionStore.setTier(id, to: tier, on: tx)
             try await Audit.record(
                 "institution.tier_changed", institutionID: id, actor: caller, targetType: "institution", targetID: id.uuidString,
-                detail: ["from": old, "to": tier.rawValue], on: tx)
+                detail: ["from": old, "to": tier], on: tx)
             return try await AdmissionStore.find(id, on: tx)
         }
     }

@@ -29,13 +29,13 @@ enum AdmissionStore {
         let r = try row.decode((UUID, String, PGJSONB<[LocalizedName]>, String, String, String, String, Bool, UUID?, String?, String).self)
         let (registrantID, email, name, verified, atDomain, competing, heldBy) = try row.decode(
             (UUID?, String?, String?, Bool, Bool, [UUID], UUID?).self, from: 11)
-        guard let status = InstitutionStatus(rawValue: r.5), let tier = Tier(rawValue: r.6) else {
+        guard let status = InstitutionStatus(rawValue: r.5) else {
             throw PGError(.invalidValue, message: "institution \(r.0) has status \(r.5) and tier \(r.6)")
         }
         var registrant: Registrant?
         if let registrantID, let email, let name { registrant = Registrant(id: registrantID, email: email, name: name, emailVerified: verified) }
         return InstitutionSummary(
-            id: r.0, schac: r.1, names: r.2.value, country: r.3, type: r.4, status: status, tier: tier, claimed: r.7, claimOf: r.8,
+            id: r.0, schac: r.1, names: r.2.value, country: r.3, type: r.4, status: status, tier: r.6, claimed: r.7, claimOf: r.8,
             statusReason: r.9, createdAt: r.10, registrant: registrant,
             domainProof: !atDomain ? .none : verified ? .verified : .unverified, competingRegistrations: competing, schacHeldBy: heldBy)
     }
@@ -44,7 +44,7 @@ enum AdmissionStore {
     /// The filters of the administrators' list of institutions.
     struct ListFilter {
         var status: InstitutionStatus?
-        var tier: Tier?
+        var tier: String?
         var country: String?
         /// A UN M49 region, sub-region or intermediate-region code.
         var region: String?
@@ -56,7 +56,7 @@ enum AdmissionStore {
     static func list(_ filter: ListFilter, after position: CreatedPosition?, limit: Int, on tx: PGConnection) async throws -> [InstitutionSummary] {
         var query: PGQuery = "SELECT \(summaryColumns) FROM \(summarySource) WHERE true"
         if let status = filter.status { query.append(" AND i.status = \(status.rawValue)") }
-        if let tier = filter.tier { query.append(" AND i.tier = \(tier.rawValue)") }
+        if let tier = filter.tier { query.append(" AND i.tier = \(tier)") }
         if let country = filter.country { query.append(" AND i.country = \(country)") }
         if let region = filter.region {
             query.append(
@@ -133,7 +133,7 @@ enum AdmissionStore {
         try await tx.query("SELECT tier FROM institutions WHERE id = \(id) FOR UPDATE").first(String.self)
     }
 
-    static func setTier(_ id: UUID, to tier: Tier, on tx: PGConnection) async throws {
-        try await tx.query("UPDATE institutions SET tier = \(tier.rawValue), version = version + 1, updated_at = now() WHERE id = \(id)")
+    static func setTier(_ id: UUID, to tier: String, on tx: PGConnection) async throws {
+        try await tx.query("UPDATE institutions SET tier = \(tier), version = version + 1, updated_at = now() WHERE id = \(id)")
     }
 }

@@ -80,6 +80,18 @@ public struct IdentityController: Sendable {
             try await identity.changePassword(body, caller: context.identity, clientAddress: context.clientAddress)
             return .noContent
         }
+        authenticated.post("me/totp") { _, context -> EditedResponse<IdentityService.TOTPEnrolment> in
+            EditedResponse(status: .created, headers: [.cacheControl: "no-store"], response: try await identity.beginTOTP(caller: context.identity))
+        }
+        authenticated.post("me/totp/confirm") { request, context -> EditedResponse<IdentityService.RecoveryCodes> in
+            let body = try await JSONBody.decodeStrictly(IdentityService.TOTPCode.self, from: request, context: context)
+            return EditedResponse(headers: [.cacheControl: "no-store"], response: try await identity.confirmTOTP(body, caller: context.identity))
+        }
+        authenticated.delete("me/totp") { request, context -> HTTPResponse.Status in
+            let body = try await JSONBody.decodeStrictly(IdentityService.TOTPCode.self, from: request, context: context)
+            try await identity.disableTOTP(body, caller: context.identity)
+            return .noContent
+        }
         authenticated.get("institutions/{id}") { _, context -> EditedResponse<Institution> in
             let (institution, version) = try await membership.profile(try context.pathID(), caller: context.identity)
             return EditedResponse(headers: [.eTag: ETag.of(version: version)], response: institution)
@@ -129,3 +141,6 @@ extension IdentityService.Registration: ResponseEncodable {}
 extension IdentityService.Me: ResponseEncodable {}
 extension MembershipService.Invitation: ResponseEncodable {}
 extension IdentityService.EmailVerification: ResponseEncodable {}
+
+extension IdentityService.TOTPEnrolment: ResponseEncodable {}
+extension IdentityService.RecoveryCodes: ResponseEncodable {}

@@ -17,6 +17,10 @@ extension IdentityService {
     public struct SignInRequest: Codable, Sendable {
         public var email: String
         public var password: String
+        /// For a network administrator with a second factor: the code of their authenticator app,
+        /// or one of their recovery codes instead.
+        public var totp: String?
+        public var recoveryCode: String?
     }
 
     /// The account behind an e-mail address, as the throttle hands it over once an attempt may go on.
@@ -31,8 +35,12 @@ extension IdentityService {
     /// Counts a password attempt for `email` from `clientAddress` before the password is checked
     /// (429 when it must wait; see `IdentityConfiguration` and Schema/0010), then checks it: the
     /// account when the password is right, nil when it is wrong or there is no such account (the
-    /// same time either way). A success clears only this e-mail and address's own counter.
-    func checkPassword(_ password: String, email: String, clientAddress: String?) async throws -> Account? {
+    /// same time either way). A success clears only this e-mail and address's own counter, and
+    /// only once `confirm` (a second factor) accepts the account: while it throws, the attempt
+    /// stays counted.
+    func checkPassword(
+        _ password: String, email: String, clientAddress: String?, confirm: ((Account) async throws -> Void)? = nil
+    ) async throws -> Account? {
         let c = configuration
         guard
             let row = try await pool.query(
@@ -46,6 +54,9 @@ extension IdentityService {
         else { throw PGError(.invalidValue, message: "accord_sign_in_begin answered no row") }
         if row.0 > 0 { throw Problem.tooManyRequests(retryAfterSeconds: row.0) }
         let verified = try await verify(password, against: row.5)
+        if verified, let confirm, let id = row.1, let isAdmin = row.2, let stored = row.5 {
+            try await confirm(Account(id: id, isAdmin: isAdmin, institutionID: row.3, institutionStatus: row.4, passwordHash: stored))
+        }
         try await pool.query("SELECT accord_sign_in_end(\(email), \(clientAddress), \(verified))")
         guard verified, let id = row.1, let isAdmin = row.2, let stored = row.5 else { return nil }
         if configuration.passwordHasher.needsRehash(stored) {
@@ -62,7 +73,11 @@ extension IdentityService {
         v.check(!request.email.isEmpty && request.email.utf8.count <= 254, "/email", "must be an e-mail address")
         v.check(!request.password.isEmpty && request.password.count <= PasswordHasher.maximumLength, "/password", "is required")
         try v.validate()
-        guard let account = try await checkPassword(request.password, email: request.email, clientAddress: clientAddress) else {
+        let secondFactor = { (account: Account) async throws in
+            if account.isAdmin { try await self.checkSecondFactor(of: account.id, request, clientAddress: clientAddress) }
+        }
+        guard let account = try await checkPassword(request.password, email: request.email, clientAddress: clientAddress, confirm: secondFactor)
+        else {
             throw Problem.unauthorized("The e-mail address or the password is wrong.")
         }
         if let status = account.institutionStatus, status == "rejected" || status == "suspended" {
@@ -83,13 +98,21 @@ extension IdentityService {
         let token = Secrets.newToken()
         let tokenHash = Data(Secrets.sha256(token.utf8))
         let expiresAt = Date(timeIntervalSinceNow: configuration.sessionLifetime)
+        let idle = min(configuration.adminIdleTimeout, configuration.sessionLifetime)
+        let idleExpiry = Date(timeIntervalSinceNow: idle)
         let identity = Identity(
             accountID: accountID, institutionID: institutionID, role: nil, isNetworkAdmin: isAdmin, institutionStatus: nil, tokenHash: [])
         let user = try await pool.withTenant(identity) { tx -> User in
             // Each new session removes a few expired ones (anyone's), so the table stays small.
             try await tx.query("SELECT accord_purge_expired_sessions(\(Self.expiredSessionsPurgedPerSignIn))")
             if isAdmin {
-                try await tx.query("INSERT INTO sessions (token_hash, admin_id, expires_at) VALUES (\(tokenHash), \(accountID), \(expiresAt))")
+                // An administrator's session ends after `adminIdleTimeout` unused (each recorded
+                // use moves it on: accord_touch_session), and at `expiresAt` at the latest.
+                try await tx.query(
+                    """
+                    INSERT INTO sessions (token_hash, admin_id, expires_at, idle_timeout, ends_at)
+                    VALUES (\(tokenHash), \(accountID), \(idleExpiry), make_interval(secs => \(idle)), \(expiresAt))
+                    """)
                 return try await UserStore.networkAdmin(accountID, on: tx)
             }
             try await tx.query(
@@ -99,7 +122,7 @@ extension IdentityService {
                 """)
             return try await UserStore.user(accountID, on: tx)
         }
-        return SessionGrant(token: token, expiresAt: expiresAt, user: user)
+        return SessionGrant(token: token, expiresAt: isAdmin ? idleExpiry : expiresAt, user: user)
     }
 
     /// The identity behind a bearer token, or nil when the token is unknown, expired, revoked, or

@@ -33,6 +33,9 @@ public struct IdentityConfiguration: Sendable {
     public var passwordHasher: PasswordHasher
     /// The public address of the web front end, for links in mail (`…/invitations/{token}`).
     public var publicBaseURL: String
+    /// How long a network administrator's session lives unused (it never outlives
+    /// `sessionLifetime`).
+    public var adminIdleTimeout: TimeInterval = 8 * 3600
 
     public init(
         sessionLifetime: TimeInterval = 12 * 3600,
@@ -117,7 +120,9 @@ public struct IdentityService: Sendable {
     func verify(_ password: String, against stored: String?) async throws -> Bool {
         let hasher = configuration.passwordHasher
         return try await NIOThreadPool.singleton.runIfActive {
-            guard let stored else {
+            // No account, or one whose password is still to be chosen ('!', a new administrator):
+            // the same time as a real verification.
+            guard let stored, stored.hasPrefix("$scrypt$") else {
                 hasher.verifyNothing(password)
                 return false
             }

@@ -127,7 +127,7 @@ public struct DirectoryQuery: Sendable, Equatable {
         query.services = list(
             "service", { PartnerService(rawValue: $0) != nil },
             "a service (\(PartnerService.allCases.map(\.rawValue).joined(separator: ", ")))")
-        query.tiers = list("tier", { ["member", "partner", "premium"].contains($0) }, "a tier (member, partner, premium)")
+        query.tiers = list("tier", Tiers.isWellFormed, "a tier code (such as member)")
         func count(_ name: String) -> Int? {
             guard let text = single(name) else { return nil }
             guard let value = Int(text), (0...10_000_000).contains(value) else {
