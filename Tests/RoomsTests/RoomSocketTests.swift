@@ -162,6 +162,13 @@ struct RoomSocketTests {
             // Ana's stays open.
             ana.send(["type": "ping"])
             _ = try await ana.next("pong")
+            // Reinstated: Bram signs in again and the room is his as before (nothing was deleted).
+            let reinstated = try await h.request(
+                .post, "/v1/admin/institutions/\(f.institutionB)/reinstate", token: f.admin, json: ["reason": "fee paid"])
+            #expect(reinstated.status == .ok)
+            let back = f.socket(h, try await h.signIn("intl@uva.nl"))
+            defer { back.close() }
+            _ = try await back.next("hello")
         }
     }
 

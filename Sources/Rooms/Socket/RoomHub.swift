@@ -355,6 +355,8 @@ public final class RoomHub: Service, Sendable {
             let gone = try await pool.query("SELECT room_id, user_id FROM accord_room_presence_expire(\(ttl)::interval)").decode((UUID, UUID).self)
             try await announce(gone, status: "offline")
         } catch {
+            // After the pool closed (the server is stopping) there is nothing to refresh.
+            if (error as? PGError)?.kind == .poolClosed { return }
             logger.warning("presence not refreshed", metadata: ["error": "\(error)"])
         }
     }
