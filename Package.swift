@@ -21,6 +21,8 @@ extension Target.Dependency {
     static let hummingbirdWebSocket = product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
     static let hummingbirdWSClient = product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
     static let logging = product(name: "Logging", package: "swift-log")
+    static let metrics = product(name: "Metrics", package: "swift-metrics")
+    static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
     static let nioWebSocket = product(name: "NIOWebSocket", package: "swift-nio")
@@ -65,6 +67,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
@@ -112,7 +116,7 @@ let package = Package(
             dependencies: [
                 "AccordCore", "Admin", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", .hummingbird, .hummingbirdCore,
                 .hummingbirdWebSocket,
-                .httpTypes, .logging,
+                .httpTypes, .logging, .metrics, .prometheus,
                 .nioCore, .serviceLifecycle, .unixSignals,
             ],
             resources: [.copy("Resources/openapi.yaml")],
@@ -157,6 +161,7 @@ let package = Package(
         featureTests("AdminTests", ["Admin", "AccordCrypto", .nioCore]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
+        featureTests("OperationsTests", [.logging, .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

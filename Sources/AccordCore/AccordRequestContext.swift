@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 
 /// The request context of every Accord route: Hummingbird's core storage, the request id that the
 /// log line, the `X-Request-ID` header and problem bodies share, and — once the authenticator has
@@ -12,6 +14,8 @@ public struct AccordRequestContext: RequestContext {
     public var identity: Identity?
     /// The client's address, for rate limits and the audit log.
     public var clientAddress: String?
+    /// What inner layers learn that the request's log line tells (shared by every copy).
+    public let facts = RequestFacts()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -41,4 +45,17 @@ public struct AuthenticatedContext: ChildRequestContext {
     }
 
     public var maxUploadSize: Int { 1 << 20 }
+}
+
+/// What the request's log line says besides method, route and status, learnt as the request is
+/// handled: the caller's institution once the authenticator has run.
+public final class RequestFacts: Sendable {
+    private let institution = Mutex<UUID?>(nil)
+
+    public init() {}
+
+    public var institutionID: UUID? {
+        get { institution.withLock { $0 } }
+        set { institution.withLock { $0 = newValue } }
+    }
 }

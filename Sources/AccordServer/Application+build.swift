@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     public var roomHub: RoomHub.Configuration
     /// Origins that may open room sockets from a browser (`ACCORD_ALLOWED_ORIGINS`); empty: any.
     public var allowedOrigins: Set<String>
+    /// `GET /metrics` needs this bearer token when set (`ACCORD_METRICS_TOKEN`).
+    public var metricsToken: String?
+    /// Serves `/metrics` on a port of its own instead of the API's (`ACCORD_METRICS_PORT`).
+    public var metricsPort: Int?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
@@ -53,6 +57,8 @@ public struct ServerConfiguration: Sendable {
         self.rooms = rooms
         self.roomHub = roomHub
         self.allowedOrigins = allowedOrigins
+        self.metricsToken = nil
+        self.metricsPort = nil
     }
 }
 
@@ -66,15 +72,19 @@ public struct StartupError: Error, CustomStringConvertible {
 public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
     identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, trustedProxies: TrustedProxies = .none,
-    rooms: RoomsConfiguration = RoomsConfiguration(), roomSockets: RoomSocketRoutes? = nil, logger: Logger = Logger(label: "accord")
+    rooms: RoomsConfiguration = RoomsConfiguration(), roomSockets: RoomSocketRoutes? = nil, metrics: ServerMetrics? = nil,
+    logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
+    ServerMetrics.bootstrap()
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: ClientAddressMiddleware(trusted: trustedProxies))
     let routes = RouteTable()
     router.add(middleware: ProblemMiddleware(routes: routes))
     HealthController(schemaCheck: schemaCheck, directoryIndex: directoryIndex, logger: logger).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
+    metrics?.addRoute(to: router)
 
     let reference = ReferenceData(pool: pool)
     let identityService = IdentityService(pool: pool, configuration: identity, reference: reference, cache: identityCache, logger: logger)
@@ -149,13 +159,24 @@ public func buildApplication(
     }
     services.append(PartnershipClock(pool: pool, logger: logger))
     let hub = RoomHub(pool: pool, listener: listener, configuration: configuration.roomHub, logger: logger)
+    let metrics = ServerMetrics(
+        sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub), token: configuration.metricsToken)
+    if let port = configuration.metricsPort {
+        // Metrics on a port of their own: a second HTTP server with that one route.
+        let metricsRouter = Router()
+        metrics.addRoute(to: metricsRouter)
+        services.append(
+            Application(
+                router: metricsRouter, configuration: .init(address: .hostname(configuration.host, port: port), serverName: "accord-metrics"),
+                logger: logger))
+    }
     let sockets = buildRoomSockets(
         pool: pool, hub: hub, identity: configuration.identity, identityCache: identityCache, rooms: configuration.rooms,
         allowedOrigins: configuration.allowedOrigins, logger: logger)
     let router = buildRouter(
         pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache,
         directoryIndex: directoryIndex, trustedProxies: configuration.trustedProxies, rooms: configuration.rooms, roomSockets: sockets,
-        logger: logger)
+        metrics: configuration.metricsPort == nil ? metrics : nil, logger: logger)
     var application = Application(
         router: router,
         server: webSocketServer(sockets, hub: hub),

@@ -6,8 +6,8 @@ import Logging
 
 /// Gives each request an id (the caller's `X-Request-ID` when it is 1–128 safe characters, else a
 /// new random one), returns it as `X-Request-ID`, and writes one structured log line per request:
-/// method, path (without the secret tokens some paths carry: `RequestPath`), status, duration and
-/// request id.
+/// method, path (without the secret tokens some paths carry: `RequestPath`), route template,
+/// status, duration, request id and the caller's institution.
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = AccordRequestContext
 
@@ -30,14 +30,15 @@ struct RequestLogMiddleware: RouterMiddleware {
         response.headers[Self.header] = requestID
         let elapsed = ContinuousClock.now - started
         let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        context.logger.info(
-            "request",
-            metadata: [
-                "method": .string(request.method.rawValue),
-                "path": .string(RequestPath.redacted(request.uri.path)),
-                "status": .stringConvertible(response.status.code),
-                "duration_ms": .string(String(format: "%.2f", millis)),
-            ])
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue),
+            "path": .string(RequestPath.redacted(request.uri.path)),
+            "route": .string(context.endpointPath ?? "NotFound"),
+            "status": .stringConvertible(response.status.code),
+            "duration_ms": .string(String(format: "%.2f", millis)),
+        ]
+        if let institution = context.facts.institutionID { metadata["institution_id"] = .string(institution.uuidString.lowercased()) }
+        context.logger.info("request", metadata: metadata)
         return response
     }
 

@@ -18,6 +18,7 @@ public struct Authenticator: RouterMiddleware {
         guard let identity = try await identity.authenticate(token: token) else { throw Self.unknownToken }
         var context = context
         context.identity = identity
+        context.facts.institutionID = identity.institutionID
         context.logger[metadataKey: "account"] = .string(identity.accountID.uuidString)
         return try await next(request, context)
     }

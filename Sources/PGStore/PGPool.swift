@@ -37,6 +37,10 @@ public final class PGPool: Service, Sendable {
         var waiters = Deque<Waiter>()
         var nextWaiterID: UInt64 = 0
         var closed = false
+        /// Callers that had to wait for a connection, their total wait, and those that gave up.
+        var waits = 0
+        var waitTime = Duration.zero
+        var timeouts = 0
     }
 
     public init(configuration: PGConfiguration, logger: Logger = Logger(label: "accord.pgstore")) {
@@ -102,6 +106,28 @@ public final class PGPool: Service, Sendable {
     /// Connections open right now, and the most that were ever leased at once.
     public var statistics: (open: Int, leased: Int, peakLeased: Int, idle: Int) {
         state.withLock { ($0.open, $0.leased, $0.peakLeased, $0.idle.count) }
+    }
+
+    /// What operators watch (see docs/operations.md): connections open, leased, idle; callers
+    /// waiting now; and, since the pool started, callers that waited, their total wait and
+    /// those that waited in vain (`PGError.poolTimeout`).
+    public struct Metrics: Sendable {
+        public var open: Int
+        public var leased: Int
+        public var idle: Int
+        public var waiting: Int
+        public var waits: Int
+        public var waitSeconds: Double
+        public var timeouts: Int
+    }
+
+    public var metrics: Metrics {
+        state.withLock { state in
+            Metrics(
+                open: state.open, leased: state.leased, idle: state.idle.count, waiting: state.waiters.count, waits: state.waits,
+                waitSeconds: Double(state.waitTime.components.seconds) + Double(state.waitTime.components.attoseconds) / 1e18,
+                timeouts: state.timeouts)
+        }
     }
 
     // MARK: Leasing
@@ -176,7 +202,15 @@ public final class PGPool: Service, Sendable {
             try await Task.sleep(for: timeout)
             self?.failWaiter(id, PGError(.poolTimeout, message: "no database connection became free within \(timeout)"))
         }
-        defer { timer.cancel() }
+        let started = ContinuousClock.now
+        defer {
+            timer.cancel()
+            let waited = ContinuousClock.now - started
+            state.withLock { state in
+                state.waits += 1
+                state.waitTime += waited
+            }
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
                 let refused: PGError? = state.withLock { state in
@@ -206,6 +240,7 @@ public final class PGPool: Service, Sendable {
     private func failWaiter(_ id: UInt64, _ error: PGError) {
         let waiter = state.withLock { state -> Waiter? in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            if error.kind == .poolTimeout { state.timeouts += 1 }
             return state.waiters.remove(at: index)
         }
         waiter?.continuation.resume(throwing: error)

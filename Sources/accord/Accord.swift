@@ -20,8 +20,15 @@ struct Accord: AsyncParsableCommand {
     )
 
     static func main() async {
-        // Logs go to standard error; command output to standard output.
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        // Logs go to standard error (one JSON object per line with ACCORD_LOG_FORMAT=json);
+        // command output to standard output.
+        switch ProcessInfo.processInfo.environment["ACCORD_LOG_FORMAT"] {
+        case "json": LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        case nil, "", "text": LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        case let other?:
+            FileHandle.standardError.write(Data("error: ACCORD_LOG_FORMAT must be text or json, not '\(other.prefix(40))'\n".utf8))
+            Foundation.exit(64)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
             // Browsers send Origin: by default only the public address's may open sockets.
             let origins = (environment["ACCORD_ALLOWED_ORIGINS"] ?? Self.origin(of: identity.publicBaseURL))
                 .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            let configuration = ServerConfiguration(
+            var configuration = ServerConfiguration(
                 host: host ?? environment["ACCORD_HOST"] ?? "127.0.0.1",
                 port: port,
                 database: try PGConfiguration(url: url, maxConnections: connections),
@@ -97,6 +97,16 @@ struct Serve: AsyncParsableCommand {
                 rooms: rooms,
                 allowedOrigins: Set(origins)
             )
+            if let token = environment["ACCORD_METRICS_TOKEN"], !token.isEmpty {
+                guard token.utf8.count >= 16 else { throw CommandFailure("ACCORD_METRICS_TOKEN must be at least 16 characters") }
+                configuration.metricsToken = token
+            }
+            if let text = environment["ACCORD_METRICS_PORT"], !text.isEmpty {
+                guard let metricsPort = Int(text), (1...65535).contains(metricsPort), metricsPort != port else {
+                    throw CommandFailure("ACCORD_METRICS_PORT must be a port number (1–65535) other than the API's")
+                }
+                configuration.metricsPort = metricsPort
+            }
             try await runServer(configuration, logger: logger)
         } catch {
             throw CommandFailure.from(error)

@@ -169,7 +169,9 @@ struct ContractTests {
         let sockets = buildRoomSockets(
             pool: pool, hub: RoomHub(pool: pool, listener: listener), identity: IdentityConfiguration(), identityCache: nil,
             rooms: RoomsConfiguration(), allowedOrigins: [])
-        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool), roomSockets: sockets)
+        let router = buildRouter(
+            pool: pool, schemaCheck: SchemaCheck(migrations: [], pool: pool), roomSockets: sockets, metrics: ServerMetrics(sources: .init(pool: pool))
+        )
         let routes = Set(
             router.routes.map { route -> String in
                 let path = route.path.description.split(separator: "/").map { part -> String in

@@ -102,7 +102,8 @@ public struct Harness: Sendable {
             let router = buildRouter(
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
                 identity: identity, identityCache: identityCache, directoryIndex: directoryIndex,
-                trustedProxies: try TrustedProxies(parsing: trustedProxies), rooms: Self.rooms, roomSockets: sockets, logger: logger)
+                trustedProxies: try TrustedProxies(parsing: trustedProxies), rooms: Self.rooms, roomSockets: sockets,
+                metrics: ServerMetrics(sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub)), logger: logger)
             @Sendable func test(_ client: any HarnessClient) async throws {
                 let harness = Harness(
                     send: client.send, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,

@@ -21,6 +21,8 @@ final class RoomConnection: Sendable {
     let identity: Identity
     let name: String
     let limits: RoomSocketLimits
+    /// The hub's counters, for metrics.
+    let counters: RoomCounters
 
     /// What the hub hands over, in the order it happened.
     enum Event: Sendable {
@@ -50,7 +52,8 @@ final class RoomConnection: Sendable {
 
     private let state = Mutex(State())
 
-    init(id: Int, room: UUID, identity: Identity, name: String, limits: RoomSocketLimits) {
+    init(id: Int, room: UUID, identity: Identity, name: String, limits: RoomSocketLimits, counters: RoomCounters = RoomCounters()) {
+        self.counters = counters
         self.id = id
         self.room = room
         self.identity = identity
@@ -73,9 +76,11 @@ final class RoomConnection: Sendable {
             let size = frame.readableBytes
             if droppable, state.queuedBytes + size > limits.softQueueBytes {
                 state.droppedEphemeral += 1
+                counters.ephemeralDropped.add(1, ordering: .relaxed)
                 return false
             }
             if state.queuedBytes + size > limits.hardQueueBytes {
+                counters.slowConsumerCloses.add(1, ordering: .relaxed)
                 state.closing = .policyViolation("slow consumer; lastSeq=\(state.lastWritten)")
                 state.queue.removeAll()
                 state.queuedBytes = 0
@@ -232,4 +237,16 @@ struct TokenBucket {
         tokens -= 1
         return true
     }
+}
+
+/// What the hub counts for operators since it started (see docs/operations.md).
+public final class RoomCounters: Sendable {
+    /// New messages handed to this instance's sockets (each counted once, however many sockets).
+    public let messages = Atomic<Int>(0)
+    /// Sockets closed because their client could not keep up.
+    public let slowConsumerCloses = Atomic<Int>(0)
+    /// Typing and presence events dropped for a socket under pressure.
+    public let ephemeralDropped = Atomic<Int>(0)
+
+    public init() {}
 }

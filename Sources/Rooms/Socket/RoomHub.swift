@@ -57,6 +57,8 @@ public final class RoomHub: Service, Sendable {
     }
 
     private let state = Mutex(State())
+    /// Messages, slow-consumer closes and dropped events since the hub started.
+    public let counters = RoomCounters()
 
     public init(pool: PGPool, listener: PGListener, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "accord.rooms")) {
         self.pool = pool
@@ -70,7 +72,8 @@ public final class RoomHub: Service, Sendable {
     func attach(room: UUID, identity: Identity, name: String) -> RoomConnection {
         let connection = state.withLock { state -> RoomConnection in
             state.nextID += 1
-            let connection = RoomConnection(id: state.nextID, room: room, identity: identity, name: name, limits: configuration.limits)
+            let connection = RoomConnection(
+                id: state.nextID, room: room, identity: identity, name: name, limits: configuration.limits, counters: counters)
             state.rooms[room, default: RoomState()].connections[connection.id] = connection
             return connection
         }
@@ -171,7 +174,10 @@ public final class RoomHub: Service, Sendable {
                     if let last = messages.last?.seq { state.rooms[room]?.delivered = last } else { state.rooms[room]?.delivered = plan.upTo }
                     return Array(state.rooms[room]?.connections.values ?? [:].values)
                 }
-                if !messages.isEmpty { for connection in connections { connection.hand(.messages(messages)) } }
+                if !messages.isEmpty {
+                    counters.messages.add(messages.count, ordering: .relaxed)
+                    for connection in connections { connection.hand(.messages(messages)) }
+                }
             } catch {
                 logger.warning("room messages not read; the next sweep retries", metadata: ["room": "\(room)", "error": "\(error)"])
                 state.withLock { $0.rooms[room]?.fetching = false }
