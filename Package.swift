@@ -22,6 +22,8 @@ extension Target.Dependency {
     static let hummingbirdWSClient = product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
     static let logging = product(name: "Logging", package: "swift-log")
     static let metrics = product(name: "Metrics", package: "swift-metrics")
+    static let nioExtras = product(name: "NIOExtras", package: "swift-nio-extras")
+    static let nioSSL = product(name: "NIOSSL", package: "swift-nio-ssl")
     static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
@@ -69,6 +71,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
@@ -110,11 +113,18 @@ let package = Package(
 
         feature("Partnerships", [.serviceLifecycle]),
 
+        // Delivery from the outboxes (mail by SMTP, webhooks): shared infrastructure, no feature.
+        .target(
+            name: "Delivery",
+            dependencies: ["AccordCore", "AccordCrypto", "PGStore", .logging, .nioCore, .nioExtras, .nioPosix, .nioSSL, .serviceLifecycle],
+            swiftSettings: swiftSettings
+        ),
+
         // Composition, tools and the executable.
         .target(
             name: "AccordServer",
             dependencies: [
-                "AccordCore", "Admin", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", .hummingbird, .hummingbirdCore,
+                "AccordCore", "Admin", "Delivery", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", .hummingbird, .hummingbirdCore,
                 .hummingbirdWebSocket,
                 .httpTypes, .logging, .metrics, .prometheus,
                 .nioCore, .serviceLifecycle, .unixSignals,
@@ -130,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "accord",
             dependencies: [
-                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Admin", "Directory", "Institutions", "PGStore", "Rooms",
+                "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Admin", "Delivery", "Directory", "Institutions", "PGStore", "Rooms",
                 .argumentParser,
                 .logging,
             ],
@@ -143,7 +153,7 @@ let package = Package(
             dependencies: [
                 "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", "Rooms", .hummingbird,
                 .hummingbirdWebSocket,
-                .hummingbirdTesting, .httpTypes, .nioCore, .logging, .serviceLifecycle,
+                .hummingbirdTesting, .httpTypes, .nioCore, .nioPosix, .logging, .serviceLifecycle,
             ],
             path: "Tests/AccordTesting",
             swiftSettings: testSwiftSettings
@@ -161,7 +171,7 @@ let package = Package(
         featureTests("AdminTests", ["Admin", "AccordCrypto", .nioCore]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
-        featureTests("OperationsTests", [.logging, .nioCore]),
+        featureTests("OperationsTests", ["Delivery", .logging, .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

@@ -1,5 +1,6 @@
 import AccordCore
 import Admin
+import Delivery
 import Directory
 import Foundation
 import Hummingbird
@@ -37,6 +38,9 @@ public struct ServerConfiguration: Sendable {
     public var metricsToken: String?
     /// Serves `/metrics` on a port of its own instead of the API's (`ACCORD_METRICS_PORT`).
     public var metricsPort: Int?
+    /// Where mail goes (`ACCORD_SMTP_URL`); nil: mail stays in the outbox.
+    public var smtp: SMTPConfiguration?
+    public var mailDelivery = MailDelivery.Configuration()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
@@ -159,8 +163,14 @@ public func buildApplication(
     }
     services.append(PartnershipClock(pool: pool, logger: logger))
     let hub = RoomHub(pool: pool, listener: listener, configuration: configuration.roomHub, logger: logger)
+    var mail: MailDelivery?
+    if let smtp = configuration.smtp {
+        let delivery = MailDelivery(pool: pool, client: SMTPClient(configuration: smtp), configuration: configuration.mailDelivery, logger: logger)
+        services.append(delivery)
+        mail = delivery
+    }
     let metrics = ServerMetrics(
-        sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub), token: configuration.metricsToken)
+        sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub, mail: mail), token: configuration.metricsToken)
     if let port = configuration.metricsPort {
         // Metrics on a port of their own: a second HTTP server with that one route.
         let metricsRouter = Router()

@@ -1,4 +1,5 @@
 import AccordCrypto
+import Delivery
 import Directory
 import Foundation
 import HTTPTypes
@@ -22,12 +23,17 @@ public final class ServerMetrics: Sendable {
         public var listener: PGListener?
         public var directoryIndex: DirectoryIndex?
         public var roomHub: RoomHub?
+        /// Mail delivery, when SMTP is configured (the outbox is measured either way).
+        public var mail: MailDelivery?
 
-        public init(pool: PGPool, listener: PGListener? = nil, directoryIndex: DirectoryIndex? = nil, roomHub: RoomHub? = nil) {
+        public init(
+            pool: PGPool, listener: PGListener? = nil, directoryIndex: DirectoryIndex? = nil, roomHub: RoomHub? = nil, mail: MailDelivery? = nil
+        ) {
             self.pool = pool
             self.listener = listener
             self.directoryIndex = directoryIndex
             self.roomHub = roomHub
+            self.mail = mail
         }
     }
 
@@ -127,6 +133,19 @@ public final class ServerMetrics: Sendable {
                     "accord_directory_index_version_lag", "Directory changes not yet applied to the index.",
                     Double(max(0, version - statistics.version)))
             }
+        }
+        if let row = try? await sources.pool.query("SELECT pending, oldest_seconds, failing, abandoned FROM accord_mail_outbox_stats()").first(
+            (Int, Double, Int, Int).self)
+        {
+            gauge("accord_outbox_mail_pending", "Mail waiting in the outbox to be sent.", Double(row.0))
+            gauge("accord_outbox_mail_oldest_age_seconds", "How long the oldest mail waiting has waited.", row.1)
+            gauge("accord_outbox_mail_failing", "Mail waiting whose last attempt failed.", Double(row.2))
+            gauge("accord_outbox_mail_abandoned", "Mail given up on (refused for good, or attempts spent).", Double(row.3))
+        }
+        if let mail = sources.mail {
+            let statistics = mail.statistics
+            counter("accord_outbox_mail_sent_total", "Mail the SMTP server accepted.", total: Double(statistics.sent))
+            counter("accord_outbox_mail_failures_total", "Attempts to send mail that failed.", total: Double(statistics.failures))
         }
         if let hub = sources.roomHub {
             gauge("accord_room_sockets", "Room sockets open on this instance.", Double(hub.socketCount))

@@ -1,6 +1,7 @@
 import AccordCrypto
 import AccordServer
 import ArgumentParser
+import Delivery
 import Directory
 import Foundation
 import Hummingbird
@@ -106,6 +107,10 @@ struct Serve: AsyncParsableCommand {
                     throw CommandFailure("ACCORD_METRICS_PORT must be a port number (1–65535) other than the API's")
                 }
                 configuration.metricsPort = metricsPort
+            }
+            if let smtp = environment["ACCORD_SMTP_URL"], !smtp.isEmpty {
+                let host = URLComponents(string: identity.publicBaseURL)?.host ?? "localhost"
+                configuration.smtp = try SMTPConfiguration(url: smtp, from: environment["ACCORD_MAIL_FROM"] ?? "Accord <noreply@\(host)>")
             }
             try await runServer(configuration, logger: logger)
         } catch {

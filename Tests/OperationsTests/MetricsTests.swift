@@ -54,6 +54,9 @@ struct MetricsTests {
             #expect(Self.sample(text, "accord_room_sockets") == 0)
             #expect(Self.sample(text, "accord_room_slow_consumer_closes_total") != nil)
             #expect(text.contains("# HELP accord_db_pool_wait_seconds_total"))
+            // The registration's verification mail waits in the outbox (no SMTP here).
+            #expect((Self.sample(text, "accord_outbox_mail_pending") ?? 0) >= 1)
+            #expect((Self.sample(text, "accord_outbox_mail_oldest_age_seconds") ?? -1) >= 0)
         }
     }
 
