@@ -5,7 +5,7 @@ SWIFT ?= swift
 ACCORD_PORT ?= 8080
 TEST_FLAGS ?=
 
-.PHONY: bench-rooms bench-admin-stats db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
+.PHONY: check-deploy bench-rooms bench-admin-stats db db-stop psql build migrate run test lint format bench bench-api bench-directory clean-db
 
 db:
 	Deploy/local/install && Deploy/local/start
@@ -27,7 +27,19 @@ run: db build
 
 test: db
 	Deploy/local/install --test
+	$(MAKE) --no-print-directory check-deploy
 	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)
+
+# The contract and the deployment files, checked as a partner's tools would check them: the OpenAPI
+# document, the Kubernetes manifests (strictly, for a current Kubernetes), the shell scripts' syntax.
+VENV := .accord/venv/bin
+check-deploy:
+	Deploy/local/install --test
+	$(VENV)/openapi-spec-validator Sources/AccordServer/Resources/openapi.yaml
+	$(VENV)/kubernetes-validate --strict --quiet -k 1.33.0 Deploy/k8s/*.yaml
+	$(VENV)/kubernetes-validate --strict --quiet -k 1.37.0 Deploy/k8s/*.yaml
+	for script in Deploy/docker/entrypoint.sh Deploy/docker/postgres-init.sh Deploy/backup/dump Deploy/backup/restore; do bash -n "$$script"; done
+	@echo "check-deploy: the contract, the manifests and the scripts are valid"
 
 # The toolchain's swift-format, with the repository's .swift-format.
 FORMAT_PATHS := Sources Tests Benchmarks/Sources Package.swift Benchmarks/Package.swift

@@ -108,6 +108,10 @@ struct Serve: AsyncParsableCommand {
                 }
                 configuration.metricsPort = metricsPort
             }
+            if let instance = environment["ACCORD_INSTANCE"], !instance.isEmpty {
+                guard instance.utf8.count <= 100 else { throw CommandFailure("ACCORD_INSTANCE must be at most 100 characters") }
+                configuration.roomHub.instance = instance
+            }
             if let smtp = environment["ACCORD_SMTP_URL"], !smtp.isEmpty {
                 let host = URLComponents(string: identity.publicBaseURL)?.host ?? "localhost"
                 configuration.smtp = try SMTPConfiguration(url: smtp, from: environment["ACCORD_MAIL_FROM"] ?? "Accord <noreply@\(host)>")

@@ -1,0 +1,53 @@
+import Foundation
+import PGStoreTesting
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Backup and restore as docs/operations.md describes them (Deploy/backup/dump and restore, over
+/// pg_dump and pg_restore): a dump of a network restores into a fresh database, which then serves.
+@Suite("Backup and restore")
+struct BackupTests {
+    static func script(_ name: String, _ arguments: [String]) async throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = TestDatabase.schemaDirectory.deletingLastPathComponent().appending(path: "Deploy/backup/\(name)")
+        process.arguments = arguments
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        return (process.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    @Test func aDumpRestoresIntoAFreshDatabaseThatServes() async throws {
+        let file = FileManager.default.temporaryDirectory.appending(path: "accord-backup-\(UUID().uuidString).dump").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try await TestDatabase.with { source in
+            let seeded = try await AccordProcess.run(
+                ["seed", "demo"], environment: ["ACCORD_MIGRATION_DATABASE_URL": source.ownerURL, "ACCORD_SCRYPT_LOG_N": "10"], timeout: 120)
+            try #require(seeded.status == 0, "\(seeded.stderr)")
+            let (dumped, log) = try await Self.script("dump", [source.ownerURL, file])
+            try #require(dumped == 0, "\(log)")
+        }
+        try await TestDatabase.with(migrated: false) { fresh in
+            let (restored, log) = try await Self.script("restore", [file, fresh.ownerURL])
+            try #require(restored == 0, "\(log)")
+            let status = try await AccordProcess.run(["migrate", "status"], environment: ["ACCORD_MIGRATION_DATABASE_URL": fresh.ownerURL])
+            #expect(status.status == 0 && status.stdout.contains("The database schema is current."))
+            let port = try freePort()
+            let (server, _, _) = try AccordProcess.start(["serve", "--port", "\(port)"], environment: ["ACCORD_DATABASE_URL": fresh.appURL])
+            defer { if server.isRunning { server.terminate() } }
+            _ = try await CLITests().poll("http://127.0.0.1:\(port)/readyz", until: 200)
+            // The demo network's administrator signs in on the restored copy.
+            var signIn = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sessions")!)
+            signIn.httpMethod = "POST"
+            signIn.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            signIn.httpBody = Data(#"{"email": "admin@accord.demo", "password": "Accord-Demo-2026"}"#.utf8)
+            let (_, response) = try await URLSession.shared.data(for: signIn)
+            #expect((response as? HTTPURLResponse)?.statusCode == 201)
+        }
+    }
+}
