@@ -42,12 +42,7 @@ struct BackupTests {
             defer { if server.isRunning { server.terminate() } }
             _ = try await CLITests().poll("http://127.0.0.1:\(port)/readyz", until: 200)
             // The demo network's administrator signs in on the restored copy.
-            var signIn = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sessions")!)
-            signIn.httpMethod = "POST"
-            signIn.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            signIn.httpBody = Data(#"{"email": "admin@accord.demo", "password": "Accord-Demo-2026"}"#.utf8)
-            let (_, response) = try await URLSession.shared.data(for: signIn)
-            #expect((response as? HTTPURLResponse)?.statusCode == 201)
+            #expect(try await CLITests().signIn(port: port, email: "admin@accord.demo", password: "Accord-Demo-2026") == 201)
         }
     }
 }

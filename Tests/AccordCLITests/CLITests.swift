@@ -298,12 +298,7 @@ struct CLITests {
             let ready = try await poll("http://127.0.0.1:\(port)/readyz", until: 200)
             #expect(ready.contains("\"status\":\"ready\""))
             // The first network administrator came from the environment.
-            var signIn = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sessions")!)
-            signIn.httpMethod = "POST"
-            signIn.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            signIn.httpBody = Data(#"{"email": "root@network.test", "password": "Bootstrap-Passphrase-9"}"#.utf8)
-            let (_, response) = try await URLSession.shared.data(for: signIn)
-            #expect((response as? HTTPURLResponse)?.statusCode == 201)
+            #expect(try await signIn(port: port, email: "root@network.test", password: "Bootstrap-Passphrase-9") == 201)
             kill(process.processIdentifier, SIGTERM)
             let deadline = Date().addingTimeInterval(10)
             while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -324,6 +319,16 @@ struct CLITests {
         #expect(body.contains("urn:accord:problem:unavailable"))
         #expect(!body.contains("127.0.0.1:1"), "the reason stays in the log")
         _ = try await poll("http://127.0.0.1:\(port)/healthz", until: 200)
+    }
+
+    /// The status of a sign-in on the server at `port`.
+    func signIn(port: Int, email: String, password: String) async throws -> Int {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sessions")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["email": email, "password": password])
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as? HTTPURLResponse)?.statusCode ?? 0
     }
 
     /// Requests `url` until it answers `status` (the server may still be starting).
