@@ -24,6 +24,7 @@ extension Target.Dependency {
     static let metrics = product(name: "Metrics", package: "swift-metrics")
     static let nioExtras = product(name: "NIOExtras", package: "swift-nio-extras")
     static let nioSSL = product(name: "NIOSSL", package: "swift-nio-ssl")
+    static let asyncHTTPClient = product(name: "AsyncHTTPClient", package: "async-http-client")
     static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
@@ -72,6 +73,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
@@ -112,11 +114,14 @@ let package = Package(
             ]),
 
         feature("Partnerships", [.serviceLifecycle]),
+        feature("Webhooks"),
 
         // Delivery from the outboxes (mail by SMTP, webhooks): shared infrastructure, no feature.
         .target(
             name: "Delivery",
-            dependencies: ["AccordCore", "AccordCrypto", "PGStore", .logging, .nioCore, .nioExtras, .nioPosix, .nioSSL, .serviceLifecycle],
+            dependencies: [
+                "AccordCore", "AccordCrypto", "PGStore", .asyncHTTPClient, .logging, .nioCore, .nioExtras, .nioPosix, .nioSSL, .serviceLifecycle,
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -124,7 +129,8 @@ let package = Package(
         .target(
             name: "AccordServer",
             dependencies: [
-                "AccordCore", "Admin", "Delivery", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", .hummingbird, .hummingbirdCore,
+                "AccordCore", "Admin", "Delivery", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", "Webhooks", .hummingbird,
+                .hummingbirdCore,
                 .hummingbirdWebSocket,
                 .httpTypes, .logging, .metrics, .prometheus,
                 .nioCore, .serviceLifecycle, .unixSignals,
@@ -141,6 +147,7 @@ let package = Package(
             name: "accord",
             dependencies: [
                 "AccordCore", "AccordCrypto", "AccordSeeding", "AccordServer", "Admin", "Delivery", "Directory", "Institutions", "PGStore", "Rooms",
+                "Webhooks",
                 .argumentParser,
                 .logging,
             ],
@@ -151,7 +158,8 @@ let package = Package(
         .target(
             name: "AccordTesting",
             dependencies: [
-                "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", "Rooms", .hummingbird,
+                "AccordServer", "AccordCore", "AccordCrypto", "Directory", "Institutions", "PGStore", "PGStoreTesting", "Rooms", "Webhooks",
+                .hummingbird,
                 .hummingbirdWebSocket,
                 .hummingbirdTesting, .httpTypes, .nioCore, .nioPosix, .logging, .serviceLifecycle,
             ],
@@ -171,7 +179,7 @@ let package = Package(
         featureTests("AdminTests", ["Admin", "AccordCrypto", .nioCore]),
         featureTests("RoomsTests", ["Rooms", .hummingbirdWSClient, .logging, .nioCore]),
         featureTests("PartnershipsTests", ["Partnerships", .nioCore]),
-        featureTests("OperationsTests", ["Delivery", .logging, .nioCore]),
+        featureTests("OperationsTests", ["AccordCrypto", "Delivery", "Webhooks", .hummingbird, .logging, .nioCore]),
         featureTests("AccordSeedingTests", ["AccordCrypto", "AccordSeeding", "Institutions"]),
         .testTarget(name: "AccordCLITests", dependencies: ["PGStoreTesting"], swiftSettings: testSwiftSettings),
     ]

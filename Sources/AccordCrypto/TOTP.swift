@@ -54,7 +54,8 @@ public enum TOTP {
         return "otpauth://totp/\(label)?secret=\(Base32.encode(secret))&issuer=\(issuerParameter)&algorithm=SHA1&digits=6&period=\(period)"
     }
 
-    static func hmac(_ algorithm: Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
+    /// HMAC (RFC 2104) of `message` under `key` with the algorithm's hash (OpenSSL's one-shot HMAC).
+    public static func hmac(_ algorithm: Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
         let md: OpaquePointer? =
             switch algorithm {
             case .sha1: EVP_sha1()

@@ -13,6 +13,7 @@ import Partnerships
 import Rooms
 import ServiceLifecycle
 import UnixSignals
+import Webhooks
 
 /// What `accord serve` needs: where to listen, the database, and the migration files.
 public struct ServerConfiguration: Sendable {
@@ -41,6 +42,9 @@ public struct ServerConfiguration: Sendable {
     /// Where mail goes (`ACCORD_SMTP_URL`); nil: mail stays in the outbox.
     public var smtp: SMTPConfiguration?
     public var mailDelivery = MailDelivery.Configuration()
+    /// What webhook URLs may be (`ACCORD_WEBHOOKS_ALLOW_LOOPBACK`), and how they are called.
+    public var webhooks = WebhookPolicy()
+    public var webhookDelivery = WebhookDelivery.Configuration()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: PGConfiguration, schemaDirectory: URL,
@@ -77,7 +81,7 @@ public func buildRouter(
     pool: PGPool, schemaCheck: SchemaCheck, identity: IdentityConfiguration = IdentityConfiguration(),
     identityCache: IdentityCache? = nil, directoryIndex: DirectoryIndex? = nil, trustedProxies: TrustedProxies = .none,
     rooms: RoomsConfiguration = RoomsConfiguration(), roomSockets: RoomSocketRoutes? = nil, metrics: ServerMetrics? = nil,
-    logger: Logger = Logger(label: "accord")
+    webhooks: WebhookPolicy = WebhookPolicy(), logger: Logger = Logger(label: "accord")
 ) -> Router<AccordRequestContext> {
     ServerMetrics.bootstrap()
     let router = Router(context: AccordRequestContext.self)
@@ -105,6 +109,7 @@ public func buildRouter(
         to: authenticated)
     RoomsController(rooms: RoomService(pool: pool, reference: reference, configuration: rooms)).addRoutes(to: authenticated)
     PartnershipsController(partnerships: PartnershipService(pool: pool, reference: reference)).addRoutes(to: authenticated)
+    WebhooksController(webhooks: WebhookService(pool: pool, policy: webhooks)).addRoutes(to: authenticated)
     roomSockets?.addFallbackRoute(to: v1)
     routes.record(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
     return router
@@ -169,8 +174,13 @@ public func buildApplication(
         services.append(delivery)
         mail = delivery
     }
+    var webhookConfiguration = configuration.webhookDelivery
+    webhookConfiguration.allowLoopback = configuration.webhooks.allowLoopback
+    let webhookDelivery = WebhookDelivery(pool: pool, configuration: webhookConfiguration, logger: logger)
+    services.append(webhookDelivery)
     let metrics = ServerMetrics(
-        sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub, mail: mail), token: configuration.metricsToken)
+        sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub, mail: mail, webhooks: webhookDelivery),
+        token: configuration.metricsToken)
     if let port = configuration.metricsPort {
         // Metrics on a port of their own: a second HTTP server with that one route.
         let metricsRouter = Router()
@@ -186,7 +196,7 @@ public func buildApplication(
     let router = buildRouter(
         pool: pool, schemaCheck: schemaCheck, identity: configuration.identity, identityCache: identityCache,
         directoryIndex: directoryIndex, trustedProxies: configuration.trustedProxies, rooms: configuration.rooms, roomSockets: sockets,
-        metrics: configuration.metricsPort == nil ? metrics : nil, logger: logger)
+        metrics: configuration.metricsPort == nil ? metrics : nil, webhooks: configuration.webhooks, logger: logger)
     var application = Application(
         router: router,
         server: webSocketServer(sockets, hub: hub),

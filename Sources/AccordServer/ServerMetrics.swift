@@ -25,10 +25,13 @@ public final class ServerMetrics: Sendable {
         public var roomHub: RoomHub?
         /// Mail delivery, when SMTP is configured (the outbox is measured either way).
         public var mail: MailDelivery?
+        public var webhooks: WebhookDelivery?
 
         public init(
-            pool: PGPool, listener: PGListener? = nil, directoryIndex: DirectoryIndex? = nil, roomHub: RoomHub? = nil, mail: MailDelivery? = nil
+            pool: PGPool, listener: PGListener? = nil, directoryIndex: DirectoryIndex? = nil, roomHub: RoomHub? = nil, mail: MailDelivery? = nil,
+            webhooks: WebhookDelivery? = nil
         ) {
+            self.webhooks = webhooks
             self.pool = pool
             self.listener = listener
             self.directoryIndex = directoryIndex
@@ -146,6 +149,11 @@ public final class ServerMetrics: Sendable {
             let statistics = mail.statistics
             counter("accord_outbox_mail_sent_total", "Mail the SMTP server accepted.", total: Double(statistics.sent))
             counter("accord_outbox_mail_failures_total", "Attempts to send mail that failed.", total: Double(statistics.failures))
+        }
+        if let webhooks = sources.webhooks {
+            let statistics = webhooks.statistics
+            counter("accord_outbox_webhooks_delivered_total", "Webhook deliveries the receiver accepted (2xx).", total: Double(statistics.delivered))
+            counter("accord_outbox_webhooks_failures_total", "Webhook delivery attempts that failed.", total: Double(statistics.failures))
         }
         if let hub = sources.roomHub {
             gauge("accord_room_sockets", "Room sockets open on this instance.", Double(hub.socketCount))

@@ -8,6 +8,7 @@ import Hummingbird
 import Institutions
 import PGStore
 import Rooms
+import Webhooks
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -111,6 +112,11 @@ struct Serve: AsyncParsableCommand {
             if let instance = environment["ACCORD_INSTANCE"], !instance.isEmpty {
                 guard instance.utf8.count <= 100 else { throw CommandFailure("ACCORD_INSTANCE must be at most 100 characters") }
                 configuration.roomHub.instance = instance
+            }
+            switch environment["ACCORD_WEBHOOKS_ALLOW_LOOPBACK"] {
+            case nil, "", "false": break
+            case "true": configuration.webhooks.allowLoopback = true
+            case let other?: throw CommandFailure("ACCORD_WEBHOOKS_ALLOW_LOOPBACK must be true or false, not '\(other.prefix(40))'")
             }
             if let smtp = environment["ACCORD_SMTP_URL"], !smtp.isEmpty {
                 let host = URLComponents(string: identity.publicBaseURL)?.host ?? "localhost"

@@ -16,6 +16,7 @@ import Rooms
 import ServiceLifecycle
 import Synchronization
 import Testing
+import Webhooks
 
 /// Runs the real router against a fresh migrated database, with JSON helpers.
 public struct Harness: Sendable {
@@ -103,7 +104,8 @@ public struct Harness: Sendable {
                 pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
                 identity: identity, identityCache: identityCache, directoryIndex: directoryIndex,
                 trustedProxies: try TrustedProxies(parsing: trustedProxies), rooms: Self.rooms, roomSockets: sockets,
-                metrics: ServerMetrics(sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub)), logger: logger)
+                metrics: ServerMetrics(sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub)),
+                webhooks: WebhookPolicy(allowLoopback: true), logger: logger)
             @Sendable func test(_ client: any HarnessClient) async throws {
                 let harness = Harness(
                     send: client.send, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
