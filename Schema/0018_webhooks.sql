@@ -1,9 +1,10 @@
--- 0018_webhooks.sql: an institution's admins register endpoints that receive, signed, each event
+-- 0018_webhooks.sql: the activity outbox goes out: the admins of the institution an event concerns
+-- get a mail about it, and an institution's admins register endpoints that receive, signed, each event
 -- of the activity outbox that concerns the institution (partnership_activity: ids only, as EWP's
 -- change notifications; the receiver fetches the rest with its own credentials).
 --
--- The dispatcher copies each undelivered activity row into one delivery per matching endpoint and
--- marks the row delivered, in one transaction (FOR UPDATE SKIP LOCKED: instances share the work).
+-- The dispatcher copies each undelivered activity row into one delivery per matching endpoint (and
+-- mails), and marks the row delivered, in one transaction (FOR UPDATE SKIP LOCKED: instances share the work).
 -- A delivery is leased for two minutes while it is POSTed (so other instances skip it, and a
 -- crashed instance's lease runs out), then marked delivered, or tried again with backoff (30 s,
 -- doubling up to two hours: about a day over 16 attempts), after which it fails and its endpoint
@@ -61,9 +62,28 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                    WHERE e = '*' OR e = p_kind OR (right(e, 2) = '.*' AND starts_with(p_kind, left(e, length(e) - 1))))
 $$;
 
--- Copies up to p_limit undelivered activity rows into deliveries for the endpoints that want them,
--- and marks the rows delivered. How many rows it took.
-CREATE FUNCTION accord_webhooks_dispatch(p_limit integer)
+-- What an event kind says in a mail to the institution it concerns (NULL: no mail for it).
+CREATE FUNCTION accord_activity_mail_line(p_kind text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_kind
+        WHEN 'partnership.proposed' THEN 'sent your institution a message of intent'
+        WHEN 'partnership.accepted' THEN 'accepted your message of intent'
+        WHEN 'partnership.declined' THEN 'declined your message of intent'
+        WHEN 'partnership.withdrawn' THEN 'withdrew its message of intent'
+        WHEN 'partnership.activated' THEN 'approved the agreement: the partnership is active'
+        WHEN 'partnership.terminated' THEN 'terminated the partnership'
+        WHEN 'partnership.expired' THEN 'is no longer your partner: the agreement expired'
+        WHEN 'agreement.drafted' THEN 'drafted a new version of the agreement'
+        WHEN 'agreement.renewal_drafted' THEN 'drafted a renewal of the agreement'
+        WHEN 'agreement.approved' THEN 'approved a version of the agreement'
+        WHEN 'meeting.planned' THEN 'planned a meeting'
+        END
+$$;
+
+-- Takes up to p_limit undelivered activity rows: one delivery per endpoint that wants each, one
+-- mail per admin of the institution it concerns (for the kinds that say something to people,
+-- linking to p_base_url), and the rows marked delivered. How many rows it took.
+CREATE FUNCTION accord_activity_dispatch(p_limit integer, p_base_url text)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -82,6 +102,16 @@ BEGIN
                    'actor', lower(t.actor_institution_id::text))
         FROM taken t JOIN webhooks w ON w.institution_id = t.institution_id AND accord_webhook_wants(w.events, t.kind)
         ON CONFLICT (webhook_id, event_id) DO NOTHING
+    ), mailed AS (
+        INSERT INTO mail_outbox (institution_id, recipient, subject, body)
+        SELECT t.institution_id, u.email,
+               left('Accord: ' || coalesce(o.names->0->>'value', o.schac) || ' ' || accord_activity_mail_line(t.kind), 200),
+               coalesce(o.names->0->>'value', o.schac) || ' ' || accord_activity_mail_line(t.kind) || E'.\n\n'
+                   || 'See the partnership on Accord: ' || p_base_url || '/partnerships/' || lower(t.partnership_id::text) || E'\n'
+        FROM taken t
+        JOIN institutions o ON o.id = t.actor_institution_id
+        JOIN users u ON u.institution_id = t.institution_id AND u.role = 'admin' AND u.disabled_at IS NULL
+        WHERE accord_activity_mail_line(t.kind) IS NOT NULL
     ), marked AS (
         UPDATE partnership_activity a SET delivered_at = now() FROM taken t WHERE a.id = t.id RETURNING 1
     )
@@ -140,8 +170,8 @@ LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM changed)
 $$;
 
-REVOKE ALL ON FUNCTION accord_webhooks_dispatch(integer), accord_webhook_deliveries_lease(integer, interval),
+REVOKE ALL ON FUNCTION accord_activity_dispatch(integer, text), accord_webhook_deliveries_lease(integer, interval),
     accord_webhook_delivery_done(bigint, integer, text, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION accord_webhooks_dispatch(integer), accord_webhook_deliveries_lease(integer, interval),
+GRANT EXECUTE ON FUNCTION accord_activity_dispatch(integer, text), accord_webhook_deliveries_lease(integer, interval),
     accord_webhook_delivery_done(bigint, integer, text, integer), accord_webhook_set_secret(uuid, bytea),
     accord_webhook_wants(text[], text) TO accord_app;

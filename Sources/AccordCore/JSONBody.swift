@@ -4,8 +4,9 @@ import NIOCore
 
 /// Reads JSON request bodies, turning every failure into a problem that names the field at fault.
 public enum JSONBody {
-    /// Decodes the body as `T`: 413 over the context's limit, 400 for malformed JSON, 422 naming the
-    /// field for a wrong type or a missing field.
+    /// Decodes the body as `T`: 415 when it is declared as something else than JSON, 413 over the
+    /// context's limit, 400 for malformed JSON, 422 naming the field for a wrong type or a missing
+    /// field.
     public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         try await decodeWithData(type, from: request, context: context).value
     }
@@ -42,6 +43,11 @@ public enum JSONBody {
     static func decodeWithData<T: Decodable>(
         _ type: T.Type, from request: Request, context: some RequestContext
     ) async throws -> (value: T, data: Data) {
+        if let type = request.headers[.contentType], !isJSON(type) {
+            throw Problem(
+                type: Problem.type("unsupported-media-type"), status: .unsupportedMediaType, title: "Unsupported media type",
+                detail: "The body must be JSON, sent as Content-Type: application/json (not \(type.prefix(80))).")
+        }
         var request = request
         let buffer: ByteBuffer
         do {
@@ -64,6 +70,12 @@ public enum JSONBody {
         } catch {
             throw Problem.badRequest("The body is not valid JSON.")
         }
+    }
+
+    /// Whether a Content-Type names JSON: application/json or a +json type, whatever its parameters.
+    static func isJSON(_ contentType: String) -> Bool {
+        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json"))
     }
 
     /// Whether JSON text holds `\u0000` (an escaped backslash before it does not count).

@@ -22,18 +22,39 @@ public enum ETag {
         return Int(value.dropFirst(2).dropLast())
     }
 
-    /// The version `request`'s `If-Match` names: 428 without one, 412 when it names none.
-    public static func required(_ request: Request, document: String = "document") throws -> Int {
-        guard let ifMatch = request.headers[.ifMatch] else {
-            throw Problem(
-                type: Problem.type("precondition-required"), status: .preconditionRequired, title: "If-Match is required",
-                detail: "Send the ETag of the \(document) you read as If-Match.")
+    /// A request's `If-Match`, read without judging it: the service checks it against the current
+    /// version once it has checked who may change the document (a caller who may not learns
+    /// nothing from a 412).
+    public enum Precondition: Sendable, Equatable {
+        /// No `If-Match`: 428.
+        case missing
+        /// `If-Match: *`: any current representation (RFC 9110, 13.1.1).
+        case any
+        /// The versions the header names (none, when it names no version of ours: 412).
+        case versions([Int])
+
+        /// Passes when the precondition holds for `current`: 428 without one, 412 when it names
+        /// another version.
+        public func check(current: Int, document: String) throws {
+            switch self {
+            case .any: return
+            case .versions(let versions) where versions.contains(current): return
+            case .missing:
+                throw Problem(
+                    type: Problem.type("precondition-required"), status: .preconditionRequired, title: "If-Match is required",
+                    detail: "Send the ETag of the \(document) you read as If-Match.")
+            case .versions:
+                throw Problem(
+                    type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The \(document) changed meanwhile",
+                    detail: "Read the \(document) again and apply your change to its current version.")
+            }
         }
-        guard let version = version(ifMatch) else {
-            throw Problem(
-                type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The \(document) changed meanwhile",
-                detail: "If-Match does not name the current version of the \(document).")
-        }
-        return version
+    }
+
+    /// What `request`'s `If-Match` asks: `*`, or a comma-separated list of entity tags.
+    public static func precondition(_ request: Request) -> Precondition {
+        guard let header = request.headers[.ifMatch] else { return .missing }
+        if header.trimmingCharacters(in: .whitespaces) == "*" { return .any }
+        return .versions(header.split(separator: ",").compactMap { version(String($0)) })
     }
 }

@@ -176,6 +176,7 @@ public func buildApplication(
     }
     var webhookConfiguration = configuration.webhookDelivery
     webhookConfiguration.allowLoopback = configuration.webhooks.allowLoopback
+    webhookConfiguration.publicBaseURL = configuration.identity.publicBaseURL
     let webhookDelivery = WebhookDelivery(pool: pool, configuration: webhookConfiguration, logger: logger)
     services.append(webhookDelivery)
     let metrics = ServerMetrics(

@@ -134,12 +134,14 @@ public struct AdmissionService: Sendable {
                 try await Audit.record(
                     "institution.\(decision.rawValue)", institutionID: target, actor: caller, targetType: "institution",
                     targetID: target.uuidString, detail: ["reason": reason ?? "", "from": from.rawValue, "to": to.rawValue], on: tx)
+                try await AdmissionStore.mailAdmins(of: target, Self.mail(for: decision, reason: reason, baseURL: publicBaseURL), on: tx)
                 if decision == .approve {
                     let losing = "Another registration of \(current.schac) was approved."
                     for other in try await AdmissionStore.rejectCompeting(schac: current.schac, except: id, reason: losing, on: tx) {
                         try await Audit.record(
                             "institution.reject", institutionID: other, actor: caller, targetType: "institution", targetID: other.uuidString,
                             detail: ["reason": losing, "from": "pending", "to": "rejected"], on: tx)
+                        try await AdmissionStore.mailAdmins(of: other, Self.mail(for: .reject, reason: losing, baseURL: publicBaseURL), on: tx)
                     }
                 }
                 return try await AdmissionStore.find(target, on: tx)
@@ -184,5 +186,32 @@ public struct AdmissionService: Sendable {
         }
         let fetched = try await pool.withTenant(caller) { tx in try await AuditLog.events(filter, before: before, limit: limit + 1, on: tx) }
         return Page(fetched: fetched, limit: limit) { AuditPosition(id: $0.id) }
+    }
+
+    /// The mail an institution's admins get about a decision on their institution.
+    static func mail(for decision: Decision, reason: String?, baseURL: String) -> (subject: String, body: String) {
+        let because = reason.flatMap { $0.isEmpty ? nil : "\n\nThe network's administrators wrote: \($0)" } ?? ""
+        switch decision {
+        case .approve:
+            return (
+                "Your institution is now a member of the Accord network",
+                "Your institution's registration was approved: it is listed in the network's directory, and its people can find partners, propose partnerships and meet in rooms.\(because)\n\nSign in at \(baseURL)\n"
+            )
+        case .reject:
+            return (
+                "Your registration with the Accord network was not approved",
+                "Your institution's registration with the Accord network was not approved.\(because)\n"
+            )
+        case .suspend:
+            return (
+                "Your institution's membership of the Accord network is suspended",
+                "Your institution's membership is suspended: its people cannot sign in, it is not listed, and its partnerships are frozen until it is reinstated. Nothing is deleted.\(because)\n"
+            )
+        case .reinstate:
+            return (
+                "Your institution's membership of the Accord network is restored",
+                "Your institution's membership is restored: its people can sign in again, and its partnerships continue where they stood.\(because)\n\nSign in at \(baseURL)\n"
+            )
+        }
     }
 }

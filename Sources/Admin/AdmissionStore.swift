@@ -136,4 +136,14 @@ enum AdmissionStore {
     static func setTier(_ id: UUID, to tier: String, on tx: PGConnection) async throws {
         try await tx.query("UPDATE institutions SET tier = \(tier), version = version + 1, updated_at = now() WHERE id = \(id)")
     }
+
+    /// Puts a mail to each admin of the institution (not disabled) in the outbox.
+    static func mailAdmins(of institution: UUID, _ mail: (subject: String, body: String), on tx: PGConnection) async throws {
+        try await tx.query(
+            """
+            INSERT INTO mail_outbox (institution_id, recipient, subject, body)
+            SELECT \(institution), u.email, \(mail.subject), \(mail.body) FROM users u
+            WHERE u.institution_id = \(institution) AND u.role = 'admin' AND u.disabled_at IS NULL
+            """)
+    }
 }

@@ -10,7 +10,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Sends the activity outbox to the institutions' webhooks (Schema/0018_webhooks.sql): every
-/// `interval` it copies new events into deliveries, then POSTs the deliveries that are due, each
+/// `interval` it copies new events into deliveries (and into mail for the institution's admins,
+/// which `MailDelivery` sends), then POSTs the deliveries that are due, each
 /// under a lease, several at once, so that a slow or failing receiver never holds up the others.
 /// Each POST is signed: `Accord-Signature: t=<unix seconds>,v1=<hex HMAC-SHA-256 of "t.body">`.
 public final class WebhookDelivery: Service, Sendable {
@@ -24,6 +25,8 @@ public final class WebhookDelivery: Service, Sendable {
         public var maxAttempts = 16
         /// Admits http and loopback receivers (tests; `ACCORD_WEBHOOKS_ALLOW_LOOPBACK`).
         public var allowLoopback = false
+        /// Where the web client is served: the mails about events link there.
+        public var publicBaseURL = "http://127.0.0.1:8080"
 
         public init() {}
     }
@@ -67,7 +70,7 @@ public final class WebhookDelivery: Service, Sendable {
     @discardableResult
     public func deliverDue() async -> Int {
         do {
-            while try await pool.query("SELECT accord_webhooks_dispatch(500)").scalar(Int.self) == 500 {}
+            while try await pool.query("SELECT accord_activity_dispatch(500, \(configuration.publicBaseURL))").scalar(Int.self) == 500 {}
             let leased = try await pool.query(
                 """
                 SELECT id, url, secret, payload::text, attempts

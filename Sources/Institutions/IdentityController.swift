@@ -98,9 +98,9 @@ public struct IdentityController: Sendable {
         }
         authenticated.patch("institutions/{id}") { request, context -> EditedResponse<Institution> in
             let id = try context.pathID()
-            let version = try ETag.required(request, document: "profile")
             let input = try await JSONBody.decode(ProfileInput.self, from: request, context: context)
-            let (institution, newVersion) = try await membership.updateProfile(id, with: input, ifMatch: version, caller: context.identity)
+            let (institution, newVersion) = try await membership.updateProfile(
+                id, with: input, ifMatch: ETag.precondition(request), caller: context.identity)
             return EditedResponse(headers: [.eTag: ETag.of(version: newVersion)], response: institution)
         }
         authenticated.get("institutions/{id}/members") { _, context in

@@ -25,7 +25,11 @@ public struct MembershipService: Sendable {
     }
 
     /// Changes the profile; `ifMatch` must be the current version (optimistic concurrency).
-    public func updateProfile(_ id: UUID, with input: ProfileInput, ifMatch: Int, caller: Identity) async throws -> (Institution, version: Int) {
+    public func updateProfile(
+        _ id: UUID, with input: ProfileInput, ifMatch: ETag.Precondition, caller: Identity
+    ) async throws -> (
+        Institution, version: Int
+    ) {
         try requireAdmin(of: id, caller: caller)
         let lists = try await identity.reference.lists()
         var v = Validator()
@@ -37,11 +41,7 @@ public struct MembershipService: Sendable {
             guard let version = try await tx.query("SELECT version FROM institutions WHERE id = \(id) FOR UPDATE").first(Int.self) else {
                 throw Problem.notFound("No such institution.")
             }
-            guard version == ifMatch else {
-                throw Problem(
-                    type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The profile changed meanwhile",
-                    detail: "Read the profile again and apply your change to its current version.")
-            }
+            try ifMatch.check(current: version, document: "profile")
             try await InstitutionStore.update(id, with: input, on: tx)
             try await tx.query("UPDATE institutions SET version = version + 1, updated_at = now() WHERE id = \(id)")
             try await Audit.record(

@@ -99,17 +99,13 @@ public struct RoomService: Sendable {
     }
 
     /// Changes title, topic or field (owners and moderators), at the version `ifMatch` names.
-    public func update(_ id: UUID, with input: RoomInput, ifMatch: Int, caller: Identity) async throws -> (Room, version: Int) {
+    public func update(_ id: UUID, with input: RoomInput, ifMatch: ETag.Precondition, caller: Identity) async throws -> (Room, version: Int) {
         try Self.requireMember(caller)
         try await validate(input, creating: false)
         return try await pool.withTenant(caller) { tx in
             let (role, locked) = try await lockForChange(id, caller: caller, on: tx)
             guard role.manages else { throw Problem.forbidden("Only the room's owners and moderators may change it.") }
-            guard locked.version == ifMatch else {
-                throw Problem(
-                    type: Problem.type("precondition-failed"), status: .preconditionFailed, title: "The room changed meanwhile",
-                    detail: "Read the room again and apply your change to its current version.")
-            }
+            try ifMatch.check(current: locked.version, document: "room")
             var sets: [PGQuery] = ["version = version + 1", "updated_at = now()"]
             if let title = input.title { sets.append("title = \(title.trimmingCharacters(in: .whitespaces))") }
             if let topic = input.topic { sets.append(topic.isEmpty ? "topic = NULL" : "topic = \(topic)") }

@@ -37,18 +37,28 @@ struct MembershipTests {
                 .patch, "/v1/institutions/\(a)", token: tokenA, json: ["country": "ZZ"], headers: [.ifMatch: patched.headers[.eTag]!])
             #expect(invalid.status == .unprocessableContent)
             #expect(invalid.problemFields == ["/country"])
+            // `*` matches whatever is current (RFC 9110); a list matches when it names the current version.
+            let any = try await h.request(.patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Etterbeek"], headers: [.ifMatch: "*"])
+            #expect(any.status == .ok && any.string("city") == "Etterbeek")
+            let listed = try await h.request(
+                .patch, "/v1/institutions/\(a)", token: tokenA, json: ["city": "Uccle"], headers: [.ifMatch: "\"v1\", \(any.headers[.eTag]!)"])
+            #expect(listed.status == .ok)
 
-            // Another institution cannot change it, nor learn it exists.
+            // Another institution cannot change it, nor learn it exists, whatever its If-Match.
             #expect(
                 try await h.request(.patch, "/v1/institutions/\(a)", token: tokenB, json: ["city": "X"], headers: [.ifMatch: "\"v2\""]).status
                     == .notFound)
+            #expect(try await h.request(.patch, "/v1/institutions/\(a)", token: tokenB, json: ["city": "X"]).status == .notFound)
+            #expect(
+                try await h.request(.patch, "/v1/institutions/\(a)", token: tokenB, json: ["city": "X"], headers: [.ifMatch: "*"]).status == .notFound
+            )
 
             // Active and listed: the published profile, without contacts.
             try await h.approve(a, adminToken: admin)
             let published = try await h.request(.get, "/v1/institutions/\(a)", token: tokenB)
             #expect(published.status == .ok)
             #expect(published["contacts"] == nil)
-            #expect(published.string("city") == "Ixelles")
+            #expect(published.string("city") == "Uccle")
             // The network admin sees everything.
             #expect((try await h.request(.get, "/v1/institutions/\(b)", token: admin))["contacts"] != nil)
             #expect(try await h.request(.get, "/v1/institutions/not-a-uuid", token: tokenA).status == .notFound)

@@ -104,3 +104,19 @@ struct JSONLogTests {
         #expect((object["time"] as? String)?.hasSuffix("Z") == true)
     }
 }
+
+@Suite("Request bodies")
+struct RequestBodyTests {
+    /// A body declared as something else than JSON is a 415; JSON, with parameters or as a +json
+    /// type, is read.
+    @Test func onlyJSONBodiesAreRead() async throws {
+        try await Harness.run { h in
+            let body = ByteBuffer(string: #"{"email": "nobody@example.org", "password": "Not-The-Password-1"}"#)
+            let (plain, headers, problem) = try await h.send("/v1/sessions", .post, [.contentType: "text/plain"], body)
+            #expect(plain == .unsupportedMediaType && headers[.contentType] == "application/problem+json")
+            #expect(String(buffer: problem).contains("urn:accord:problem:unsupported-media-type"))
+            #expect(try await h.send("/v1/sessions", .post, [.contentType: "application/json; charset=utf-8"], body).0 == .unauthorized)
+            #expect(try await h.send("/v1/sessions", .post, [.contentType: "application/merge-patch+json"], body).0 == .unauthorized)
+        }
+    }
+}

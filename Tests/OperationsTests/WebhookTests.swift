@@ -98,6 +98,7 @@ struct WebhookTests {
         var configuration = WebhookDelivery.Configuration()
         configuration.allowLoopback = true
         configuration.timeout = timeout
+        configuration.publicBaseURL = "https://accord.test"
         return WebhookDelivery(pool: h.pool, configuration: configuration)
     }
 
@@ -139,6 +140,17 @@ struct WebhookTests {
                 .joined()
             #expect(parts["v1"] == expected)
             #expect(await delivery.deliverDue() == 0, "delivered once")
+            // The institution's admins got mail too: about their admission, and about the proposal.
+            let mails = try await h.count(
+                "SELECT count(*) FROM mail_outbox WHERE recipient = 'intl@ulb.be' AND subject = 'Your institution is now a member of the Accord network'"
+            )
+            #expect(mails == 1)
+            let proposal = try await h.count(
+                """
+                SELECT count(*) FROM mail_outbox WHERE recipient = 'intl@ulb.be' AND subject LIKE 'Accord: % sent your institution a message of intent'
+                  AND body LIKE '%https://accord.test/partnerships/\(partnership.lowercased())%'
+                """)
+            #expect(proposal == 1)
 
             let log = try await h.request(.get, "/v1/institutions/\(n.a)/webhooks/\(id)/deliveries", token: n.ana)
             let lines = try #require(log["items"] as? [[String: Any]])
