@@ -217,7 +217,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 
 -- Throttles --------------------------------------------------------------------------------------
--- The sign-in counters (Schema/0010) whose window is still open, by key, for administrators.
+-- The sign-in and registration counters (Schema/0010) with failures in the last day, by key, for
+-- administrators.
 CREATE FUNCTION accord_sign_in_throttles(p_after text, p_limit integer)
 RETURNS TABLE (key text, failures integer, window_start timestamptz, last_failure timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -231,8 +232,9 @@ BEGIN
 END
 $$;
 
--- Clears the counters of an e-mail address (its own and its pairs), of a client address (its own
--- and its pairs), or of both together (their pair only, when both are given). The count cleared.
+-- Clears the counters of an e-mail address (its own and its pairs), of a client address (its own,
+-- its registrations' and its pairs), or of both together (their pair only, when both are given).
+-- The count cleared.
 CREATE FUNCTION accord_clear_sign_in_throttles(p_email text, p_address text)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -249,7 +251,9 @@ BEGIN
         DELETE FROM sign_in_throttle
         WHERE key = 'email:' || v_key OR (starts_with(key, 'pair:' || v_key || ' ') AND position(' ' IN substr(key, length(v_key) + 7)) = 0);
     ELSE
-        DELETE FROM sign_in_throttle WHERE key = 'address:' || p_address OR (starts_with(key, 'pair:') AND right(key, length(p_address) + 1) = ' ' || p_address);
+        DELETE FROM sign_in_throttle
+        WHERE key IN ('address:' || p_address, 'register:' || p_address)
+           OR (starts_with(key, 'pair:') AND right(key, length(p_address) + 1) = ' ' || p_address);
     END IF;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     INSERT INTO audit_events (action, actor_admin_id, target_type, target_id, detail)

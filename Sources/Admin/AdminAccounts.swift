@@ -19,9 +19,10 @@ struct NewNetworkAdmin: Codable, Sendable {
     var name: String
 }
 
-/// A sign-in throttle counter (Schema/0010): attempts for an e-mail address from one client
-/// address (`pair`), for an e-mail address from anywhere (`email`), or from one client address
-/// for addresses without an account (`address`).
+/// A throttle counter (Schema/0010): sign-in attempts for an e-mail address from one client
+/// address (`pair`), for an e-mail address from anywhere (`email`), from one client address for
+/// addresses without an account (`address`), or registrations from one client address
+/// (`registration`).
 public struct SignInThrottle: Codable, Sendable {
     public var kind: String
     /// The e-mail address, as its counters key it (ASCII letters in lower case).
@@ -131,6 +132,9 @@ extension AdmissionService {
             throttle.email = String(rest[..<space])
             throttle.address = space < rest.endIndex ? String(rest[rest.index(after: space)...]) : nil
         case "email": throttle.email = rest
+        case "register":
+            throttle.kind = "registration"
+            throttle.address = rest
         default: throttle.address = rest
         }
         return throttle

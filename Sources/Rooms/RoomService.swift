@@ -210,7 +210,7 @@ public struct RoomService: Sendable {
                 let minutes = change.muteMinutes ?? 60
                 if muted {
                     try await tx.query(
-                        "UPDATE room_members SET muted_until = now() + make_interval(mins => \(minutes)) WHERE room_id = \(id) AND user_id = \(userID)"
+                        "UPDATE room_members SET muted_until = now() + make_interval(mins => \(minutes)::integer) WHERE room_id = \(id) AND user_id = \(userID)"
                     )
                 } else {
                     try await tx.query("UPDATE room_members SET muted_until = NULL WHERE room_id = \(id) AND user_id = \(userID)")

@@ -212,6 +212,7 @@ struct ThrottleTests {
             #expect(Set(mine.compactMap { $0["kind"] as? String }) == ["pair", "email"])
             #expect(mine.first { $0["kind"] as? String == "pair" }?["failures"] as? Int == 3)
             #expect(mine.first { $0["kind"] as? String == "pair" }?["address"] as? String != nil)
+            #expect(items.contains { $0["kind"] as? String == "registration" && $0["address"] != nil }, "the registration counted too")
             let paged = try await h.request(.get, "/v1/admin/throttles?limit=1", token: admin)
             #expect((paged["items"] as? [Any])?.count == 1 && paged.string("nextCursor") != nil)
 

@@ -147,6 +147,27 @@ struct RoomsTests {
         }
     }
 
+    /// The owner mutes a member for some minutes (their messages are refused meanwhile, and the
+    /// member list says until when), and unmutes them; a member may not mute.
+    @Test func ownersMuteAndUnmuteMembers() async throws {
+        try await Harness.run { h in
+            let f = try await RoomFixture.make(h)
+            let path = "/v1/rooms/\(f.room)/members/\(f.bramID)"
+            #expect(try await h.request(.patch, "/v1/rooms/\(f.room)/members/\(f.anaID)", token: f.bram, json: ["muted": true]).status == .forbidden)
+            let muted = try await h.request(.patch, path, token: f.ana, json: ["muted": true, "muteMinutes": 5])
+            #expect(muted.status == .ok && muted.string("mutedUntil") != nil)
+            #expect(
+                try await h.count(
+                    "SELECT count(*) FROM room_members WHERE muted_until BETWEEN now() + interval '4 minutes' AND now() + interval '6 minutes'") == 1)
+            let refused = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.bram, json: ["clientId": "m1", "body": "Hello?"])
+            #expect(refused.status == .forbidden)
+            #expect(try await h.request(.patch, path, token: f.ana, json: ["muted": false]).string("mutedUntil") == nil)
+            #expect(
+                try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.bram, json: ["clientId": "m1", "body": "Hello?"]).status
+                    == .created)
+        }
+    }
+
     @Test func withoutATenantContextTheApplicationRoleSeesNoRoom() async throws {
         try await Harness.run { h in
             let f = try await RoomFixture.make(h)
