@@ -26,6 +26,8 @@ public struct AccordRequestContext: RequestContext {
 
     /// Request bodies are limited to 1 MiB.
     public var maxUploadSize: Int { 1 << 20 }
+    /// Response bodies with ids in lower case.
+    public var responseEncoder: WireEncoder { WireEncoder() }
 }
 
 /// The context of routes that need a signed-in caller: it cannot be made without an identity, so a
@@ -45,6 +47,7 @@ public struct AuthenticatedContext: ChildRequestContext {
     }
 
     public var maxUploadSize: Int { 1 << 20 }
+    public var responseEncoder: WireEncoder { WireEncoder() }
 }
 
 /// What the request's log line says besides method, route and status, learnt as the request is

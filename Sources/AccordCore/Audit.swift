@@ -9,6 +9,8 @@ public enum Audit {
         _ action: String, institutionID: UUID?, actor: Identity?, targetType: String?, targetID: String?,
         detail: [String: String] = [:], clientAddress: String? = nil, on tx: PGConnection
     ) async throws {
+        // An id is stored as the API writes it, in lower case.
+        let targetID = targetID.map { UUID(uuidString: $0) != nil ? $0.lowercased() : $0 }
         let userID = actor?.isNetworkAdmin == false ? actor?.accountID : nil
         let adminID = actor?.isNetworkAdmin == true ? actor?.accountID : nil
         try await tx.query(

@@ -146,8 +146,12 @@ extension AdmissionService {
         try Self.requireNetworkAdmin(caller)
         var v = Validator()
         v.check(email != nil || address != nil, "email", "name an e-mail address, a client address (address), or both")
-        if let email { v.check(!email.isEmpty && email.utf8.count <= 254, "email", "must be an e-mail address") }
-        if let address { v.check(!address.isEmpty && address.utf8.count <= 100 && !address.contains(" "), "address", "must be a client address") }
+        let control = { (text: String) in text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) } }
+        if let email { v.check(!email.isEmpty && email.utf8.count <= 254 && !control(email), "email", "must be an e-mail address") }
+        if let address {
+            v.check(
+                !address.isEmpty && address.utf8.count <= 100 && !address.contains(" ") && !control(address), "address", "must be a client address")
+        }
         try v.validate()
         return try await pool.withTenant(caller) { tx in
             try await tx.query("SELECT accord_clear_sign_in_throttles(\(email), \(address))").scalar(Int.self)

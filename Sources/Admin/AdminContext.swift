@@ -23,4 +23,5 @@ public struct AdminContext: ChildRequestContext {
 
     public var identity: Identity { caller.identity }
     public var maxUploadSize: Int { caller.maxUploadSize }
+    public var responseEncoder: WireEncoder { WireEncoder() }
 }

@@ -19,7 +19,7 @@ public struct Authenticator: RouterMiddleware {
         var context = context
         context.identity = identity
         context.facts.institutionID = identity.institutionID
-        context.logger[metadataKey: "account"] = .string(identity.accountID.uuidString)
+        context.logger[metadataKey: "account"] = .string(identity.accountID.uuidString.lowercased())
         return try await next(request, context)
     }
 

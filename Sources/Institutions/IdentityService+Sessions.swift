@@ -220,7 +220,7 @@ extension IdentityService {
     }
 
     /// The body of `GET /v1/me` for a bearer token, as the JSON document PostgreSQL builds (ids
-    /// upper-case, absent optional fields left out, as everywhere in the API); nil when the token
+    /// in lower case, absent optional fields left out, as everywhere in the API); nil when the token
     /// does not authenticate. See `resolve`.
     public func meBody(token: String) async throws -> ByteBuffer? {
         guard (20...200).contains(token.utf8.count) else { return nil }

@@ -174,7 +174,7 @@ public struct RoomService: Sendable {
             guard added == 1 else { throw Problem.conflict("This user is a member of the room already.") }
             try await Audit.record(
                 "room.member_added", institutionID: caller.institutionID, actor: caller, targetType: "room", targetID: id.uuidString,
-                detail: ["user": userID.uuidString], on: tx)
+                detail: ["user": userID.uuidString.lowercased()], on: tx)
             return try await RoomStore.member(userID, of: id, on: tx)!
         }
     }

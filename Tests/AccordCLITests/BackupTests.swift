@@ -23,7 +23,7 @@ struct BackupTests {
     }
 
     @Test func aDumpRestoresIntoAFreshDatabaseThatServes() async throws {
-        let file = FileManager.default.temporaryDirectory.appending(path: "accord-backup-\(UUID().uuidString).dump").path
+        let file = FileManager.default.temporaryDirectory.appending(path: "accord-backup-\(UUID().uuidString.lowercased()).dump").path
         defer { try? FileManager.default.removeItem(atPath: file) }
         try await TestDatabase.with { source in
             let seeded = try await AccordProcess.run(

@@ -113,7 +113,7 @@ struct CLITests {
 
     @Test func migrateRefusesAChangedFile() async throws {
         try await TestDatabase.with(migrated: false) { database in
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-schema-\(UUID().uuidString)")
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-schema-\(UUID().uuidString.lowercased())")
             try FileManager.default.copyItem(at: TestDatabase.schemaDirectory, to: folder)
             defer { try? FileManager.default.removeItem(at: folder) }
             let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
@@ -179,7 +179,7 @@ struct CLITests {
             #expect(again.status != 0)
             #expect(again.stderr.contains("exists already"))
 
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("u-\(UUID().uuidString).json")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("u-\(UUID().uuidString.lowercased()).json")
             defer { try? FileManager.default.removeItem(at: file) }
             try
                 #"[{"name": "Universiteit Gent", "alpha_two_code": "BE", "country": "Belgium", "state-province": null, "domains": ["ugent.be"], "web_pages": ["https://www.ugent.be/"]}]"#
@@ -247,7 +247,7 @@ struct CLITests {
 
             // With the index, as the server runs it: matches and facets from memory, the items
             // statement over the entries found; several queries at once, into files.
-            let output = FileManager.default.temporaryDirectory.appendingPathComponent("accord-sql-\(UUID().uuidString)")
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("accord-sql-\(UUID().uuidString.lowercased())")
             defer { try? FileManager.default.removeItem(at: output) }
             let indexed = try await AccordProcess.run(
                 [

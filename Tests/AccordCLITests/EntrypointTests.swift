@@ -42,7 +42,7 @@ struct EntrypointTests {
     }
 
     static func secretFile(_ text: String) throws -> String {
-        let file = FileManager.default.temporaryDirectory.appending(path: "accord-secret-\(UUID().uuidString)")
+        let file = FileManager.default.temporaryDirectory.appending(path: "accord-secret-\(UUID().uuidString.lowercased())")
         try (text + "\n").write(to: file, atomically: true, encoding: .utf8)
         return file.path
     }

@@ -12,7 +12,7 @@ import Testing
 struct OperatorTests {
     @Test func importIsIdempotentByDomainAndNeverTouchesClaimedEntries() async throws {
         try await Harness.run { h in
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("universities-\(UUID().uuidString).json")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("universities-\(UUID().uuidString.lowercased()).json")
             defer { try? FileManager.default.removeItem(at: file) }
             func write(_ records: [[String: Any]]) throws {
                 try JSONSerialization.data(withJSONObject: records).write(to: file)

@@ -35,7 +35,7 @@ public final class SMTPSink: @unchecked Sendable {
         try #require(
             FileManager.default.isExecutableFile(atPath: python.path), "no \(python.path): run Deploy/local/install --test (make test does)")
         let port = try await { if let port { return port } else { return try await freePort() } }()
-        let file = FileManager.default.temporaryDirectory.appending(path: "accord-smtp-\(UUID().uuidString).jsonl")
+        let file = FileManager.default.temporaryDirectory.appending(path: "accord-smtp-\(UUID().uuidString.lowercased()).jsonl")
         let process = Process()
         process.executableURL = python
         var arguments = [

@@ -122,7 +122,8 @@ struct NetworkStatsTests {
             let ana = try await h.signIn(emailA)
             let bram = try await h.signIn(emailB)
             let proposed = try await h.request(
-                .post, "/v1/partnerships", token: ana, json: ["partner": b.uuidString, "message": "Hello", "activities": ["summer_school"]])
+                .post, "/v1/partnerships", token: ana,
+                json: ["partner": b.uuidString.lowercased(), "message": "Hello", "activities": ["summer_school"]])
             _ = try await h.request(.post, "/v1/partnerships/\(proposed.string("id")!)/accept", token: bram)
             let room = try await h.request(.post, "/v1/rooms", token: ana, json: ["title": "Summer school 2027"])
             for n in 1...3 {
@@ -196,16 +197,16 @@ struct AdminInstitutionListTests {
                 #expect(reply.status == .ok, "\(query): \(reply.body)")
                 return (reply["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
             }
-            #expect(try await ids("status=pending") == [ulb.uuidString])
-            #expect(try await ids("tier=premium") == [usp.uuidString])
-            #expect(try await ids("country=NL") == [uva.uuidString])
-            #expect(try await ids("region=150") == [uva.uuidString, ulb.uuidString])  // Europe, newest first
-            #expect(try await ids("region=150&sort=oldest") == [ulb.uuidString, uva.uuidString])
-            #expect(try await ids("region=419") == [usp.uuidString])  // Latin America and the Caribbean
-            #expect(try await ids("q=amsterdam") == [uva.uuidString])
-            #expect(try await ids("q=USP.BR") == [usp.uuidString])
+            #expect(try await ids("status=pending") == [ulb.uuidString.lowercased()])
+            #expect(try await ids("tier=premium") == [usp.uuidString.lowercased()])
+            #expect(try await ids("country=NL") == [uva.uuidString.lowercased()])
+            #expect(try await ids("region=150") == [uva.uuidString.lowercased(), ulb.uuidString.lowercased()])  // Europe, newest first
+            #expect(try await ids("region=150&sort=oldest") == [ulb.uuidString.lowercased(), uva.uuidString.lowercased()])
+            #expect(try await ids("region=419") == [usp.uuidString.lowercased()])  // Latin America and the Caribbean
+            #expect(try await ids("q=amsterdam") == [uva.uuidString.lowercased()])
+            #expect(try await ids("q=USP.BR") == [usp.uuidString.lowercased()])
             #expect(try await ids("q=100%25") == [])
-            #expect(try await ids("status=active&country=BR&tier=premium&q=paulo") == [usp.uuidString])
+            #expect(try await ids("status=active&country=BR&tier=premium&q=paulo") == [usp.uuidString.lowercased()])
             // Every filter value that does not exist is named.
             let bad = try await h.request(.get, "/v1/admin/institutions?status=gone&tier=gold&country=XX&region=999&sort=name", token: admin)
             #expect(bad.status == .unprocessableContent)
@@ -230,7 +231,9 @@ struct AdminUserTests {
             #expect(items.compactMap { $0["email"] as? String } == [emailB])
             let user = try #require(items.first)
             #expect(Set(user.keys).isSuperset(of: ["id", "email", "name", "institution", "role", "status"]))
-            #expect(user["institution"] as? String == b.uuidString && user["role"] as? String == "admin" && user["status"] as? String == "active")
+            #expect(
+                user["institution"] as? String == b.uuidString.lowercased() && user["role"] as? String == "admin"
+                    && user["status"] as? String == "active")
             #expect((try await h.request(.get, "/v1/admin/users?institution=\(a)", token: admin)["items"] as? [[String: Any]])?.count == 1)
             let bad = try await h.request(.get, "/v1/admin/users?role=dean&status=gone&institution=x", token: admin)
             #expect(Set(bad.problemFields) == ["role", "status", "institution"])

@@ -29,7 +29,7 @@ struct TierTests {
             #expect(unknown.status == .unprocessableContent && unknown.problemFields == ["/tier"])
             #expect(try await h.count("SELECT count(*) FROM institutions WHERE tier = 'associate'") == 1)
             let filtered = try await h.request(.get, "/v1/admin/institutions?tier=associate", token: admin)
-            #expect((filtered["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id.uuidString])
+            #expect((filtered["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id.uuidString.lowercased()])
             #expect(try await h.request(.get, "/v1/admin/institutions?tier=gold", token: admin).problemFields == ["tier"])
 
             let ana = try await h.signIn(email)
@@ -217,6 +217,10 @@ struct ThrottleTests {
             #expect((paged["items"] as? [Any])?.count == 1 && paged.string("nextCursor") != nil)
 
             #expect(try await h.request(.delete, "/v1/admin/throttles", token: admin).problemFields == ["email"])
+            #expect(
+                try await h.request(.delete, "/v1/admin/throttles?email=a%00b&address=%C2%82", token: admin).problemFields.sorted() == [
+                    "address", "email",
+                ])
             let cleared = try await h.request(.delete, "/v1/admin/throttles?email=\(email)", token: admin)
             #expect(cleared.status == .ok && cleared["cleared"] as? Int == 2)
             let after = try await h.request(.get, "/v1/admin/throttles", token: admin)
@@ -244,15 +248,17 @@ struct InstitutionDetailTests {
             try await h.approve(b, adminToken: admin)
             let ana = try await h.signIn(emailA)
             let proposed = try await h.request(
-                .post, "/v1/partnerships", token: ana, json: ["partner": b.uuidString, "message": "Shall we?", "activities": ["student_exchange"]])
+                .post, "/v1/partnerships", token: ana,
+                json: ["partner": b.uuidString.lowercased(), "message": "Shall we?", "activities": ["student_exchange"]])
             #expect(proposed.status == .created)
             #expect(try await h.request(.post, "/v1/rooms", token: ana, json: ["title": "Joint course"]).status == .created)
             let detail = try await h.request(.get, "/v1/admin/institutions/\(a)", token: admin)
-            #expect(detail.status == .ok && detail.string("id") == a.uuidString && detail.string("schac") == "ulb.be")
+            #expect(detail.status == .ok && detail.string("id") == a.uuidString.lowercased() && detail.string("schac") == "ulb.be")
             #expect((detail["users"] as? [[String: Any]])?.compactMap { $0["email"] as? String } == [emailA])
             let partnerships = try #require(detail["openPartnerships"] as? [[String: Any]])
             #expect(
-                partnerships.count == 1 && partnerships[0]["partner"] as? String == b.uuidString && partnerships[0]["stage"] as? String == "invited")
+                partnerships.count == 1 && partnerships[0]["partner"] as? String == b.uuidString.lowercased()
+                    && partnerships[0]["stage"] as? String == "invited")
             #expect((detail["rooms"] as? [[String: Any]])?.compactMap { $0["title"] as? String } == ["Joint course"])
             let events = try #require(detail["recentAuditEvents"] as? [[String: Any]])
             #expect(events.contains { $0["action"] as? String == "institution.approve" })

@@ -370,7 +370,7 @@ struct DirectoryTests {
             #expect(!names.contains("Seeker University"), "never itself")
             #expect(!names.contains("No Fit Academy"), "nothing in common, no recommendation")
             let top = items[0]
-            #expect((top["institution"] as! [String: Any])["id"] as? String == fit.uuidString)
+            #expect((top["institution"] as! [String: Any])["id"] as? String == fit.uuidString.lowercased())
             let reasons = top["reasons"] as? [String] ?? []
             #expect(reasons.contains("offers joint degrees, which you seek"))
             #expect(reasons.contains("seeks staff exchange, which you offer"))

@@ -134,7 +134,7 @@ struct HardeningTests {
             #expect((try await h.request(.get, "/v1/admin/institutions/\(insider)", token: admin)).string("domainProof") == "verified")
             let approved = try await h.request(.post, "/v1/admin/institutions/\(insider)/approve", token: admin, json: [:])
             #expect(approved.status == .ok)
-            #expect(approved.string("id") == entry.uuidString)
+            #expect(approved.string("id") == entry.uuidString.lowercased())
             #expect((try await h.request(.get, "/v1/admin/institutions/\(outsider)", token: admin)).string("status") == "rejected")
         }
     }

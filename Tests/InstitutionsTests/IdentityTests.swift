@@ -115,7 +115,7 @@ struct IdentityTests {
             #expect(try await h.count("SELECT count(*) FROM sessions WHERE length(token_hash) = 32") == 1)
             let me = try await h.request(.get, "/v1/me", token: token)
             #expect(me.status == .ok)
-            #expect((me["institution"] as? [String: Any])?["id"] as? String == id.uuidString)
+            #expect((me["institution"] as? [String: Any])?["id"] as? String == id.uuidString.lowercased())
             #expect(me["roles"] as? [String] == ["admin"])
             // PostgreSQL builds this document; it must have the documented shape, absent fields left out.
             #expect((me["institution"] as? [String: Any]).map { $0.keys.contains("ror") } == false)

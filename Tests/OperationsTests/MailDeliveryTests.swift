@@ -103,7 +103,7 @@ struct MailDeliveryTests {
 
     /// STARTTLS when the server offers it, and AUTH PLAIN with the URL's credentials.
     @Test func startTLSAndAuthentication() async throws {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "accord-tls-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appending(path: "accord-tls-\(UUID().uuidString.lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let (cert, key) = (directory.appending(path: "cert.pem").path, directory.appending(path: "key.pem").path)

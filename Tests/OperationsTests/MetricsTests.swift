@@ -120,3 +120,30 @@ struct RequestBodyTests {
         }
     }
 }
+
+@Suite("Ids on the wire")
+struct WireIDTests {
+    /// Every id the API writes is in lower case (RFC 9562); ids are read in any case.
+    @Test func idsAreWrittenInLowerCaseAndReadInAnyCase() async throws {
+        try await Harness.run { h in
+            let admin = try await h.networkAdmin()
+            let (id, email) = try await h.register(schac: "ulb.be")
+            try await h.approve(id, adminToken: admin)
+            let ana = try await h.signIn(email)
+            let room = try await h.request(.post, "/v1/rooms", token: ana, json: ["title": "Ids"])
+            let uuid = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/
+            for path in ["/v1/me", "/v1/institutions/\(id)", "/v1/directory?q=ulb", "/v1/rooms", "/v1/admin/institutions/\(id)"] {
+                let token = path.hasPrefix("/v1/admin") ? admin : ana
+                let (status, _, body) = try await h.send(path, .get, [.authorization: "Bearer \(token)"], nil)
+                let text = String(buffer: body)
+                let ids = text.matches(of: uuid).map { String($0.output) }
+                #expect(status == .ok && !ids.isEmpty, "\(path)")
+                #expect(ids.allSatisfy { $0 == $0.lowercased() }, "\(path): \(ids.filter { $0 != $0.lowercased() })")
+            }
+            let roomID = try #require(room.string("id"))
+            #expect(roomID == roomID.lowercased())
+            #expect(try await h.request(.get, "/v1/rooms/\(roomID.uppercased())", token: ana).status == .ok)
+            #expect(try await h.request(.get, "/v1/institutions/\(id.uuidString.lowercased())", token: ana).status == .ok)
+        }
+    }
+}

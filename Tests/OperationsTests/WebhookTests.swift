@@ -86,7 +86,8 @@ struct WebhookNetwork {
     /// Bram proposes a partnership to Ana's institution: one event for A.
     func propose(_ h: Harness) async throws -> String {
         let reply = try await h.request(
-            .post, "/v1/partnerships", token: bram, json: ["partner": a.uuidString, "message": "Shall we?", "activities": ["student_exchange"]])
+            .post, "/v1/partnerships", token: bram,
+            json: ["partner": a.uuidString.lowercased(), "message": "Shall we?", "activities": ["student_exchange"]])
         try #require(reply.status == .created)
         return try #require(reply.string("id"))
     }

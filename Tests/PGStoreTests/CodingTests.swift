@@ -80,7 +80,7 @@ struct CodingTests {
         ]
         for id in ids {
             #expect(try await pool.query("SELECT \(id)::text").scalar(String.self) == id.uuidString.lowercased())
-            #expect(try await pool.query("SELECT \(id.uuidString)::uuid").scalar(UUID.self) == id)
+            #expect(try await pool.query("SELECT \(id.uuidString.lowercased())::uuid").scalar(UUID.self) == id)
         }
         #expect(try await pool.query("SELECT \(ids)::uuid[]").scalar([UUID].self) == ids)
         #expect(try await pool.query("SELECT ARRAY[\(ids[0]), NULL]::uuid[] IS NOT NULL").scalar(Bool.self))

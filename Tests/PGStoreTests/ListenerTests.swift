@@ -14,7 +14,7 @@ struct ListenerTests {
             listener.shutdown()
             Task { await pool.close() }
         }
-        let channel = "accord_test_\(UUID().uuidString.prefix(8).lowercased())"
+        let channel = "accord_test_\(UUID().uuidString.lowercased().prefix(8).lowercased())"
         let stream = try await listener.notifications(channel: channel)
         let inbox = Inbox()
         let consumer = Task { for await notification in stream { inbox.add(notification.payload) } }

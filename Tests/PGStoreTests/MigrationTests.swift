@@ -6,7 +6,7 @@ import Testing
 @Suite("Migrations")
 struct MigrationTests {
     func temporaryFolder(_ files: [String: String]) throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-migrations-\(UUID().uuidString)")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-migrations-\(UUID().uuidString.lowercased())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (name, sql) in files { try sql.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8) }
         return folder
@@ -145,7 +145,7 @@ struct RowLevelSecurityTests {
             #expect(try await app.query("SELECT count(*) FROM users").scalar(Int.self) == 0)
 
             // Context A: only A.
-            let seen = try await app.withTransaction(settings: [("accord.institution_id", a.uuidString)]) { tx in
+            let seen = try await app.withTransaction(settings: [("accord.institution_id", a.uuidString.lowercased())]) { tx in
                 (
                     try await tx.query("SELECT id FROM institutions").decode(UUID.self),
                     try await tx.query("SELECT institution_id FROM users").decode(UUID.self)
@@ -155,12 +155,12 @@ struct RowLevelSecurityTests {
             #expect(seen.1 == [a])
 
             // A cannot write B's rows, nor move a row to B.
-            try await app.withTransaction(settings: [("accord.institution_id", a.uuidString)]) { tx in
+            try await app.withTransaction(settings: [("accord.institution_id", a.uuidString.lowercased())]) { tx in
                 let updated = try await tx.query("UPDATE institutions SET city = 'X' WHERE id = \(b)").affectedRows
                 #expect(updated == 0)
             }
             do {
-                try await app.withTransaction(settings: [("accord.institution_id", a.uuidString)]) { tx in
+                try await app.withTransaction(settings: [("accord.institution_id", a.uuidString.lowercased())]) { tx in
                     try await tx.query("INSERT INTO users (institution_id, email, name, role) VALUES (\(b), 'x@b.example.edu', 'X', 'staff')")
                 }
                 Issue.record("writing another tenant's row must fail")

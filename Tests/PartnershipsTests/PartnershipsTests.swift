@@ -37,7 +37,8 @@ struct PartnershipFixture {
         let proposed = try await h.request(
             .post, "/v1/partnerships", token: ana,
             json: [
-                "partner": b.uuidString, "message": "We would like to exchange students in water engineering.", "activities": ["student_exchange"],
+                "partner": b.uuidString.lowercased(), "message": "We would like to exchange students in water engineering.",
+                "activities": ["student_exchange"],
             ])
         try #require(proposed.status == .created, "\(proposed.body)")
         #expect(proposed.string("stage") == "invited")
@@ -47,13 +48,13 @@ struct PartnershipFixture {
     func terms(months: Int = 20, reversed: Bool = false) -> [String: Any] {
         var conditions: [[String: Any]] = [
             [
-                "kind": "studentStudies", "sending": a.uuidString, "receiving": b.uuidString,
+                "kind": "studentStudies", "sending": a.uuidString.lowercased(), "receiving": b.uuidString.lowercased(),
                 "academicYears": ["first": "2027/2028", "last": "2031/2032"], "mobilitiesPerYear": 4, "totalMonthsPerYear": months,
                 "subjectAreas": [["isced": "0714", "clarification": "Electronics"], ["isced": "0712"]],
                 "languages": [["language": "en", "cefr": "B2"], ["language": "nl", "cefr": "B1"]], "eqfLevels": [6, 7], "blended": false,
             ],
             [
-                "kind": "staffTeaching", "sending": b.uuidString, "receiving": a.uuidString,
+                "kind": "staffTeaching", "sending": b.uuidString.lowercased(), "receiving": a.uuidString.lowercased(),
                 "academicYears": ["first": "2027/2028", "last": "2028/2029"], "mobilitiesPerYear": 2, "totalDaysPerYear": 10,
                 "subjectAreas": [["isced": "0714"]], "languages": [["language": "en", "cefr": "C1"]],
             ],
@@ -67,13 +68,13 @@ struct PartnershipFixture {
         return [
             "startDate": "2027-09-01", "endDate": "2032-08-31", "cooperationConditions": conditions,
             "activities": [["kind": "doubleDegree", "title": "Double MSc in water engineering"]],
-            "responsible": [["institution": a.uuidString, "name": "Ana Peeters", "email": "ana@ulb.be", "role": "coordinator"]],
+            "responsible": [["institution": a.uuidString.lowercased(), "name": "Ana Peeters", "email": "ana@ulb.be", "role": "coordinator"]],
             "kpis": [
                 ["key": "studentsExchanged", "label": "Students exchanged", "target": 8, "period": "academicYear"],
                 ["key": "jointPublications", "label": "Joint publications", "target": 2, "period": "calendarYear"],
             ],
             "financial": ["model": "tuitionWaiver"],
-            "contacts": [["institution": b.uuidString, "name": "Bram de Vries", "email": "bram@uva.nl"]],
+            "contacts": [["institution": b.uuidString.lowercased(), "name": "Bram de Vries", "email": "bram@uva.nl"]],
         ]
     }
 }
@@ -148,7 +149,7 @@ struct PartnershipsTests {
                     "agreement.drafted", "agreement.approved", "agreement.approved", "partnership.activated", "agreement.drafted",
                 ])
             let listed = try await h.request(.get, "/v1/partnerships?stage=active", token: f.ana)
-            #expect((listed["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id.uuidString])
+            #expect((listed["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id.uuidString.lowercased()])
             #expect((try await h.request(.get, "/v1/partnerships?stage=invited", token: f.ana)["items"] as? [Any])?.isEmpty == true)
         }
     }
@@ -161,19 +162,20 @@ struct PartnershipsTests {
             for partner in [f.a, pending, UUID()] {
                 let refused = try await h.request(
                     .post, "/v1/partnerships", token: f.ana,
-                    json: ["partner": partner.uuidString, "message": "Hello", "activities": ["collaborative_research"]])
+                    json: ["partner": partner.uuidString.lowercased(), "message": "Hello", "activities": ["collaborative_research"]])
                 #expect(refused.status == .unprocessableContent)
                 #expect((refused["errors"] as? [[String: Any]])?.first?["field"] as? String == "/partner")
             }
             #expect(
                 try await h.request(
-                    .post, "/v1/partnerships", token: f.ana, json: ["partner": f.b.uuidString, "message": "Hello", "activities": ["golf"]]
+                    .post, "/v1/partnerships", token: f.ana,
+                    json: ["partner": f.b.uuidString.lowercased(), "message": "Hello", "activities": ["golf"]]
                 ).status == .unprocessableContent)
             let id = try await f.propose(h)
             // One open partnership per pair.
             let twice = try await h.request(
                 .post, "/v1/partnerships", token: f.bram,
-                json: ["partner": f.a.uuidString, "message": "Hello", "activities": ["collaborative_research"]])
+                json: ["partner": f.a.uuidString.lowercased(), "message": "Hello", "activities": ["collaborative_research"]])
             #expect(twice.status == .conflict)
             _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
 
@@ -214,7 +216,7 @@ struct PartnershipsTests {
             _ = try await h.request(.post, "/v1/partnerships/\(id)/accept", token: f.bram)
             var bad = f.terms()
             var conditions = bad["cooperationConditions"] as! [[String: Any]]
-            conditions[0]["receiving"] = f.a.uuidString  // sending = receiving
+            conditions[0]["receiving"] = f.a.uuidString.lowercased()  // sending = receiving
             conditions[0]["subjectAreas"] = [["isced": "07145"]]
             conditions[0]["languages"] = [["language": "xx", "cefr": "D1"]]
             conditions[0]["eqfLevels"] = [9]
@@ -262,7 +264,7 @@ struct PartnershipsTests {
             }
             // A third institution's tenant context sees none of it either.
             let (c, _) = try await h.register(schac: "unibo.it", country: "IT")
-            let seen = try await h.pool.withTransaction(settings: [("accord.institution_id", c.uuidString)]) { tx in
+            let seen = try await h.pool.withTransaction(settings: [("accord.institution_id", c.uuidString.lowercased())]) { tx in
                 try await tx.query("SELECT (SELECT count(*) FROM partnerships) + (SELECT count(*) FROM agreement_versions)").first(Int.self)
             }
             #expect(seen == 0)
@@ -297,7 +299,7 @@ struct EWPExportTests {
 
     /// Runs the validator on `xml`; its output, and whether it passed.
     static func validate(_ xml: String) throws -> (passed: Bool, output: String) {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("iia-\(UUID().uuidString).xml")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("iia-\(UUID().uuidString.lowercased()).xml")
         try xml.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let process = Process()
@@ -327,19 +329,19 @@ struct EWPExportTests {
             var terms = f.terms()
             var conditions = terms["cooperationConditions"] as! [[String: Any]]
             conditions.append([
-                "kind": "studentTraineeship", "sending": f.b.uuidString, "receiving": f.a.uuidString,
+                "kind": "studentTraineeship", "sending": f.b.uuidString.lowercased(), "receiving": f.a.uuidString.lowercased(),
                 "academicYears": ["first": "2028/2029", "last": "2029/2030"], "mobilitiesPerYear": 3, "totalMonthsPerYear": 7.5,
                 "subjectAreas": [["isced": "0532", "clarification": "Soil & water <labs>"]], "blended": true,
             ])
             conditions.append([
-                "kind": "staffTraining", "sending": f.a.uuidString, "receiving": f.b.uuidString,
+                "kind": "staffTraining", "sending": f.a.uuidString.lowercased(), "receiving": f.b.uuidString.lowercased(),
                 "academicYears": ["first": "2027/2028", "last": "2027/2028"], "mobilitiesPerYear": 1, "totalDaysPerYear": 5.25,
                 "languages": [["language": "fr"]],
             ])
             terms["cooperationConditions"] = conditions
             terms["contacts"] = [
-                ["institution": f.b.uuidString, "name": "Bram \"B\" de Vries & co", "email": "bram@uva.nl", "role": "IRO"],
-                ["institution": f.a.uuidString, "name": "Ana Peeters", "email": "ana@ulb.be"],
+                ["institution": f.b.uuidString.lowercased(), "name": "Bram \"B\" de Vries & co", "email": "bram@uva.nl", "role": "IRO"],
+                ["institution": f.a.uuidString.lowercased(), "name": "Ana Peeters", "email": "ana@ulb.be"],
             ]
             let drafted = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.ana, json: terms)
             try #require(drafted.status == .created, "\(drafted.body)")
@@ -387,7 +389,7 @@ struct EWPExportTests {
                 "startDate": "2027-01-01", "endDate": "2028-12-31",
                 "cooperationConditions": [
                     [
-                        "kind": "staffTeaching", "sending": f.a.uuidString, "receiving": f.b.uuidString,
+                        "kind": "staffTeaching", "sending": f.a.uuidString.lowercased(), "receiving": f.b.uuidString.lowercased(),
                         "academicYears": ["first": "2027/2028", "last": "2028/2029"], "mobilitiesPerYear": 1, "totalDaysPerYear": 5,
                         "languages": [["language": "en", "cefr": "C1"]],
                     ]
@@ -430,8 +432,8 @@ struct PartnershipLifecycleTests {
                 json: [
                     "startsAt": "2027-02-01T10:00:00Z", "agenda": "Kick-off: scope of the exchange",
                     "participants": [
-                        ["institution": f.a.uuidString, "name": "Ana Peeters", "role": "IRO"],
-                        ["institution": f.b.uuidString, "name": "Bram de Vries"],
+                        ["institution": f.a.uuidString.lowercased(), "name": "Ana Peeters", "role": "IRO"],
+                        ["institution": f.b.uuidString.lowercased(), "name": "Bram de Vries"],
                     ],
                 ])
             try #require(meeting.status == .created, "\(meeting.body)")
@@ -441,7 +443,10 @@ struct PartnershipLifecycleTests {
             #expect(minuted.string("minutes") == "Agreed on four students a year.")
             let foreign = try await h.request(
                 .post, "/v1/partnerships/\(id)/meetings", token: f.ana,
-                json: ["startsAt": "2027-02-01T10:00:00Z", "agenda": "x", "participants": [["institution": UUID().uuidString, "name": "Eve"]]])
+                json: [
+                    "startsAt": "2027-02-01T10:00:00Z", "agenda": "x",
+                    "participants": [["institution": UUID().uuidString.lowercased(), "name": "Eve"]],
+                ])
             #expect(foreign.problemFields == ["/participants/0/institution"])
             let meetings = try await h.request(.get, "/v1/partnerships/\(id)/meetings", token: f.bram)
             #expect((meetings["items"] as? [[String: Any]])?.count == 1)
@@ -519,8 +524,8 @@ struct PartnershipLifecycleTests {
             let students = try #require(kpis.first { $0["key"] as? String == "studentsExchanged" })
             let reports = try #require(students["reports"] as? [[String: Any]])
             #expect(reports.count == 2)
-            #expect(reports.first { $0["institution"] as? String == f.a.uuidString }?["belowTarget"] as? Bool == true)
-            #expect(reports.first { $0["institution"] as? String == f.b.uuidString }?["belowTarget"] as? Bool == false)
+            #expect(reports.first { $0["institution"] as? String == f.a.uuidString.lowercased() }?["belowTarget"] as? Bool == true)
+            #expect(reports.first { $0["institution"] as? String == f.b.uuidString.lowercased() }?["belowTarget"] as? Bool == false)
             #expect(students["target"] as? Double == 8)
 
             // Renewal: a new version from the one in effect, years moved; both approve it again.
@@ -590,20 +595,22 @@ struct PartnershipRecommendationTests {
                 let reply = try await h.request(.get, "/v1/directory/recommendations?limit=20", token: token)
                 return Set((reply["items"] as? [[String: Any]] ?? []).compactMap { ($0["institution"] as? [String: Any])?["id"] as? String })
             }
-            #expect(try await recommended(ana) == [b.uuidString, c.uuidString])
+            #expect(try await recommended(ana) == [b.uuidString.lowercased(), c.uuidString.lowercased()])
             // Proposed to B: B leaves A's recommendations, and A leaves B's.
             let proposed = try await h.request(
-                .post, "/v1/partnerships", token: ana, json: ["partner": b.uuidString, "message": "Hello", "activities": ["joint_degree"]])
+                .post, "/v1/partnerships", token: ana,
+                json: ["partner": b.uuidString.lowercased(), "message": "Hello", "activities": ["joint_degree"]])
             #expect(proposed.status == .created)
-            #expect(try await recommended(ana) == [c.uuidString])
-            #expect(try await !recommended(bram).contains(a.uuidString))
+            #expect(try await recommended(ana) == [c.uuidString.lowercased()])
+            #expect(try await !recommended(bram).contains(a.uuidString.lowercased()))
             // Declined by C: C stays out too; a withdrawn one comes back.
             let second = try await h.request(
-                .post, "/v1/partnerships", token: ana, json: ["partner": c.uuidString, "message": "Hello", "activities": ["joint_degree"]])
+                .post, "/v1/partnerships", token: ana,
+                json: ["partner": c.uuidString.lowercased(), "message": "Hello", "activities": ["joint_degree"]])
             _ = try await h.request(.post, "/v1/partnerships/\(second.string("id")!)/decline", token: carla)
             #expect(try await recommended(ana).isEmpty)
             _ = try await h.request(.post, "/v1/partnerships/\(proposed.string("id")!)/withdraw", token: ana)
-            #expect(try await recommended(ana) == [b.uuidString])
+            #expect(try await recommended(ana) == [b.uuidString.lowercased()])
         }
     }
 }
@@ -654,7 +661,8 @@ struct PartnershipSuspensionTests {
             try await h.approve(c, adminToken: f.admin)
             let carla = try await h.signIn(emailC)
             let toSuspended = try await h.request(
-                .post, "/v1/partnerships", token: carla, json: ["partner": f.b.uuidString, "message": "Hello", "activities": ["summer_school"]])
+                .post, "/v1/partnerships", token: carla,
+                json: ["partner": f.b.uuidString.lowercased(), "message": "Hello", "activities": ["summer_school"]])
             #expect(toSuspended.problemFields == ["/partner"])
             // Reinstated: exactly as before.
             #expect(

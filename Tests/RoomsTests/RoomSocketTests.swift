@@ -25,7 +25,7 @@ struct RoomSocketTests {
             }
             let hello = try await ana.next("hello")
             #expect(hello["protocol"] as? Int == 1)
-            #expect(hello["room"] as? String == f.room.uuidString)
+            #expect(hello["room"] as? String == f.room.uuidString.lowercased())
             #expect(hello["lastSeq"] as? Int == 0)
             _ = try await bram.next("hello")
             for index in 1...5 { ana.send(["type": "send", "clientId": "a-\(index)", "body": "Message \(index)"]) }
@@ -37,7 +37,7 @@ struct RoomSocketTests {
                 for _ in 1...5 {
                     let message = try await client.next("message")
                     seqs.append(message.seq!)
-                    #expect((message["author"] as? [String: Any])?["id"] as? String == f.anaID.uuidString)
+                    #expect((message["author"] as? [String: Any])?["id"] as? String == f.anaID.uuidString.lowercased())
                 }
                 #expect(seqs == [1, 2, 3, 4, 5])
             }
@@ -190,15 +190,15 @@ struct RoomSocketTests {
             let ana = f.socket(h, f.ana)
             defer { ana.close() }
             let hello = try await ana.next("hello")
-            #expect(hello["online"] as? [String] == [f.anaID.uuidString])
+            #expect(hello["online"] as? [String] == [f.anaID.uuidString.lowercased()])
             let bram = f.socket(h, f.bram)
             _ = try await bram.next("hello")
             var online = try await ana.next("presence")
-            while online["user"] as? String != f.bramID.uuidString { online = try await ana.next("presence") }
+            while online["user"] as? String != f.bramID.uuidString.lowercased() { online = try await ana.next("presence") }
             #expect(online["status"] as? String == "online")
             bram.close()
             let offline = try await ana.next("presence")
-            #expect(offline["user"] as? String == f.bramID.uuidString)
+            #expect(offline["user"] as? String == f.bramID.uuidString.lowercased())
             #expect(offline["status"] as? String == "offline")
         }
     }

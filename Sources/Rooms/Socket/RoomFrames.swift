@@ -1,3 +1,4 @@
+import AccordCore
 import Foundation
 import NIOCore
 
@@ -90,10 +91,10 @@ enum RoomFrames {
     /// A frame's JSON, ready to be written to any number of sockets (a `ByteBuffer` shares its
     /// storage: a message for a thousand sockets is encoded and held once).
     static func encode(_ frame: some Encodable) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        guard let data = try? encoder.encode(frame) else { return ByteBuffer(string: #"{"type":"error","code":"internal","message":"encoding"}"#) }
-        return ByteBuffer(bytes: data)
+        guard let bytes = try? WireEncoder().encode(frame) else {
+            return ByteBuffer(string: #"{"type":"error","code":"internal","message":"encoding"}"#)
+        }
+        return ByteBuffer(bytes: bytes)
     }
 }
 
