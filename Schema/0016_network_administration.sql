@@ -23,6 +23,16 @@ ALTER TABLE institutions DROP CONSTRAINT institutions_tier_check;
 ALTER TABLE institutions ADD CONSTRAINT institutions_tier_fkey FOREIGN KEY (tier) REFERENCES tiers (code);
 
 -- Network administrators -------------------------------------------------------------------------
+-- The guard of every function below that only administrators may call.
+CREATE FUNCTION accord_require_network_admin() RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT accord_is_network_admin() THEN
+        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
 -- Every administrator sees the others (never their secrets: the columns below are read through
 -- functions with the owner's rights only).
 CREATE POLICY network_admins_admin_read ON network_admins FOR SELECT USING (accord_is_network_admin());
@@ -44,9 +54,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS 
 DECLARE
     v_id uuid;
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     IF accord_email_taken(p_email) THEN
         RETURN NULL;
     END IF;
@@ -68,9 +76,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS 
 DECLARE
     v_email text;
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     LOCK TABLE network_admins IN SHARE ROW EXCLUSIVE MODE;
     SELECT email INTO v_email FROM network_admins WHERE id = p_id;
     IF NOT FOUND THEN
@@ -91,9 +97,7 @@ CREATE FUNCTION accord_network_admins()
 RETURNS TABLE (id uuid, email text, name text, created_at timestamptz, second_factor boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     RETURN QUERY SELECT a.id, a.email, a.name, a.created_at, a.totp_enabled_at IS NOT NULL FROM network_admins a
     ORDER BY a.created_at, a.id;
 END
@@ -116,9 +120,7 @@ CREATE FUNCTION accord_totp_begin(p_secret bytea)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     UPDATE network_admins SET totp_secret = p_secret, totp_last_step = 0
     WHERE id = accord_current_user() AND totp_enabled_at IS NULL;
     RETURN FOUND;
@@ -147,9 +149,7 @@ CREATE FUNCTION accord_totp_enable(p_code_hashes bytea[])
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     UPDATE network_admins SET totp_enabled_at = now()
     WHERE id = accord_current_user() AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL;
     IF NOT FOUND THEN
@@ -168,9 +168,7 @@ CREATE FUNCTION accord_totp_disable()
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     UPDATE network_admins SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = 0 WHERE id = accord_current_user();
     DELETE FROM network_admin_recovery_codes WHERE admin_id = accord_current_user();
     INSERT INTO audit_events (action, actor_admin_id, target_type, target_id)
@@ -223,9 +221,7 @@ CREATE FUNCTION accord_sign_in_throttles(p_after text, p_limit integer)
 RETURNS TABLE (key text, failures integer, window_start timestamptz, last_failure timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     RETURN QUERY SELECT t.key, t.failures, t.window_start, t.last_failure FROM sign_in_throttle t
     WHERE t.failures > 0 AND t.window_start > now() - interval '1 day' AND (p_after IS NULL OR t.key > p_after)
     ORDER BY t.key LIMIT p_limit;
@@ -242,9 +238,7 @@ DECLARE
     v_key text := accord_email_key(p_email);
     v_count integer;
 BEGIN
-    IF NOT accord_is_network_admin() THEN
-        RAISE EXCEPTION 'network administrators only' USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM accord_require_network_admin();
     IF p_email IS NOT NULL AND p_address IS NOT NULL THEN
         DELETE FROM sign_in_throttle WHERE key = 'pair:' || v_key || ' ' || p_address;
     ELSIF p_email IS NOT NULL THEN

@@ -18,10 +18,36 @@ public enum Secrets {
 
     /// SHA-256 of `bytes` as lower-case hex.
     public static func sha256Hex<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
-        sha256(bytes).map { byte in
+        hex(sha256(bytes))
+    }
+
+    /// Bytes as lower-case hexadecimal, two digits each.
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()
+    }
+
+    /// The hash functions an HMAC may use.
+    public enum Digest: String, Sendable {
+        case sha1 = "SHA1"
+        case sha256 = "SHA256"
+        case sha512 = "SHA512"
+    }
+
+    /// HMAC (RFC 2104) of `message` under `key` (OpenSSL's one-shot HMAC).
+    public static func hmac(_ digest: Digest, key: [UInt8], message: [UInt8]) -> [UInt8] {
+        let md: OpaquePointer? =
+            switch digest {
+            case .sha1: EVP_sha1()
+            case .sha256: EVP_sha256()
+            case .sha512: EVP_sha512()
+            }
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = HMAC(md, key, Int32(key.count), message, message.count, &out, &length)
+        return Array(out.prefix(Int(length)))
     }
 
     /// SHA-256 of `bytes`.

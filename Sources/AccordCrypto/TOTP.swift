@@ -1,15 +1,10 @@
-import COpenSSL
 import Foundation
 
 /// Time-based one-time passwords (RFC 6238, over HOTP of RFC 4226): the code of a secret for a
 /// 30-second time step, as authenticator apps compute it.
 public enum TOTP {
     /// The HMAC behind the codes; authenticator apps use SHA-1.
-    public enum Algorithm: String, Sendable {
-        case sha1 = "SHA1"
-        case sha256 = "SHA256"
-        case sha512 = "SHA512"
-    }
+    public typealias Algorithm = Secrets.Digest
 
     /// The length of a step, in seconds.
     public static let period: Int64 = 30
@@ -23,7 +18,7 @@ public enum TOTP {
     public static func code(secret: [UInt8], step: Int64, digits: Int = 6, algorithm: Algorithm = .sha1) -> String {
         var counter = [UInt8](repeating: 0, count: 8)
         for index in 0..<8 { counter[index] = UInt8(truncatingIfNeeded: UInt64(bitPattern: step) >> (56 - 8 * UInt64(index))) }
-        let mac = hmac(algorithm, key: secret, message: counter)
+        let mac = Secrets.hmac(algorithm, key: secret, message: counter)
         let offset = Int(mac[mac.count - 1] & 0x0f)
         let binary =
             (UInt32(mac[offset] & 0x7f) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
@@ -52,20 +47,6 @@ public enum TOTP {
         let label = (issuer + ":" + account).addingPercentEncoding(withAllowedCharacters: allowed) ?? account
         let issuerParameter = issuer.addingPercentEncoding(withAllowedCharacters: allowed) ?? issuer
         return "otpauth://totp/\(label)?secret=\(Base32.encode(secret))&issuer=\(issuerParameter)&algorithm=SHA1&digits=6&period=\(period)"
-    }
-
-    /// HMAC (RFC 2104) of `message` under `key` with the algorithm's hash (OpenSSL's one-shot HMAC).
-    public static func hmac(_ algorithm: Algorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
-        let md: OpaquePointer? =
-            switch algorithm {
-            case .sha1: EVP_sha1()
-            case .sha256: EVP_sha256()
-            case .sha512: EVP_sha512()
-            }
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        _ = HMAC(md, key, Int32(key.count), message, message.count, &out, &length)
-        return Array(out.prefix(Int(length)))
     }
 }
 

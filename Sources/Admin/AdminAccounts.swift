@@ -37,14 +37,19 @@ extension AdmissionService {
     /// How long the link in a new administrator's welcome may be followed to choose a password.
     static let welcomeLinkLifetime: TimeInterval = 72 * 3600
 
+    /// The SQL of an administrator as others see them, beside the decoding of its rows.
+    static let networkAdminColumns: PGQuery = "id, email, name, second_factor, \(Timestamp.seconds("created_at")) FROM accord_network_admins()"
+
+    static func networkAdmin(_ row: PGRow) throws -> NetworkAdmin {
+        let r = try row.decode((UUID, String, String, Bool, String).self)
+        return NetworkAdmin(id: r.0, email: r.1, name: r.2, secondFactor: r.3, createdAt: r.4)
+    }
+
     /// The network's administrators, oldest first.
     public func networkAdmins(caller: Identity) async throws -> Page<NetworkAdmin> {
         try Self.requireNetworkAdmin(caller)
         let admins = try await pool.withTenant(caller) { tx in
-            try await tx.query("SELECT id, email, name, second_factor, \(Timestamp.seconds("created_at")) FROM accord_network_admins()").map { row in
-                let r = try row.decode((UUID, String, String, Bool, String).self)
-                return NetworkAdmin(id: r.0, email: r.1, name: r.2, secondFactor: r.3, createdAt: r.4)
-            }
+            try await tx.query("SELECT \(Self.networkAdminColumns)").map(Self.networkAdmin)
         }
         return Page(items: admins, nextCursor: nil)
     }
@@ -70,12 +75,7 @@ extension AdmissionService {
                     """
                 ).scalar(UUID?.self)
             else { return nil }
-            return try await tx.query(
-                "SELECT id, email, name, second_factor, \(Timestamp.seconds("created_at")) FROM accord_network_admins() WHERE id = \(id)"
-            )
-            .first((UUID, String, String, Bool, String).self).map {
-                NetworkAdmin(id: $0.0, email: $0.1, name: $0.2, secondFactor: $0.3, createdAt: $0.4)
-            }
+            return try await tx.query("SELECT \(Self.networkAdminColumns) WHERE id = \(id)").first.map(Self.networkAdmin)
         }
         guard let admin else { throw Problem.conflict("This e-mail address has an account already.") }
         return admin
@@ -146,11 +146,11 @@ extension AdmissionService {
         try Self.requireNetworkAdmin(caller)
         var v = Validator()
         v.check(email != nil || address != nil, "email", "name an e-mail address, a client address (address), or both")
-        let control = { (text: String) in text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) } }
-        if let email { v.check(!email.isEmpty && email.utf8.count <= 254 && !control(email), "email", "must be an e-mail address") }
+        if let email { v.check(!email.isEmpty && email.utf8.count <= 254 && Formats.isSingleLine(email), "email", "must be an e-mail address") }
         if let address {
             v.check(
-                !address.isEmpty && address.utf8.count <= 100 && !address.contains(" ") && !control(address), "address", "must be a client address")
+                !address.isEmpty && address.utf8.count <= 100 && !address.contains(" ") && Formats.isSingleLine(address), "address",
+                "must be a client address")
         }
         try v.validate()
         return try await pool.withTenant(caller) { tx in

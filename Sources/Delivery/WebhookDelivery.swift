@@ -91,8 +91,7 @@ public final class WebhookDelivery: Service, Sendable {
 
     /// The signature header of a body at a time.
     public static func signature(secret: [UInt8], timestamp: Int, body: String) -> String {
-        let mac = TOTP.hmac(.sha256, key: secret, message: Array("\(timestamp).\(body)".utf8))
-        return "t=\(timestamp),v1=" + mac.map { String(format: "%02x", $0) }.joined()
+        "t=\(timestamp),v1=" + Secrets.hex(Secrets.hmac(.sha256, key: secret, message: Array("\(timestamp).\(body)".utf8)))
     }
 
     private func post(id: Int64, url: String, secret: [UInt8], body: String) async {

@@ -54,7 +54,7 @@ extension IdentityService {
             try await pool.query("SELECT accord_totp_use_step(\(caller.accountID), \(step))").scalar(Bool.self)
         else { throw Problem.invalid(field: "/code", "is not the current code of the authenticator app") }
         let codes = (0..<Self.recoveryCodeCount).map { _ in Self.newRecoveryCode() }
-        let hashes = codes.map { Self.recoveryCodeHash($0).map { String(format: "%02x", $0) }.joined() }
+        let hashes = codes.map { Secrets.hex(Self.recoveryCodeHash($0)) }
         let enabled = try await pool.withTenant(caller) { tx in
             try await tx.query("SELECT accord_totp_enable(ARRAY(SELECT decode(h, 'hex') FROM unnest(\(hashes)::text[]) h))").scalar(Bool.self)
         }

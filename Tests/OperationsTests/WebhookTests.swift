@@ -137,8 +137,7 @@ struct WebhookTests {
                 })
             let timestamp = try #require(parts["t"].flatMap(Int.init))
             #expect(abs(timestamp - Int(Date().timeIntervalSince1970)) < 60)
-            let expected = TOTP.hmac(.sha256, key: secret, message: Array("\(timestamp).\(received.body)".utf8)).map { String(format: "%02x", $0) }
-                .joined()
+            let expected = Secrets.hex(Secrets.hmac(.sha256, key: secret, message: Array("\(timestamp).\(received.body)".utf8)))
             #expect(parts["v1"] == expected)
             #expect(await delivery.deliverDue() == 0, "delivered once")
             // The institution's admins got mail too: about their admission, and about the proposal.
