@@ -196,4 +196,28 @@ struct ContractTests {
             }
         }
     }
+
+    /// The quoted values of the `enum:` line of the schema `name` in docs/openapi.yaml.
+    static func documentedEnum(_ name: String) throws -> [String] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/openapi.yaml")
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+        let start = try #require(lines.firstIndex(of: "    \(name):"), "no schema \(name)")
+        let line = try #require(lines[start...].prefix(6).first { $0.hasPrefix("      enum: [") })
+        return line.split(separator: "'").enumerated().filter { $0.offset % 2 == 1 }.map {
+            String($0.element).replacingOccurrences(of: "''", with: "'")
+        }
+    }
+
+    @Test func theContractsVocabulariesAreTheDatabasesReferenceLists() async throws {
+        try await TestDatabase.with { database in
+            let pool = PGPool(configuration: try PGConfiguration(url: database.appURL, maxConnections: 1))
+            let lists = try await ReferenceData(pool: pool).lists()
+            await pool.close()
+            #expect(Set(try Self.documentedEnum("CountryCode")) == lists.countries)
+            #expect(Set(try Self.documentedEnum("LanguageCode")) == lists.languages)
+            #expect(Set(try Self.documentedEnum("RegionCode")) == Set(lists.regions.keys))
+            #expect(Set(try Self.documentedEnum("RegionName")) == Set(lists.regions.values))
+        }
+    }
 }
