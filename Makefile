@@ -30,6 +30,7 @@ test: db
 	$(MAKE) --no-print-directory check-deploy
 	eval "$$(Deploy/local/env)" && $(SWIFT) test $(TEST_FLAGS)
 	eval "$$(Deploy/local/env)" && Tests/Support/contract-fuzz --seed 7 --examples 8
+	eval "$$(Deploy/local/env)" && Tests/Support/browser-test
 
 # The contract and the deployment files, checked as a partner's tools would check them: the OpenAPI
 # document, the Kubernetes manifests (strictly, for a current Kubernetes), the shell scripts' syntax.

@@ -125,11 +125,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The web client: static files, served from `/`, that use only the public API.
+        .target(
+            name: "WebClient",
+            dependencies: [.hummingbird, .httpTypes, .logging],
+            resources: [.copy("Resources/web")],
+            swiftSettings: swiftSettings
+        ),
+
         // Composition, tools and the executable.
         .target(
             name: "AccordServer",
             dependencies: [
-                "AccordCore", "Admin", "Delivery", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", "Webhooks", .hummingbird,
+                "AccordCore", "Admin", "Delivery", "Directory", "Institutions", "Partnerships", "PGStore", "Rooms", "Webhooks", "WebClient",
+                .hummingbird,
                 .hummingbirdCore,
                 .hummingbirdWebSocket,
                 .httpTypes, .logging, .metrics, .prometheus,
@@ -171,7 +180,9 @@ let package = Package(
         .testTarget(name: "AccordCoreTests", dependencies: ["AccordCore", .httpTypes], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AccordServerTests",
-            dependencies: ["AccordServer", "Institutions", "PGStoreTesting", "Rooms", .hummingbirdTesting, .httpTypes, .logging, .nioCore],
+            dependencies: [
+                "AccordServer", "Institutions", "PGStoreTesting", "Rooms", "WebClient", .hummingbirdTesting, .httpTypes, .logging, .nioCore,
+            ],
             swiftSettings: testSwiftSettings
         ),
         featureTests("InstitutionsTests", ["AccordCrypto", "Institutions", .logging, .nioCore]),

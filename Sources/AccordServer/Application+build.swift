@@ -13,6 +13,7 @@ import Partnerships
 import Rooms
 import ServiceLifecycle
 import UnixSignals
+import WebClient
 import Webhooks
 
 /// What `accord serve` needs: where to listen, the database, and the migration files.
@@ -90,6 +91,7 @@ public func buildRouter(
     router.add(middleware: ClientAddressMiddleware(trusted: trustedProxies))
     let routes = RouteTable()
     router.add(middleware: ProblemMiddleware(routes: routes))
+    if let webClient = WebClientMiddleware<AccordRequestContext>(logger: logger) { router.add(middleware: webClient) }
     HealthController(schemaCheck: schemaCheck, directoryIndex: directoryIndex, logger: logger).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
     metrics?.addRoute(to: router)

@@ -1,0 +1,176 @@
+// Rooms: the list with unread counts, and one room live over its WebSocket, with history on
+// scroll, typing and presence, and a connection that resumes after a drop.
+import { api } from "../api.js";
+import { h, mount, field, formError, onSubmit, announce, formatDateTime, formatTime } from "../dom.js";
+import { go } from "../app.js";
+import { RoomConnection } from "../room-socket.js";
+
+export async function roomsView(main) {
+  const page = await api("GET", "/v1/rooms", { query: { limit: 100 } });
+  const title = h("input", { name: "title", required: true, maxlength: 200 });
+  const create = h("form", { class: "card", "aria-labelledby": "new-room" }, h("h2", { id: "new-room" }, "New room"), formError(),
+    field("Title", title, { pointer: "/title" }), h("button", { type: "submit" }, "Create"));
+  onSubmit(create, async (data) => {
+    const room = await api("POST", "/v1/rooms", { body: { title: data.get("title") } });
+    go(`/rooms/${room.id}`);
+  });
+  mount(main,
+    h("h1", {}, "Rooms"),
+    page.items.length
+      ? h("ul", { class: "rooms", "data-testid": "rooms" }, page.items.map((room) => h("li", {},
+          h("a", { href: `#/rooms/${room.id}` }, room.title),
+          room.archived ? h("span", { class: "muted" }, " (archived)") : null,
+          room.unread ? h("span", { class: "badge unread", "aria-label": `${room.unread} unread` }, String(room.unread)) : null)))
+      : h("p", { class: "muted" }, "You are in no room yet."),
+    create);
+}
+
+export async function roomView(main, { params: [id], me }) {
+  const [room, members] = await Promise.all([
+    api("GET", `/v1/rooms/${id}`),
+    api("GET", `/v1/rooms/${id}/members`).then((r) => r.items).catch(() => []),
+  ]);
+  const names = new Map(members.map((m) => [m.userId, `${m.name} (${m.institutionName})`]));
+  const online = new Set();
+  const shown = new Map(); // seq → element
+  let firstSeq = null;
+  let loadingEarlier = false;
+  let reachedStart = false;
+
+  const log = h("ol", { class: "messages", role: "log", "aria-label": "Messages", "aria-live": "polite", "data-testid": "messages" });
+  const scroller = h("div", { class: "scroller", tabindex: 0, "aria-label": "Conversation" }, log);
+  const state = h("p", { class: "connection", "data-testid": "connection", "aria-live": "polite" }, "Connecting…");
+  const typingLine = h("p", { class: "typing muted", "aria-live": "polite" });
+  const presence = h("p", { class: "presence muted" });
+  const body = h("textarea", { name: "body", rows: 2, required: true, "data-testid": "composer" });
+  const composer = h("form", { class: "composer" }, formError(),
+    field("Message", body, { pointer: "/body", hint: "Enter sends; Shift+Enter starts a new line." }),
+    h("button", { type: "submit", "data-testid": "send" }, "Send"));
+
+  mount(main,
+    h("p", {}, h("a", { href: "#/rooms" }, "← Rooms")),
+    h("h1", {}, room.title),
+    room.topic ? h("p", {}, room.topic) : null,
+    state, presence, scroller, typingLine,
+    room.archived ? h("p", { class: "muted" }, "This room is archived: read only.") : composer);
+
+  function messageElement(message) {
+    const author = message.author;
+    return h("li", { class: `message${author.id === me.user.id ? " own" : ""}`, dataset: { seq: message.seq } },
+      h("p", { class: "meta" }, h("strong", {}, author.name), ` · ${author.institutionName} · `,
+        h("time", { datetime: message.sentAt, title: formatDateTime(message.sentAt) }, formatTime(message.sentAt)),
+        message.editedAt ? " · edited" : ""),
+      h("p", { class: "body" }, message.deleted ? h("em", {}, "deleted") : message.body));
+  }
+
+  function show(message) {
+    if (shown.has(message.seq)) return;
+    const element = messageElement(message);
+    const pending = log.querySelector(`li.pending[data-client-id="${CSS.escape(message.clientId)}"]`);
+    pending?.remove();
+    // In sequence order: after the last shown message with a smaller sequence.
+    const later = [...log.querySelectorAll("li.message:not(.pending)")].find((li) => Number(li.dataset.seq) > message.seq);
+    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    if (later) log.insertBefore(element, later);
+    else log.insertBefore(element, log.querySelector("li.pending"));
+    shown.set(message.seq, element);
+    if (firstSeq === null || message.seq < firstSeq) firstSeq = message.seq;
+    if (atBottom || message.author.id === me.user.id) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  async function loadEarlier() {
+    if (loadingEarlier || reachedStart || firstSeq === null || firstSeq <= 1) return;
+    loadingEarlier = true;
+    const before = scroller.scrollHeight;
+    try {
+      const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: firstSeq, limit: 50 } });
+      if (page.items.length < 50) reachedStart = true;
+      for (const message of page.items) show(message);
+      scroller.scrollTop += scroller.scrollHeight - before;
+    } finally {
+      loadingEarlier = false;
+    }
+  }
+
+  // The latest messages first, then live ones after the last of them.
+  const latest = room.lastSeq > 0 ? (await api("GET", `/v1/rooms/${id}/messages`, { query: { before: room.lastSeq + 1, limit: 50 } })).items : [];
+  for (const message of latest) show(message);
+  if (latest.length < 50) reachedStart = true;
+  scroller.scrollTop = scroller.scrollHeight;
+  scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 60) loadEarlier(); });
+
+  let readTimer = null;
+  const markRead = () => {
+    clearTimeout(readTimer);
+    readTimer = setTimeout(() => { if (document.visibilityState === "visible") connection.read(connection.lastSeq); }, 500);
+  };
+  let typingTimer = null;
+  const renderPresence = () => {
+    presence.textContent = online.size ? `Online: ${[...online].map((u) => names.get(u) ?? "a member").join(", ")}` : "";
+  };
+
+  const connection = new RoomConnection(id, latest.at(-1)?.seq ?? 0, {
+    hello(frame) {
+      online.clear();
+      for (const user of frame.online) online.add(user);
+      renderPresence();
+    },
+    message(frame) { show(frame); markRead(); },
+    edited(frame) {
+      const element = shown.get(frame.seq);
+      if (element) element.querySelector(".body").textContent = frame.body;
+    },
+    deleted(frame) {
+      const element = shown.get(frame.seq);
+      if (element) element.querySelector(".body").replaceChildren(h("em", {}, "deleted"));
+    },
+    typing(frame) {
+      typingLine.textContent = `${frame.name} is typing…`;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => { typingLine.textContent = ""; }, 3000);
+    },
+    presence(frame) {
+      if (frame.status === "online") online.add(frame.user); else online.delete(frame.user);
+      renderPresence();
+    },
+    async resync(frame) {
+      // The history moved on in a way `after` cannot follow: reload the latest messages.
+      const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: frame.lastSeq + 1, limit: 50 } });
+      for (const message of page.items) show(message);
+    },
+    state(value, reason) {
+      state.dataset.state = value;
+      state.textContent = { connecting: "Connecting…", live: "Live", reconnecting: "Connection lost; reconnecting…", offline: "Offline; messages will be sent when the connection is back.", ended: reason ?? "Disconnected." }[value];
+    },
+    error(frame) { announce(frame.message ?? frame.code); },
+  });
+  connection.connect();
+
+  let lastTyping = 0;
+  body.addEventListener("input", () => {
+    if (Date.now() - lastTyping > 2000) { lastTyping = Date.now(); connection.typing(); }
+  });
+  body.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); composer.requestSubmit(); }
+  });
+  onSubmit(composer, async (data) => {
+    const text = String(data.get("body") ?? "");
+    if (!text.trim()) return;
+    const clientId = connection.send(text);
+    log.append(h("li", { class: "message own pending", dataset: { clientId } },
+      h("p", { class: "meta" }, h("strong", {}, me.user.name), " · sending…"), h("p", { class: "body" }, text)));
+    scroller.scrollTop = scroller.scrollHeight;
+    body.value = "";
+    body.focus();
+  });
+  const visible = () => { if (document.visibilityState === "visible") markRead(); };
+  document.addEventListener("visibilitychange", visible);
+  markRead();
+
+  return () => {
+    connection.close();
+    clearTimeout(readTimer);
+    clearTimeout(typingTimer);
+    document.removeEventListener("visibilitychange", visible);
+  };
+}

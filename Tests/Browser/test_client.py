@@ -1,0 +1,306 @@
+"""The web client in a real browser (Debian's Chromium, driven by Playwright), against a served
+demo network: two institutions find each other, propose, accept, agree on an agreement until it is
+active, and talk in the partnership's room while one of them drops off the network and comes back.
+
+    python Tests/Browser/test_client.py BASE_URL OUTPUT_FOLDER
+
+Each step leaves a screenshot in OUTPUT_FOLDER; a failing step leaves its screenshot and every
+page's console log there too, and the run exits 1.
+"""
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+import urllib.request
+from contextlib import contextmanager
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE = sys.argv[1].rstrip("/")
+OUT = sys.argv[2]
+PASSWORD = "Accord-Demo-2026"
+TIMEOUT = 15_000
+XSS_NAME = 'University of Amsterdam <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+class Browser:
+    """The pages of the run, their console logs, and the numbered steps' screenshots."""
+
+    def __init__(self, out):
+        self.out = out
+        self.pages = {}
+        self.logs = {}
+        self.step_number = 0
+
+    def page(self, name, context):
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        log = self.logs.setdefault(name, [])
+        page.on("console", lambda message: log.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: log.append(f"pageerror: {error}"))
+        page.on("dialog", lambda dialog: (log.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        self.pages[name] = page
+        return page
+
+    @contextmanager
+    def step(self, title, *names):
+        self.step_number += 1
+        slug = f"{self.step_number:02d}-{re.sub('[^a-z0-9]+', '-', title.lower()).strip('-')}"
+        print(f"step {slug}", flush=True)
+        try:
+            yield
+        except BaseException:
+            for name in names or self.pages:
+                self.pages[name].screenshot(path=os.path.join(self.out, f"{slug}-{name}-FAILED.png"), full_page=True)
+            self.write_logs()
+            raise
+        for name in names or self.pages:
+            self.pages[name].screenshot(path=os.path.join(self.out, f"{slug}-{name}.png"), full_page=True)
+
+    def write_logs(self):
+        for name, lines in self.logs.items():
+            with open(os.path.join(self.out, f"console-{name}.log"), "w") as file:
+                file.write("\n".join(lines) + "\n")
+
+
+def call(method, path, token=None, body=None, headers=None):
+    """The API without a browser (to set up what the browser then shows)."""
+    request = urllib.request.Request(BASE + path, method=method, data=None if body is None else json.dumps(body).encode())
+    request.add_header("Accept", "application/json")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    with urllib.request.urlopen(request) as response:
+        text = response.read()
+        is_json = "json" in (response.headers.get("Content-Type") or "")
+        return (json.loads(text) if text and is_json else text), response.headers
+
+
+def sign_in(page, email):
+    page.goto(BASE + "/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def assert_fits(page):
+    """Nothing wider than the screen (the phone-sized page scrolls only down)."""
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page is {width[0]} px wide on a {width[1]} px screen"
+
+
+def messages(page):
+    """The texts of the messages on screen, in screen order (confirmed ones only)."""
+    return page.locator("[data-testid=messages] li.message:not(.pending) .body").all_inner_texts()
+
+
+def send(page, text):
+    page.get_by_label("Message", exact=True).fill(text)
+    page.keyboard.press("Enter")
+
+
+def wait_for_messages(page, expected, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout / 1000
+    while time.monotonic() < deadline:
+        if messages(page) == expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"messages on screen: {messages(page)}, expected {expected}")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    chromium = os.environ.get("ACCORD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        sys.exit("error: no chromium; run Deploy/local/install --test")
+    run = Browser(OUT)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        uva_context = browser.new_context(viewport={"width": 1200, "height": 900})
+        # The second institution works on a phone-sized screen.
+        unibo_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        uva = run.page("uva", uva_context)
+        unibo = run.page("unibo", unibo_context)
+        try:
+            scenario(run, uva, unibo, uva_context)
+        except BaseException:
+            traceback.print_exc()
+            print(f"browser-test: failed; screenshots and console logs in {OUT}", file=sys.stderr)
+            sys.exit(1)
+        finally:
+            run.write_logs()
+            browser.close()
+    errors = [line for lines in run.logs.values() for line in lines if line.startswith(("pageerror", "dialog"))]
+    if errors:
+        print("browser-test: the pages reported errors:\n" + "\n".join(errors), file=sys.stderr)
+        sys.exit(1)
+    print(f"browser-test: every step passed ({run.step_number} steps); screenshots in {OUT}")
+
+
+def scenario(run, uva, unibo, uva_context):
+    with run.step("the client is served with a policy that forbids inline scripts"):
+        _, headers = call("GET", "/")
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, policy
+
+    with run.step("both institutions sign in"):
+        sign_in(uva, "intl@uva.nl")
+        sign_in(unibo, "intl@unibo.it")
+        expect(uva.get_by_test_id("who")).to_have_text("International office")
+        expect(uva.locator("#who")).to_contain_text("University of Amsterdam")
+
+    with run.step("Amsterdam finds Bologna by a misspelled name", "uva"):
+        uva.get_by_label("Search the network").fill("Univrsita Bolgna")
+        result = uva.get_by_test_id("directory-results").get_by_role("link", name="Università di Bologna")
+        expect(result).to_be_visible()
+        result.click()
+        expect(uva.get_by_test_id("profile-name")).to_have_text("Università di Bologna")
+
+    with run.step("a message of intent with a missing field is refused beside the field", "uva"):
+        for box in uva.locator("input[name=activities]").all():
+            box.uncheck()
+        uva.get_by_label("Message of intent").fill("We would like to exchange students in law and economics.")
+        uva.get_by_role("button", name="Send message of intent").click()
+        expect(uva.locator("#activities-error")).to_be_visible()
+
+    with run.step("Amsterdam sends the message of intent", "uva"):
+        uva.get_by_label("Student exchange").check()
+        uva.get_by_label("Double degree").check()
+        uva.get_by_role("button", name="Send message of intent").click()
+        expect(uva.get_by_test_id("stage")).to_have_text("Invited")
+        partnership_url = uva.url
+
+    with run.step("Bologna accepts", "unibo"):
+        unibo.goto(BASE + "/#/partnerships")
+        unibo.get_by_test_id("partnerships").get_by_role("link", name="University of Amsterdam").click()
+        unibo.get_by_test_id("accept").click()
+        expect(unibo.get_by_test_id("stage")).to_have_text("Negotiating")
+        assert_fits(unibo)
+
+    with run.step("Amsterdam drafts version 1 and approves it", "uva"):
+        uva.goto(partnership_url)
+        uva.reload()
+        expect(uva.get_by_test_id("stage")).to_have_text("Negotiating")
+        uva.get_by_test_id("draft").click()
+        expect(uva.get_by_role("heading", name="Version 1")).to_be_visible()
+        uva.get_by_test_id("approve").click()
+        expect(uva.get_by_text("Approved by: University of Amsterdam")).to_be_visible()
+
+    with run.step("Bologna drafts version 2 and sees what changed", "unibo"):
+        unibo.reload()
+        expect(unibo.get_by_role("heading", name="Version 1")).to_be_visible()
+        unibo.get_by_label(re.compile("Students a year, Università di Bologna")).fill("3")
+        unibo.get_by_test_id("draft").click()
+        expect(unibo.get_by_role("heading", name="Version 2")).to_be_visible()
+        unibo.get_by_role("button", name="Compare").click()
+        diff = unibo.get_by_test_id("diff")
+        expect(diff).to_contain_text("mobilitiesPerYear")
+        expect(diff.locator("td.after")).to_contain_text(["3"])
+        assert_fits(unibo)
+
+    with run.step("both approve version 2 and the partnership is active"):
+        unibo.get_by_test_id("approve").click()
+        expect(unibo.get_by_text("Approved by: Università di Bologna")).to_be_visible()
+        uva.reload()
+        expect(uva.get_by_role("heading", name="Version 2")).to_be_visible()
+        uva.get_by_test_id("approve").click()
+        expect(uva.get_by_test_id("stage")).to_have_text("Active")
+        expect(uva.get_by_test_id("kpis")).to_contain_text("Outgoing students")
+        unibo.reload()
+        expect(unibo.get_by_test_id("stage")).to_have_text("Active")
+        expect(unibo.get_by_role("heading", name="Version 2 (in effect)")).to_be_visible()
+
+    with run.step("both open the partnership's room"):
+        uva.get_by_test_id("open-room").click()
+        unibo.get_by_test_id("open-room").click()
+        for page in (uva, unibo):
+            expect(page.get_by_test_id("connection")).to_have_text("Live")
+
+    expected = []
+    with run.step("messages go both ways live"):
+        send(uva, "Hello from Amsterdam")
+        expected.append("Hello from Amsterdam")
+        wait_for_messages(unibo, expected)
+        send(unibo, "Ciao from Bologna")
+        expected.append("Ciao from Bologna")
+        for page in (uva, unibo):
+            wait_for_messages(page, expected)
+
+    with run.step("Amsterdam drops off the network while both keep writing"):
+        uva_context.set_offline(True)
+        expect(uva.get_by_test_id("connection")).not_to_have_text("Live")
+        for text in ("Are you there?", "We sent the draft to the rector."):
+            send(unibo, text)
+            expected.append(text)
+        wait_for_messages(unibo, expected)
+        send(uva, "Written while offline")
+        expect(uva.locator("li.pending")).to_have_count(1)
+
+    with run.step("Amsterdam comes back: everything exactly once, in order, on both screens"):
+        uva_context.set_offline(False)
+        expect(uva.get_by_test_id("connection")).to_have_text("Live")
+        expected.append("Written while offline")
+        for page in (uva, unibo):
+            wait_for_messages(page, expected)
+        expect(uva.locator("li.pending")).to_have_count(0)
+        send(unibo, "Welcome back")
+        expected.append("Welcome back")
+        send(uva, "Thanks!")
+        expected.append("Thanks!")
+        for page in (uva, unibo):
+            wait_for_messages(page, expected)
+        # A reload resumes from the history: still once each, in order.
+        uva.reload()
+        expect(uva.get_by_test_id("connection")).to_have_text("Live")
+        wait_for_messages(uva, expected)
+
+    with run.step("the room list shows unread counts", "unibo"):
+        send(uva, "One more thing")
+        expected.append("One more thing")
+        wait_for_messages(uva, expected)
+        unibo.goto(BASE + "/#/partnerships")
+        unibo.goto(BASE + "/#/rooms")
+        expect(unibo.get_by_test_id("rooms").locator(".unread")).to_have_text(re.compile("^[1-9][0-9]*$"))
+
+    with run.step("a name holding markup is shown as text and runs nothing", "unibo"):
+        grant, _ = call("POST", "/v1/sessions", body={"email": "intl@uva.nl", "password": PASSWORD})
+        me, _ = call("GET", "/v1/me", grant["token"])
+        institution = me["institution"]
+        _, headers = call("GET", f"/v1/institutions/{institution['id']}", grant["token"])
+        call("PATCH", f"/v1/institutions/{institution['id']}", grant["token"],
+             body={"names": [{"lang": "en", "value": XSS_NAME}]}, headers={"If-Match": headers["ETag"]})
+        unibo.goto(BASE + f"/#/institutions/{institution['id']}")
+        expect(unibo.get_by_test_id("profile-name")).to_have_text(XSS_NAME)
+        unibo.goto(BASE + "/#/directory")
+        unibo.get_by_label("Search the network").fill("Amsterdam")
+        expect(unibo.get_by_test_id("directory-results")).to_contain_text("<script>")
+        assert unibo.evaluate("() => window.__pwned") is None, "a script from a name ran"
+        assert unibo.locator("[data-testid=directory-results] script, [data-testid=directory-results] img").count() == 0
+
+    with run.step("the network administrator sees the statistics and the pending registration"):
+        admin_context = uva.context.browser.new_context(viewport={"width": 1200, "height": 900})
+        admin = run.page("admin", admin_context)
+        sign_in(admin, "admin@accord.demo")
+        expect(admin.get_by_test_id("stats")).to_contain_text("Statistics")
+        pending = admin.get_by_test_id("admin-institutions")
+        expect(pending).to_contain_text("Hanyang University")
+        pending.get_by_role("button", name="Reject").click()
+        expect(pending.locator(".error").filter(has_text=re.compile("."))).not_to_have_count(0)
+        pending.get_by_role("button", name="Approve").click()
+        expect(admin.get_by_text("No pending institution.")).to_be_visible()
+
+    with run.step("signing out forgets the session", "uva"):
+        uva.get_by_role("button", name="Sign out").click()
+        expect(uva.get_by_role("button", name="Sign in")).to_be_visible()
+        assert uva.evaluate("() => sessionStorage.length") == 0
+
+
+if __name__ == "__main__":
+    main()
