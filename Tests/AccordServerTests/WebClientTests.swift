@@ -1,9 +1,11 @@
+import AccordCore
 import AccordServer
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import PGStore
+import PGStoreTesting
 import Testing
 import WebClient
 
@@ -49,6 +51,23 @@ struct WebClientTests {
             for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
                 #expect(!text.contains(sink), "\(file) uses \(sink)")
             }
+        }
+    }
+
+    @Test func theClientsRegionNamesAreTheDatabases() async throws {
+        let folder = try #require(WebClientMiddleware<BasicRequestContext>.folder)
+        let script = try String(contentsOf: folder.appendingPathComponent("js/dom.js"), encoding: .utf8)
+        let block = try #require(
+            script.range(of: "const m49 = {").flatMap { start in
+                script[start.upperBound...].range(of: "};").map { script[start.upperBound..<$0.lowerBound] }
+            })
+        var names: [String: String] = [:]
+        for match in block.matches(of: /"([0-9]{3})": "([^"]+)"/) { names[String(match.1)] = String(match.2) }
+        try await TestDatabase.with { database in
+            let pool = PGPool(configuration: try PGConfiguration(url: database.appURL, maxConnections: 1))
+            let lists = try await ReferenceData(pool: pool).lists()
+            await pool.close()
+            #expect(names == lists.regions)
         }
     }
 

@@ -66,6 +66,13 @@ class Browser:
                 file.write("\n".join(lines) + "\n")
 
 
+def me_id(page):
+    """The signed-in user's id, as the page's session sees it."""
+    token = page.evaluate("() => sessionStorage.getItem('accord.session')")
+    me, _ = call("GET", "/v1/me", token)
+    return me["user"]["id"]
+
+
 def call(method, path, token=None, body=None, headers=None):
     """The API without a browser (to set up what the browser then shows)."""
     request = urllib.request.Request(BASE + path, method=method, data=None if body is None else json.dumps(body).encode())
@@ -94,6 +101,14 @@ def assert_fits(page):
     """Nothing wider than the screen (the phone-sized page scrolls only down)."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"the page is {width[0]} px wide on a {width[1]} px screen"
+
+
+def assert_labelled(page):
+    """Every form control has an accessible name (a label, or aria-label)."""
+    unnamed = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea, button')]
+        .filter((e) => e.type !== 'hidden' && !(e.labels?.length || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent.trim())))
+        .map((e) => e.outerHTML.slice(0, 80))""")
+    assert not unnamed, f"controls without a name: {unnamed}"
 
 
 def messages(page):
@@ -156,6 +171,18 @@ def scenario(run, uva, unibo, uva_context):
         expect(uva.get_by_test_id("who")).to_have_text("International office")
         expect(uva.locator("#who")).to_contain_text("University of Amsterdam")
 
+    with run.step("the directory's facets filter as checkable counts", "uva"):
+        results = uva.get_by_test_id("directory-results")
+        expect(results.locator("li")).to_have_count(5)
+        italy = uva.get_by_role("checkbox", name=re.compile(r"^Italy \(1\)"))
+        italy.check()
+        expect(results.locator("li")).to_have_count(1)
+        expect(results).to_contain_text("Università di Bologna")
+        assert "country=IT" in uva.url
+        italy.uncheck()
+        expect(results.locator("li")).to_have_count(5)
+        assert_labelled(uva)
+
     with run.step("Amsterdam finds Bologna by a misspelled name", "uva"):
         uva.get_by_label("Search the network").fill("Univrsita Bolgna")
         result = uva.get_by_test_id("directory-results").get_by_role("link", name="Università di Bologna")
@@ -213,6 +240,16 @@ def scenario(run, uva, unibo, uva_context):
         uva.get_by_test_id("approve").click()
         expect(uva.get_by_test_id("stage")).to_have_text("Active")
         expect(uva.get_by_test_id("kpis")).to_contain_text("Outgoing students")
+
+    with run.step("Amsterdam reports an actual below its KPI's target", "uva"):
+        uva.get_by_label("Period").fill("2027/2028")
+        uva.get_by_label("Outgoing students (actual)").fill("2")
+        uva.get_by_role("button", name="Report").click()
+        row = uva.get_by_test_id("kpis").locator("tr.below")
+        expect(row).to_contain_text("University of Amsterdam")
+        expect(row).to_contain_text("Below target")
+
+    with run.step("Bologna sees the agreement in effect", "unibo"):
         unibo.reload()
         expect(unibo.get_by_test_id("stage")).to_have_text("Active")
         expect(unibo.get_by_role("heading", name="Version 2 (in effect)")).to_be_visible()
@@ -222,6 +259,13 @@ def scenario(run, uva, unibo, uva_context):
         unibo.get_by_test_id("open-room").click()
         for page in (uva, unibo):
             expect(page.get_by_test_id("connection")).to_have_text("Live")
+
+    with run.step("typing and presence reach the other side"):
+        expect(uva.locator(".presence")).to_contain_text("Università di Bologna")
+        unibo.get_by_label("Message", exact=True).press_sequentially("Ty")
+        expect(uva.locator(".typing")).to_contain_text("is typing")
+        unibo.get_by_label("Message", exact=True).fill("")
+        assert_labelled(unibo)
 
     expected = []
     with run.step("messages go both ways live"):
@@ -269,6 +313,19 @@ def scenario(run, uva, unibo, uva_context):
         unibo.goto(BASE + "/#/rooms")
         expect(unibo.get_by_test_id("rooms").locator(".unread")).to_have_text(re.compile("^[1-9][0-9]*$"))
 
+    with run.step("a long history loads as one scrolls up", "uva"):
+        grant, _ = call("POST", "/v1/sessions", body={"email": "staff@uva.nl", "password": PASSWORD})
+        room, _ = call("POST", "/v1/rooms", grant["token"], body={"title": "Course catalogue 2027"})
+        call("POST", f"/v1/rooms/{room['id']}/members", grant["token"], body={"userId": me_id(uva)})
+        history = [f"Catalogue note {n}" for n in range(1, 71)]
+        for n, text in enumerate(history):
+            call("POST", f"/v1/rooms/{room['id']}/messages", grant["token"], body={"clientId": f"history-{n}", "body": text})
+        uva.goto(BASE + f"/#/rooms/{room['id']}")
+        expect(uva.get_by_test_id("connection")).to_have_text("Live")
+        wait_for_messages(uva, history[-50:])
+        uva.locator(".scroller").evaluate("(e) => { e.scrollTop = 0; }")
+        wait_for_messages(uva, history)
+
     with run.step("a name holding markup is shown as text and runs nothing", "unibo"):
         grant, _ = call("POST", "/v1/sessions", body={"email": "intl@uva.nl", "password": PASSWORD})
         me, _ = call("GET", "/v1/me", grant["token"])
@@ -295,6 +352,18 @@ def scenario(run, uva, unibo, uva_context):
         expect(pending.locator(".error").filter(has_text=re.compile("."))).not_to_have_count(0)
         pending.get_by_role("button", name="Approve").click()
         expect(admin.get_by_text("No pending institution.")).to_be_visible()
+
+    with run.step("the network administrator suspends a member and reinstates it", "admin"):
+        admin.get_by_role("link", name="Active").click()
+        nairobi = admin.get_by_test_id("admin-institutions").locator("li").filter(has_text="University of Nairobi")
+        nairobi.get_by_label(re.compile("^Reason")).fill("Membership fee unpaid.")
+        nairobi.get_by_role("button", name="Suspend").click()
+        expect(nairobi).to_have_count(0)
+        admin.get_by_role("link", name="Suspended").click()
+        suspended = admin.get_by_test_id("admin-institutions").locator("li").filter(has_text="University of Nairobi")
+        suspended.get_by_role("button", name="Reinstate").click()
+        expect(admin.get_by_text("No suspended institution.")).to_be_visible()
+        assert_labelled(admin)
 
     with run.step("signing out forgets the session", "uva"):
         uva.get_by_role("button", name="Sign out").click()

@@ -123,8 +123,26 @@ export const formatTime = (text) => (text ? timeOnly.format(new Date(text)) : ""
 
 const countries = new Intl.DisplayNames(["en"], { type: "region" });
 const languages = new Intl.DisplayNames(["en"], { type: "language" });
+// The UN M49 regions the directory counts (Intl knows only a few of them), and ISCED-F 2013's broad
+// fields: the names of the database's reference lists (Schema/).
+const m49 = {
+  "002": "Africa", "005": "South America", "009": "Oceania", "011": "Western Africa", "013": "Central America",
+  "014": "Eastern Africa", "015": "Northern Africa", "017": "Middle Africa", "018": "Southern Africa", "019": "Americas",
+  "021": "Northern America", "029": "Caribbean", "030": "Eastern Asia", "034": "Southern Asia", "035": "South-eastern Asia",
+  "039": "Southern Europe", "053": "Australia and New Zealand", "054": "Melanesia", "057": "Micronesia", "061": "Polynesia",
+  "142": "Asia", "143": "Central Asia", "145": "Western Asia", "150": "Europe", "151": "Eastern Europe",
+  "154": "Northern Europe", "155": "Western Europe", "202": "Sub-Saharan Africa", "419": "Latin America and the Caribbean",
+};
+const broadFields = {
+  "00": "Generic programmes", "01": "Education", "02": "Arts and humanities", "03": "Social sciences, journalism and information",
+  "04": "Business, administration and law", "05": "Natural sciences, mathematics and statistics", "06": "ICT",
+  "07": "Engineering, manufacturing and construction", "08": "Agriculture, forestry, fisheries and veterinary",
+  "09": "Health and welfare", "10": "Services", "99": "Field unknown",
+};
 /** An ISO 3166 country or UN M49 region code's English name (the code when unknown). */
-export const regionName = (code) => { try { return countries.of(code) ?? code; } catch { return code; } };
+export const regionName = (code) => { if (m49[code]) return m49[code]; try { return countries.of(code) ?? code; } catch { return code; } };
+/** An ISCED-F broad field's name, with its code. */
+export const fieldName = (code) => (broadFields[code] ? `${broadFields[code]} (${code})` : code);
 export const languageName = (code) => { try { return languages.of(code) ?? code; } catch { return code; } };
 
 /** `student_exchange` → `Student exchange`. */

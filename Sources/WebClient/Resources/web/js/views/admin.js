@@ -41,7 +41,8 @@ function decisionForm(institution, refresh) {
   onSubmit(form, async (data, submitter) => {
     const text = String(data.get("reason") ?? "").trim();
     await api("POST", `/v1/admin/institutions/${institution.id}/${submitter.value}`, { body: text ? { reason: text } : {} });
-    announce(`${displayName(institution.names)}: ${submitter.value} done.`);
+    const done = { approve: "approved", reject: "rejected", suspend: "suspended", reinstate: "reinstated" }[submitter.value];
+    announce(`${displayName(institution.names)} ${done}.`);
     await refresh();
   });
   return form;
@@ -51,6 +52,7 @@ function statsSection(stats) {
   const table = (caption, entries, format = (k) => k) => h("table", { class: "table" },
     h("caption", {}, caption),
     h("tbody", {}, Object.entries(entries).sort((a, b) => b[1] - a[1]).map(([key, count]) => h("tr", {}, h("th", { scope: "row" }, format(key)), h("td", {}, String(count))))));
+  const active = stats.perMonth.filter((m) => m.registrations || m.admissions || m.agreementsApproved).reverse();
   return h("section", { class: "card", "aria-labelledby": "stats-title", "data-testid": "stats" },
     h("h2", { id: "stats-title" }, "Statistics"),
     h("p", {}, `${stats.institutions.total} institutions · ${stats.rooms.total} rooms (${stats.rooms.activeLast30Days} active in 30 days) · ${stats.directory.entries} directory entries`),
@@ -59,8 +61,8 @@ function statsSection(stats) {
       table("By tier", stats.institutions.byTier, humanize),
       table("By country", stats.institutions.byCountry, regionName),
       table("Partnerships by stage", stats.partnerships.byStage, humanize)),
-    stats.perMonth.length ? h("table", { class: "table" },
-      h("caption", {}, "Per month"),
+    active.length ? h("table", { class: "table" },
+      h("caption", {}, "Months with activity, newest first"),
       h("thead", {}, h("tr", {}, ["Month", "Registrations", "Admissions", "Agreements approved"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, stats.perMonth.map((m) => h("tr", {}, h("th", { scope: "row" }, m.month), h("td", {}, String(m.registrations)), h("td", {}, String(m.admissions)), h("td", {}, String(m.agreementsApproved)))))) : null);
+      h("tbody", {}, active.map((m) => h("tr", {}, h("th", { scope: "row" }, m.month), h("td", {}, String(m.registrations)), h("td", {}, String(m.admissions)), h("td", {}, String(m.agreementsApproved)))))) : null);
 }

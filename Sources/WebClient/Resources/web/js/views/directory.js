@@ -1,7 +1,7 @@
 // The directory: search as one types, facets as checkable counts, paging, profiles and
 // recommendations; a message of intent from a profile.
 import { api } from "../api.js";
-import { h, mount, append, field, formError, onSubmit, showErrors, clearErrors, announce, displayName, humanize, regionName, languageName, snippetNodes } from "../dom.js";
+import { h, mount, append, field, formError, onSubmit, showErrors, clearErrors, announce, displayName, humanize, regionName, languageName, fieldName, snippetNodes } from "../dom.js";
 import { go } from "../app.js";
 
 const facetTitles = { country: "Country", region: "Region", type: "Type", field: "Subject field", language: "Teaching language", offers: "Offers" };
@@ -11,6 +11,7 @@ function facetLabel(facet, value) {
   if (facet === "country" || facet === "region") return regionName(value);
   if (facet === "language") return languageName(value);
   if (facet === "type" || facet === "offers") return humanize(value);
+  if (facet === "field") return fieldName(value);
   return value;
 }
 
