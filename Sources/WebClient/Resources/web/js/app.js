@@ -31,7 +31,7 @@ let cleanup = null;
 async function render() {
   cleanup?.();
   cleanup = null;
-  const [path, queryText] = (location.hash.slice(1) || "/").split("?");
+  const [path, queryText] = (location.hash.startsWith("#/") ? location.hash.slice(1) : "/").split("?");
   const query = new URLSearchParams(queryText ?? "");
   if (!session.token) {
     state.me = null;
@@ -126,12 +126,17 @@ function signInView() {
     }
     state.me = null;
     announce("Signed in.");
-    if (location.hash.length > 2) render(); else go("/");
+    render();
   });
   mount(main, form);
   email.focus();
 }
 
-window.addEventListener("hashchange", render);
+// Only `#/…` addresses are pages; another fragment (the skip link's) changes nothing.
+window.addEventListener("hashchange", () => { if (location.hash === "" || location.hash.startsWith("#/")) render(); });
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 window.addEventListener("accord:signed-out", () => { state.me = null; render(); });
 render();

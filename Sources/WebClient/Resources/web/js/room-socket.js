@@ -12,8 +12,10 @@ export class RoomConnection {
     this.handlers = handlers;
     this.pending = new Map();
     this.socket = null;
+    this.connecting = false;
     this.closed = false;
     this.attempt = 0;
+    this.openedAt = 0;
     this.timer = null;
     this.onOnline = () => this.reconnectSoon(0);
     this.onOffline = () => this.socket?.close(4000, "offline");
@@ -22,17 +24,22 @@ export class RoomConnection {
   }
 
   async connect() {
-    if (this.closed || (this.socket && this.socket.readyState <= WebSocket.OPEN)) return;
+    // One socket at a time: not while another is being opened or is open.
+    if (this.closed || this.connecting || (this.socket && this.socket.readyState <= WebSocket.OPEN)) return;
+    this.connecting = true;
     clearTimeout(this.timer);
     this.setState("connecting");
     let ticket;
     try {
       ({ ticket } = await api("POST", `/v1/rooms/${this.roomId}/tickets`));
     } catch (error) {
+      this.connecting = false;
       if ([403, 404].includes(error.status)) return this.end(error.message);
       return this.reconnectSoon();
     }
+    this.connecting = false;
     if (this.closed) return;
+    this.socket?.close(1000);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const url = `${scheme}://${location.host}/v1/rooms/${this.roomId}/socket?ticket=${encodeURIComponent(ticket)}&after=${this.lastSeq}`;
     const socket = new WebSocket(url);
@@ -50,7 +57,7 @@ export class RoomConnection {
   receive(frame) {
     switch (frame.type) {
       case "hello":
-        this.attempt = 0;
+        this.openedAt = Date.now();
         this.setState("live");
         this.handlers.hello?.(frame);
         for (const [clientId, body] of this.pending) this.transmit({ type: "send", clientId, body });
@@ -65,16 +72,29 @@ export class RoomConnection {
         this.pending.delete(frame.clientId);
         break;
       case "resync":
+        // The server's history does not continue after our last sequence: start again from its.
+        this.lastSeq = frame.lastSeq;
         this.handlers.resync?.(frame);
         break;
       case "error":
-        if (frame.clientId && !["rate_limited", "unavailable"].includes(frame.code)) this.pending.delete(frame.clientId);
-        this.handlers.error?.(frame);
+        if (frame.clientId && ["rate_limited", "unavailable"].includes(frame.code) && this.pending.has(frame.clientId)) {
+          // Sent again soon under the same clientId: the server stores it once.
+          const body = this.pending.get(frame.clientId);
+          setTimeout(() => this.transmit({ type: "send", clientId: frame.clientId, body }), 1000);
+        } else if (frame.clientId) {
+          this.pending.delete(frame.clientId);
+          this.handlers.failed?.(frame);
+        } else {
+          this.handlers.error?.(frame);
+        }
         break;
       default:
         this.handlers[frame.type]?.(frame);
     }
   }
+
+  /** The longest body the server takes, in bytes of UTF-8. */
+  static maximumBody = 16 * 1024;
 
   /** Sends a message; it is kept until acknowledged and sent again after a reconnect. */
   send(body) {
@@ -95,6 +115,10 @@ export class RoomConnection {
     if (this.closed) return;
     this.setState(navigator.onLine ? "reconnecting" : "offline");
     clearTimeout(this.timer);
+    // The backoff starts again only after a socket that stayed up: a socket the server closes at
+    // once (whatever the reason) is not retried in a tight loop.
+    if (this.openedAt && Date.now() - this.openedAt > 10000) this.attempt = 0;
+    this.openedAt = 0;
     const wait = delay ?? Math.min(15000, 500 * 2 ** this.attempt) * (0.75 + Math.random() / 2);
     this.attempt += 1;
     this.timer = setTimeout(() => this.connect(), wait);

@@ -27,7 +27,8 @@ export async function adminView(main, context) {
 }
 
 function decisionForm(institution, refresh) {
-  const reason = h("input", { name: "reason", maxlength: 2000 });
+  // Enter in the reason box must not pick the first button (approve) for the admin.
+  const reason = h("input", { name: "reason", maxlength: 2000, onkeydown: (event) => { if (event.key === "Enter") event.preventDefault(); } });
   const actions = {
     pending: [["approve", "Approve"], ["reject", "Reject"]],
     active: [["suspend", "Suspend"]],

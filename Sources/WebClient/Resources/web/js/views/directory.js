@@ -61,6 +61,7 @@ export async function directoryView(main, { query: initial }) {
 
   async function load(cursor) {
     const mine = ++generation;
+    if (!cursor) more.hidden = true;
     let page;
     try {
       page = await api("GET", "/v1/directory", { query: params(cursor) });

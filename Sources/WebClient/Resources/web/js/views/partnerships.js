@@ -137,10 +137,10 @@ function diffForm(partnership, versions) {
     const diff = await api("GET", `/v1/partnerships/${partnership.id}/agreement/versions/${data.get("from")}/diff/${data.get("to")}`);
     const show = (value) => (value === undefined ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value));
     mount(result, diff.changes.length
-      ? h("table", { class: "table", "data-testid": "diff" },
+      ? h("div", { class: "wide" }, h("table", { class: "table", "data-testid": "diff" },
           h("caption", {}, `Changes from version ${diff.from} to ${diff.to}`),
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"))),
-          h("tbody", {}, diff.changes.map((c) => h("tr", {}, h("td", {}, h("code", {}, c.path)), h("td", { class: "before" }, show(c.before)), h("td", { class: "after" }, show(c.after))))))
+          h("tbody", {}, diff.changes.map((c) => h("tr", {}, h("td", {}, h("code", {}, c.path)), h("td", { class: "before" }, show(c.before)), h("td", { class: "after" }, show(c.after)))))))
       : h("p", {}, "The two versions have the same terms."));
   });
   return form;
@@ -148,7 +148,7 @@ function diffForm(partnership, versions) {
 
 function academicYear(date) {
   const d = new Date(`${date}T00:00:00Z`);
-  const first = d.getUTCMonth() >= 7 ? d.getUTCFullYear() : d.getUTCFullYear() - 1;
+  const first = d.getUTCMonth() >= 8 ? d.getUTCFullYear() : d.getUTCFullYear() - 1;
   return `${first}/${first + 1}`;
 }
 
@@ -189,14 +189,19 @@ function draftForm(partnership, latest, context) {
     const condition = (sending, receiving, count, previous) => ({
       ...(previous ?? {}), kind: previous?.kind ?? "studentStudies", sending, receiving, academicYears: years,
       mobilitiesPerYear: Number(count), ...(previous ? {} : { totalMonthsPerYear: Number(count) * 5, eqfLevels: [6, 7] }),
-      languages: [{ language: String(data.get("language")).trim().toLowerCase(), cefr: data.get("cefr") }],
+      languages: [{ language: String(data.get("language")).trim().toLowerCase(), cefr: data.get("cefr") }, ...(previous?.languages ?? []).slice(1)],
     });
+    // The two mobilities and the KPI this form shows are replaced; every other term stays.
+    const others = (terms?.cooperationConditions ?? []).filter((c) => c !== outgoing && c !== incoming);
     const conditions = [["out", ids[0], ids[1], outgoing], ["in", ids[1], ids[0], incoming]]
       .filter(([name]) => Number(data.get(name)) > 0)
       .map(([name, sending, receiving, previous]) => condition(sending, receiving, data.get(name), previous));
+    const shownKPI = data.get("kpiLabel")
+      ? [{ key: kpi?.key ?? "outgoing_students", label: data.get("kpiLabel"), target: Number(data.get("kpiTarget")), period: kpi?.period ?? "academicYear" }]
+      : [];
     const body = {
-      ...(terms ?? {}), startDate, endDate, cooperationConditions: conditions,
-      kpis: data.get("kpiLabel") ? [{ key: kpi?.key ?? "outgoing_students", label: data.get("kpiLabel"), target: Number(data.get("kpiTarget")), period: kpi?.period ?? "academicYear" }] : [],
+      ...(terms ?? {}), startDate, endDate, cooperationConditions: [...conditions, ...others],
+      kpis: [...shownKPI, ...(terms?.kpis ?? []).slice(1)],
     };
     const version = await api("PUT", `/v1/partnerships/${partnership.id}/agreement`, { body });
     announce(`Version ${version.version} saved.`);

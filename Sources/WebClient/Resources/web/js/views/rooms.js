@@ -1,6 +1,6 @@
 // Rooms: the list with unread counts, and one room live over its WebSocket, with history on
 // scroll, typing and presence, and a connection that resumes after a drop.
-import { api } from "../api.js";
+import { api, ApiError } from "../api.js";
 import { h, mount, field, formError, onSubmit, announce, formatDateTime, formatTime } from "../dom.js";
 import { go } from "../app.js";
 import { RoomConnection } from "../room-socket.js";
@@ -20,7 +20,7 @@ export async function roomsView(main) {
       ? h("ul", { class: "rooms", "data-testid": "rooms" }, page.items.map((room) => h("li", {},
           h("a", { href: `#/rooms/${room.id}` }, room.title),
           room.archived ? h("span", { class: "muted" }, " (archived)") : null,
-          room.unread ? h("span", { class: "badge unread", "aria-label": `${room.unread} unread` }, String(room.unread)) : null)))
+          room.unread ? h("span", { class: "badge unread" }, String(room.unread), h("span", { class: "visually-hidden" }, " unread")) : null)))
       : h("p", { class: "muted" }, "You are in no room yet."),
     create);
 }
@@ -63,7 +63,8 @@ export async function roomView(main, { params: [id], me }) {
       h("p", { class: "body" }, message.deleted ? h("em", {}, "deleted") : message.body));
   }
 
-  function show(message) {
+  /** Places a message by its sequence; `live` ones (new at the end) keep the view at the bottom. */
+  function show(message, live = false) {
     if (shown.has(message.seq)) return;
     const element = messageElement(message);
     const pending = log.querySelector(`li.pending[data-client-id="${CSS.escape(message.clientId)}"]`);
@@ -75,12 +76,13 @@ export async function roomView(main, { params: [id], me }) {
     else log.insertBefore(element, log.querySelector("li.pending"));
     shown.set(message.seq, element);
     if (firstSeq === null || message.seq < firstSeq) firstSeq = message.seq;
-    if (atBottom || message.author.id === me.user.id) scroller.scrollTop = scroller.scrollHeight;
+    if (live && !later && (atBottom || message.author.id === me.user.id)) scroller.scrollTop = scroller.scrollHeight;
   }
 
   async function loadEarlier() {
     if (loadingEarlier || reachedStart || firstSeq === null || firstSeq <= 1) return;
     loadingEarlier = true;
+    log.setAttribute("aria-busy", "true");
     const before = scroller.scrollHeight;
     try {
       const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: firstSeq, limit: 50 } });
@@ -89,13 +91,16 @@ export async function roomView(main, { params: [id], me }) {
       scroller.scrollTop += scroller.scrollHeight - before;
     } finally {
       loadingEarlier = false;
+      log.removeAttribute("aria-busy");
     }
   }
 
   // The latest messages first, then live ones after the last of them.
+  log.setAttribute("aria-busy", "true");
   const latest = room.lastSeq > 0 ? (await api("GET", `/v1/rooms/${id}/messages`, { query: { before: room.lastSeq + 1, limit: 50 } })).items : [];
   for (const message of latest) show(message);
   if (latest.length < 50) reachedStart = true;
+  log.removeAttribute("aria-busy");
   scroller.scrollTop = scroller.scrollHeight;
   scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 60) loadEarlier(); });
 
@@ -115,7 +120,7 @@ export async function roomView(main, { params: [id], me }) {
       for (const user of frame.online) online.add(user);
       renderPresence();
     },
-    message(frame) { show(frame); markRead(); },
+    message(frame) { show(frame, true); markRead(); },
     edited(frame) {
       const element = shown.get(frame.seq);
       if (element) element.querySelector(".body").textContent = frame.body;
@@ -134,9 +139,27 @@ export async function roomView(main, { params: [id], me }) {
       renderPresence();
     },
     async resync(frame) {
-      // The history moved on in a way `after` cannot follow: reload the latest messages.
+      // The history does not continue ours: show the latest messages afresh.
       const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: frame.lastSeq + 1, limit: 50 } });
+      log.querySelectorAll("li.message:not(.pending)").forEach((element) => element.remove());
+      shown.clear();
+      firstSeq = null;
+      reachedStart = page.items.length < 50;
       for (const message of page.items) show(message);
+      scroller.scrollTop = scroller.scrollHeight;
+    },
+    archived() {
+      composer.replaceWith(h("p", { class: "muted" }, "This room is archived: read only."));
+      connection.pending.clear();
+    },
+    failed(frame) {
+      // A message the server refused for good (muted, archived, too long…): say so on it.
+      const pending = log.querySelector(`li.pending[data-client-id="${CSS.escape(frame.clientId)}"]`);
+      if (pending) {
+        pending.classList.add("failed");
+        pending.querySelector(".meta").replaceChildren(h("strong", {}, me.user.name), ` · not sent: ${frame.message ?? frame.code}`);
+      }
+      announce(`Not sent: ${frame.message ?? frame.code}`);
     },
     state(value, reason) {
       state.dataset.state = value;
@@ -151,11 +174,14 @@ export async function roomView(main, { params: [id], me }) {
     if (Date.now() - lastTyping > 2000) { lastTyping = Date.now(); connection.typing(); }
   });
   body.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); composer.requestSubmit(); }
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); composer.requestSubmit(); }
   });
   onSubmit(composer, async (data) => {
     const text = String(data.get("body") ?? "");
     if (!text.trim()) return;
+    if (new TextEncoder().encode(text).length > RoomConnection.maximumBody) {
+      throw new ApiError(422, { detail: "The message is too long.", errors: [{ field: "/body", message: "must be at most 16 KiB" }] });
+    }
     const clientId = connection.send(text);
     log.append(h("li", { class: "message own pending", dataset: { clientId } },
       h("p", { class: "meta" }, h("strong", {}, me.user.name), " · sending…"), h("p", { class: "body" }, text)));
