@@ -284,6 +284,15 @@ def scenario(run, uva, unibo, uva_context):
             send(unibo, text)
             expected.append(text)
         wait_for_messages(unibo, expected)
+        # Bologna edits a message Amsterdam already has while Amsterdam is away: the replay
+        # carries only new messages, so the client reads the edit itself.
+        token = unibo.evaluate("() => sessionStorage.getItem('accord.session')")
+        room_id = unibo.url.rsplit("/", 1)[1]
+        history, _ = call("GET", f"/v1/rooms/{room_id}/messages", token)
+        seq = next(m["seq"] for m in history["items"] if m["body"] == "Ciao from Bologna")
+        call("PATCH", f"/v1/rooms/{room_id}/messages/{seq}", token, body={"body": "Ciao from Bologna!"})
+        expected[expected.index("Ciao from Bologna")] = "Ciao from Bologna!"
+        wait_for_messages(unibo, expected)
         send(uva, "Written while offline")
         expect(uva.locator("li.pending")).to_have_count(1)
 

@@ -11,7 +11,9 @@ export function h(tag, props = {}, ...children) {
     else if (key === "class") element.className = value;
     else if (key === "value") element.value = value;
     else if (key === "checked") element.checked = Boolean(value);
-    else if (key === "dataset") Object.assign(element.dataset, value);
+    else if (key === "dataset") {
+      for (const [name, item] of Object.entries(value)) if (item !== undefined && item !== null) element.dataset[name] = item;
+    }
     else element.setAttribute(key, value === true ? "" : String(value));
   }
   append(element, children);

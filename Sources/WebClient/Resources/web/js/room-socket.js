@@ -16,6 +16,7 @@ export class RoomConnection {
     this.closed = false;
     this.attempt = 0;
     this.openedAt = 0;
+    this.opened = 0;
     this.timer = null;
     this.onOnline = () => this.reconnectSoon(0);
     this.onOffline = () => this.socket?.close(4000, "offline");
@@ -58,8 +59,10 @@ export class RoomConnection {
     switch (frame.type) {
       case "hello":
         this.openedAt = Date.now();
+        this.opened += 1;
         this.setState("live");
-        this.handlers.hello?.(frame);
+        // After a reconnect, edits and deletions made meanwhile are not replayed: the view reads them.
+        this.handlers.hello?.(frame, this.opened > 1);
         for (const [clientId, body] of this.pending) this.transmit({ type: "send", clientId, body });
         break;
       case "message":

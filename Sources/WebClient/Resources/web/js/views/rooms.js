@@ -56,7 +56,7 @@ export async function roomView(main, { params: [id], me }) {
 
   function messageElement(message) {
     const author = message.author;
-    return h("li", { class: `message${author.id === me.user.id ? " own" : ""}`, dataset: { seq: message.seq } },
+    return h("li", { class: `message${author.id === me.user.id ? " own" : ""}`, dataset: { seq: message.seq, edited: message.editedAt ? "true" : undefined } },
       h("p", { class: "meta" }, h("strong", {}, author.name), ` · ${author.institutionName} · `,
         h("time", { datetime: message.sentAt, title: formatDateTime(message.sentAt) }, formatTime(message.sentAt)),
         message.editedAt ? " · edited" : ""),
@@ -77,6 +77,19 @@ export async function roomView(main, { params: [id], me }) {
     shown.set(message.seq, element);
     if (firstSeq === null || message.seq < firstSeq) firstSeq = message.seq;
     if (live && !later && (atBottom || message.author.id === me.user.id)) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  /** A shown message as it is now (edited or deleted). */
+  function update(message) {
+    const element = shown.get(message.seq);
+    if (!element) return;
+    const body = element.querySelector(".body");
+    if (message.deleted) body.replaceChildren(h("em", {}, "deleted"));
+    else if (body.textContent !== message.body) body.textContent = message.body;
+    if (message.editedAt && !element.dataset.edited) {
+      element.dataset.edited = "true";
+      element.querySelector(".meta").append(" · edited");
+    }
   }
 
   async function loadEarlier() {
@@ -115,20 +128,19 @@ export async function roomView(main, { params: [id], me }) {
   };
 
   const connection = new RoomConnection(id, latest.at(-1)?.seq ?? 0, {
-    hello(frame) {
+    async hello(frame, resumed) {
       online.clear();
       for (const user of frame.online) online.add(user);
       renderPresence();
+      if (frame.archived) this.archived();
+      if (resumed && shown.size) {
+        const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: connection.lastSeq + 1, limit: 50 } });
+        for (const message of page.items) update(message);
+      }
     },
     message(frame) { show(frame, true); markRead(); },
-    edited(frame) {
-      const element = shown.get(frame.seq);
-      if (element) element.querySelector(".body").textContent = frame.body;
-    },
-    deleted(frame) {
-      const element = shown.get(frame.seq);
-      if (element) element.querySelector(".body").replaceChildren(h("em", {}, "deleted"));
-    },
+    edited(frame) { update({ ...frame, deleted: false }); },
+    deleted(frame) { update({ seq: frame.seq, deleted: true }); },
     typing(frame) {
       typingLine.textContent = `${frame.name} is typing…`;
       clearTimeout(typingTimer);
