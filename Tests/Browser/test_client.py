@@ -66,6 +66,11 @@ class Browser:
                 file.write("\n".join(lines) + "\n")
 
 
+def display_name(names):
+    """The name the client shows: English first, else the first."""
+    return next((n["value"] for n in names if n["lang"] == "en"), names[0]["value"])
+
+
 def me_id(page):
     """The signed-in user's id, as the page's session sees it."""
     token = page.evaluate("() => sessionStorage.getItem('accord.session')")
@@ -182,6 +187,20 @@ def scenario(run, uva, unibo, uva_context):
         italy.uncheck()
         expect(results.locator("li")).to_have_count(5)
         assert_labelled(uva)
+
+    with run.step("the directory pages with its cursor, each entry once", "uva"):
+        uva.goto(BASE + "/#/directory?sort=name&limit=2")
+        results = uva.get_by_test_id("directory-results")
+        expect(results.locator("li")).to_have_count(2)
+        for count in (4, 5):
+            uva.get_by_role("button", name="Show more").click()
+            expect(results.locator("li")).to_have_count(count)
+        expect(uva.get_by_role("button", name="Show more")).to_be_hidden()
+        names = results.locator(".result-name").all_inner_texts()
+        token = uva.evaluate("() => sessionStorage.getItem('accord.session')")
+        whole, _ = call("GET", "/v1/directory?sort=name&limit=100", token)
+        assert names == [display_name(item["names"]) for item in whole["items"]], names
+        uva.goto(BASE + "/#/directory")
 
     with run.step("Amsterdam finds Bologna by a misspelled name", "uva"):
         uva.get_by_label("Search the network").fill("Univrsita Bolgna")

@@ -19,6 +19,8 @@ export async function directoryView(main, { query: initial }) {
   const filters = Object.fromEntries(Object.keys(facetTitles).map((facet) => [facet, new Set(initial.getAll(facet))]));
   let q = initial.get("q") ?? "";
   let sort = initial.get("sort") ?? "";
+  const requested = Number(initial.get("limit"));
+  let limit = Number.isInteger(requested) && requested >= 1 && requested <= 100 ? requested : 20;
   let generation = 0;
   let timer = null;
 
@@ -26,8 +28,12 @@ export async function directoryView(main, { query: initial }) {
   const sortSelect = h("select", { name: "sort" },
     h("option", { value: "" }, "Best match"), h("option", { value: "name" }, "Name"), h("option", { value: "newest" }, "Newest"));
   sortSelect.value = sort;
+  const sizes = [...new Set([10, 20, 50, limit])].sort((a, b) => a - b);
+  const limitSelect = h("select", { name: "limit" }, sizes.map((size) => h("option", { value: size }, String(size))));
+  limitSelect.value = String(limit);
   const form = h("form", { class: "search", role: "search" }, formError(),
-    field("Search the network", search, { pointer: "q" }), field("Order", sortSelect, { pointer: "sort" }));
+    field("Search the network", search, { pointer: "q" }), field("Order", sortSelect, { pointer: "sort" }),
+    field("Per page", limitSelect, { pointer: "limit" }));
   const facetsPlace = h("aside", { class: "facets", "aria-label": "Filters" });
   const summary = h("p", { class: "muted", "aria-live": "polite" });
   const results = h("ol", { class: "results", "data-testid": "directory-results" });
@@ -41,7 +47,7 @@ export async function directoryView(main, { query: initial }) {
     recommendations);
 
   function params(cursor) {
-    const query = { limit: 20 };
+    const query = { limit };
     if (q.trim()) query.q = q.trim();
     if (sort) query.sort = sort;
     else if (!q.trim()) query.sort = "name";
@@ -54,6 +60,7 @@ export async function directoryView(main, { query: initial }) {
     const query = new URLSearchParams();
     if (q.trim()) query.set("q", q.trim());
     if (sort) query.set("sort", sort);
+    if (limit !== 20) query.set("limit", String(limit));
     for (const [facet, values] of Object.entries(filters)) for (const value of values) query.append(facet, value);
     const text = query.toString();
     history.replaceState(null, "", `#/directory${text ? `?${text}` : ""}`);
@@ -108,6 +115,7 @@ export async function directoryView(main, { query: initial }) {
     timer = setTimeout(() => { q = search.value; remember(); load(); }, 250);
   });
   sortSelect.addEventListener("change", () => { sort = sortSelect.value; remember(); load(); });
+  limitSelect.addEventListener("change", () => { limit = Number(limitSelect.value); remember(); load(); });
   form.addEventListener("submit", (event) => { event.preventDefault(); clearTimeout(timer); q = search.value; remember(); load(); });
 
   load();
