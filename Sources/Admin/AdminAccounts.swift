@@ -65,7 +65,7 @@ extension AdmissionService {
         let token = Secrets.newToken()
         let body =
             "You are now an administrator of the Accord network. Open this link within 72 hours to choose your password:\n\n"
-            + "\(publicBaseURL)/reset-password/\(token)\n\nThen sign in with \(new.email). If the link has expired, ask for a new one from the sign-in page.\n"
+            + "\(ClientLink.page("/reset-password/\(token)", base: publicBaseURL))\n\nThen sign in with \(new.email). If the link has expired, ask for a new one from the sign-in page.\n"
         let admin = try await pool.withTenant(caller) { tx -> NetworkAdmin? in
             guard
                 let id = try await tx.query(

@@ -70,7 +70,9 @@ public final class WebhookDelivery: Service, Sendable {
     @discardableResult
     public func deliverDue() async -> Int {
         do {
-            while try await pool.query("SELECT accord_activity_dispatch(500, \(configuration.publicBaseURL))").scalar(Int.self) == 500 {}
+            while try await pool.query("SELECT accord_activity_dispatch(500, \(ClientLink.root(configuration.publicBaseURL)))").scalar(Int.self)
+                == 500
+            {}
             let leased = try await pool.query(
                 """
                 SELECT id, url, secret, payload::text, attempts

@@ -23,7 +23,7 @@ extension IdentityService {
         v.check(Formats.isEmail(request.email), "/email", "must be an e-mail address")
         try v.validate()
         let token = Secrets.newToken()
-        let link = configuration.publicBaseURL + "/reset-password/" + token
+        let link = ClientLink.page("/reset-password/" + token, base: configuration.publicBaseURL)
         let body =
             "Someone (we hope you) asked to replace the password of your Accord account. Open this link within an hour to choose a new one:\n\n"
             + "\(link)\n\nIf it was not you, ignore this message: your password stays as it is.\n"

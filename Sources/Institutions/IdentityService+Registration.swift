@@ -99,7 +99,7 @@ extension IdentityService {
     func sendVerification(to email: String, userID: UUID, institutionID: UUID, on tx: PGConnection) async throws {
         let token = Secrets.newToken()
         let expires = Date(timeIntervalSinceNow: configuration.emailVerificationLifetime)
-        let link = configuration.publicBaseURL + "/verify-email/" + token
+        let link = ClientLink.page("/verify-email/" + token, base: configuration.publicBaseURL)
         try await tx.query(
             """
             INSERT INTO email_verifications (user_id, email, token_hash, expires_at)

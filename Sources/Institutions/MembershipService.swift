@@ -148,7 +148,7 @@ public struct MembershipService: Sendable {
         let token = Secrets.newToken()
         let hash = Data(Secrets.sha256(token.utf8))
         let expires = Date(timeIntervalSinceNow: identity.configuration.invitationLifetime)
-        let link = identity.configuration.publicBaseURL + "/invitations/" + token
+        let link = ClientLink.page("/invitations/" + token, base: identity.configuration.publicBaseURL)
         return try await pool.withTenant(caller) { tx in
             let invitationID = try await tx.query(
                 """

@@ -272,7 +272,7 @@ public struct RoomService: Sendable {
                 """
                 INSERT INTO mail_outbox (institution_id, recipient, subject, body)
                 VALUES (\(caller.institutionID), \(request.email), 'An invitation to a room on Accord',
-                        \("You are invited to the room \"\(title)\" on Accord. Sign in to accept it: \(configuration.publicBaseURL)/rooms/invitations\n"))
+                        \("You are invited to the room \"\(title)\" on Accord. Sign in to accept it: \(ClientLink.page("/rooms/invitations", base: configuration.publicBaseURL))\n"))
                 """)
             try await Audit.record(
                 "room.invitation_created", institutionID: caller.institutionID, actor: caller, targetType: "room", targetID: id.uuidString,

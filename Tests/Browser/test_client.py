@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -78,6 +79,20 @@ def me_id(page):
     return me["user"]["id"]
 
 
+def mailed_link(recipient, kind):
+    """The last link of `kind` (e.g. verify-email) the server put in the mail outbox for `recipient`."""
+    # psql reads the query from stdin, where :'recipient' is bound as a quoted literal.
+    result = subprocess.run(
+        ["psql", os.environ["ACCORD_TEST_DATABASE_URL"], "-XAtq", "-v", "ON_ERROR_STOP=1", "-v", f"recipient={recipient}"],
+        input="SELECT body FROM mail_outbox WHERE recipient = :'recipient' ORDER BY id DESC LIMIT 1;\n",
+        capture_output=True, text=True)
+    assert result.returncode == 0, f"psql failed: {result.stderr.strip()}"
+    body = result.stdout
+    match = re.search(rf"(https?://\S+/#/{kind}/\S+)", body)
+    assert match, f"no {kind} link in the last mail to {recipient}: {body!r}"
+    return match.group(1)
+
+
 def call(method, path, token=None, body=None, headers=None):
     """The API without a browser (to set up what the browser then shows)."""
     request = urllib.request.Request(BASE + path, method=method, data=None if body is None else json.dumps(body).encode())
@@ -94,10 +109,10 @@ def call(method, path, token=None, body=None, headers=None):
         return (json.loads(text) if text and is_json else text), response.headers
 
 
-def sign_in(page, email):
+def sign_in(page, email, password=PASSWORD):
     page.goto(BASE + "/")
     page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
@@ -324,6 +339,7 @@ def scenario(run, uva, unibo, uva_context):
         expect(uva.locator("li.pending")).to_have_count(0)
         send(unibo, "Welcome back")
         expected.append("Welcome back")
+        wait_for_messages(uva, expected)
         send(uva, "Thanks!")
         expected.append("Thanks!")
         for page in (uva, unibo):
@@ -369,6 +385,50 @@ def scenario(run, uva, unibo, uva_context):
         assert unibo.evaluate("() => window.__pwned") is None, "a script from a name ran"
         assert unibo.locator("[data-testid=directory-results] script, [data-testid=directory-results] img").count() == 0
 
+    visitor = run.page("visitor", uva.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True))
+    with run.step("a new institution registers and confirms its address by the mailed link", "visitor"):
+        visitor.goto(BASE + "/")
+        visitor.get_by_role("link", name="Register your institution").click()
+        visitor.get_by_label("Official name").fill("Universidade de Lisboa")
+        visitor.get_by_label(re.compile("^Language of the name")).fill("pt")
+        visitor.get_by_label(re.compile("^Internet domain")).fill("ulisboa.pt")
+        visitor.get_by_label(re.compile("^Country")).fill("XX")
+        visitor.get_by_label("City").fill("Lisboa")
+        visitor.get_by_label("Your name").fill("Rita Alves")
+        visitor.get_by_label(re.compile("^E-mail at")).fill("intl@ulisboa.pt")
+        visitor.get_by_label("Password").fill("Lisboa-Partners-2027")
+        visitor.get_by_role("button", name="Register").click()
+        country_field = visitor.locator(".field").filter(has=visitor.get_by_label(re.compile("^Country")))
+        expect(country_field.locator(".error")).to_contain_text("ISO 3166")
+        visitor.get_by_label(re.compile("^Country")).fill("PT")
+        visitor.get_by_role("button", name="Register").click()
+        expect(visitor.get_by_role("heading", name="Registration received")).to_be_visible()
+        assert_fits(visitor)
+        visitor.goto(mailed_link("intl@ulisboa.pt", "verify-email"))
+        expect(visitor.get_by_role("heading", name="Address confirmed")).to_be_visible()
+
+    with run.step("a forgotten password is replaced by the mailed link", "visitor"):
+        visitor.goto(BASE + "/#/")
+        visitor.get_by_role("link", name="Forgot your password?").click()
+        expect(visitor.get_by_role("heading", name="Forgotten password")).to_be_visible()
+        visitor.get_by_label("E-mail").fill("staff@uchile.cl")
+        visitor.get_by_role("button", name="Send me a link").click()
+        expect(visitor.get_by_role("heading", name="Check your mail")).to_be_visible()
+        visitor.goto(mailed_link("staff@uchile.cl", "reset-password"))
+        visitor.get_by_label("New password", exact=True).fill("password1234")
+        visitor.get_by_role("button", name="Set the password").click()
+        expect(visitor.locator(".error").filter(has_text="common")).to_be_visible()
+        visitor.get_by_label("New password", exact=True).fill("Santiago-Andes-2027")
+        visitor.get_by_role("button", name="Set the password").click()
+        expect(visitor.get_by_role("heading", name="Password changed")).to_be_visible()
+        visitor.get_by_role("link", name="Sign in").click()
+        expect(visitor.get_by_role("heading", name="Sign in to Accord")).to_be_visible()
+        visitor.get_by_label("E-mail").fill("staff@uchile.cl")
+        visitor.get_by_label("Password").fill("Santiago-Andes-2027")
+        visitor.get_by_role("button", name="Sign in").click()
+        expect(visitor.locator("#who")).to_contain_text("Universidad de Chile")
+        visitor.get_by_role("button", name="Sign out").click()
+
     with run.step("the network administrator sees the statistics and the pending registration"):
         admin_context = uva.context.browser.new_context(viewport={"width": 1200, "height": 900})
         admin = run.page("admin", admin_context)
@@ -376,10 +436,29 @@ def scenario(run, uva, unibo, uva_context):
         expect(admin.get_by_test_id("stats")).to_contain_text("Statistics")
         pending = admin.get_by_test_id("admin-institutions")
         expect(pending).to_contain_text("Hanyang University")
-        pending.get_by_role("button", name="Reject").click()
-        expect(pending.locator(".error").filter(has_text=re.compile("."))).not_to_have_count(0)
-        pending.get_by_role("button", name="Approve").click()
+        hanyang = pending.locator("li").filter(has_text="Hanyang University")
+        hanyang.get_by_role("button", name="Reject").click()
+        expect(hanyang.locator(".error").filter(has_text=re.compile("."))).not_to_have_count(0)
+        hanyang.get_by_role("button", name="Approve").click()
+        expect(pending.locator("li").filter(has_text="Hanyang University")).to_have_count(0)
+        pending.locator("li").filter(has_text="Universidade de Lisboa").get_by_role("button", name="Approve").click()
         expect(admin.get_by_text("No pending institution.")).to_be_visible()
+
+    with run.step("the new institution's admin signs in and invites a colleague, who joins by the mailed link", "visitor"):
+        sign_in(visitor, "intl@ulisboa.pt", "Lisboa-Partners-2027")
+        visitor.get_by_role("link", name="Members").click()
+        expect(visitor.get_by_role("heading", name="Members")).to_be_visible()
+        visitor.get_by_label("E-mail").fill("prof@ulisboa.pt")
+        visitor.get_by_label("Role").select_option("faculty")
+        visitor.get_by_role("button", name="Send the invitation").click()
+        expect(visitor.get_by_test_id("invitations")).to_contain_text("prof@ulisboa.pt")
+        visitor.get_by_role("button", name="Sign out").click()
+        visitor.goto(mailed_link("prof@ulisboa.pt", "invitations"))
+        visitor.get_by_label("Your name").fill("Prof. João Costa")
+        visitor.get_by_label("Choose a password").fill("Costa-Research-2027")
+        visitor.get_by_role("button", name="Join").click()
+        expect(visitor.get_by_test_id("who")).to_have_text("Prof. João Costa")
+        expect(visitor.locator("#who")).to_contain_text("Universidade de Lisboa")
 
     with run.step("the network administrator suspends a member and reinstates it", "admin"):
         admin.get_by_role("link", name="Active").click()

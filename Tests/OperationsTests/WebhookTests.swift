@@ -148,7 +148,7 @@ struct WebhookTests {
             let proposal = try await h.count(
                 """
                 SELECT count(*) FROM mail_outbox WHERE recipient = 'intl@ulb.be' AND subject LIKE 'Accord: % sent your institution a message of intent'
-                  AND body LIKE '%https://accord.test/partnerships/\(partnership.lowercased())%'
+                  AND body LIKE '%https://accord.test/#/partnerships/\(partnership.lowercased())%'
                 """)
             #expect(proposal == 1)
 

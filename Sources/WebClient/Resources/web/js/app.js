@@ -5,6 +5,7 @@ import { directoryView, profileView } from "./views/directory.js";
 import { partnershipsView, partnershipView } from "./views/partnerships.js";
 import { roomsView, roomView } from "./views/rooms.js";
 import { adminView } from "./views/admin.js";
+import { registerView, forgotView, resetView, verifyView, acceptInvitationView, roomInvitationsView, membersView } from "./views/account.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -13,8 +14,21 @@ const who = document.getElementById("who");
 /** The signed-in caller (GET /v1/me), or null. */
 export const state = { me: null };
 
+const token = "([A-Za-z0-9_-]{20,200})";
+
+/** Pages for visitors without a session: registering, and the links the server mails. */
+const publicRoutes = [
+  [/^\/register$/, registerView],
+  [/^\/forgot-password$/, forgotView],
+  [new RegExp(`^/reset-password/${token}$`), resetView],
+  [new RegExp(`^/verify-email/${token}$`), verifyView],
+  [new RegExp(`^/invitations/${token}$`), acceptInvitationView],
+];
+
 const routes = [
   [/^\/directory$/, directoryView],
+  [/^\/members$/, membersView],
+  [/^\/rooms\/invitations$/, roomInvitationsView],
   [/^\/institutions\/([0-9a-f-]{36})$/, profileView],
   [/^\/partnerships$/, partnershipsView],
   [/^\/partnerships\/([0-9a-f-]{36})$/, partnershipView],
@@ -33,6 +47,11 @@ async function render() {
   cleanup = null;
   const [path, queryText] = (location.hash.startsWith("#/") ? location.hash.slice(1) : "/").split("?");
   const query = new URLSearchParams(queryText ?? "");
+  const visitorPage = publicRoutes.find(([pattern]) => pattern.test(path));
+  if (visitorPage) {
+    // A mailed link is for whoever opens it: no session needed (the chrome shows one if there is).
+    return show(visitorPage[1], visitorPage[0].exec(path), query);
+  }
   if (!session.token) {
     state.me = null;
     renderChrome();
@@ -52,24 +71,25 @@ async function render() {
   if (path === "/" || path === "") return go(isAdmin ? "/admin" : "/directory");
   for (const [pattern, view] of routes) {
     const match = pattern.exec(path);
-    if (match) {
-      // Each view renders into a place of its own: one that a later navigation replaced while it
-      // was loading stays detached, and its cleanup runs at once.
-      const place = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
-      mount(main, place);
-      let done = null;
-      try {
-        done = (await view(place, { params: match.slice(1), query, me: state.me })) ?? null;
-      } catch (error) {
-        mount(place, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message));
-      }
-      if (!place.isConnected) return done?.();
-      cleanup = done;
-      main.focus({ preventScroll: true });
-      return;
-    }
+    if (match) return show(view, match, query);
   }
   mount(main, h("h1", {}, "Not found"), h("p", {}, "There is no such page. ", h("a", { href: "#/" }, "Start again")));
+}
+
+/** Renders a view into a place of its own: one that a later navigation replaced while it was
+ *  loading stays detached, and its cleanup runs at once. */
+async function show(view, match, query) {
+  const place = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+  mount(main, place);
+  let done = null;
+  try {
+    done = (await view(place, { params: match.slice(1), query, me: state.me })) ?? null;
+  } catch (error) {
+    mount(place, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message));
+  }
+  if (!place.isConnected) return done?.();
+  cleanup = done;
+  main.focus({ preventScroll: true });
 }
 
 function renderChrome() {
@@ -84,7 +104,8 @@ function renderChrome() {
   const isAdmin = me.roles.includes("network_admin");
   mount(nav, isAdmin
     ? [link("#/admin", "Network")]
-    : [link("#/directory", "Directory"), link("#/partnerships", "Partnerships"), link("#/rooms", "Rooms")]);
+    : [link("#/directory", "Directory"), link("#/partnerships", "Partnerships"), link("#/rooms", "Rooms"),
+        me.user.role === "admin" ? link("#/members", "Members") : null]);
   const place = isAdmin ? "Network administrator" : `${displayName(me.institution?.names)} · ${me.user.role}`;
   mount(who,
     h("span", { class: "who-name", "data-testid": "who" }, me.user.name), " ",
@@ -113,7 +134,9 @@ function signInView() {
     field("E-mail", email, { pointer: "/email" }),
     field("Password", password, { pointer: "/password" }),
     second,
-    h("button", { type: "submit" }, "Sign in"));
+    h("button", { type: "submit" }, "Sign in"),
+    h("p", {}, h("a", { href: "#/forgot-password" }, "Forgot your password?")),
+    h("p", {}, "New to the network? ", h("a", { href: "#/register" }, "Register your institution")));
   onSubmit(form, async (data) => {
     const body = { email: data.get("email"), password: data.get("password") };
     if (data.get("totp")) body.totp = data.get("totp");
@@ -139,4 +162,5 @@ document.querySelector(".skip").addEventListener("click", (event) => {
   main.focus();
 });
 window.addEventListener("accord:signed-out", () => { state.me = null; render(); });
+window.addEventListener("accord:signed-in", () => { state.me = null; go("/"); render(); });
 render();

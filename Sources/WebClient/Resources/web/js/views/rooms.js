@@ -16,6 +16,7 @@ export async function roomsView(main) {
   });
   mount(main,
     h("h1", {}, "Rooms"),
+    h("p", {}, h("a", { href: "#/rooms/invitations" }, "Invitations to rooms")),
     page.items.length
       ? h("ul", { class: "rooms", "data-testid": "rooms" }, page.items.map((room) => h("li", {},
           h("a", { href: `#/rooms/${room.id}` }, room.title),
