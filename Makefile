@@ -38,6 +38,7 @@ VENV := .accord/venv/bin
 check-deploy:
 	Deploy/local/install --test
 	$(VENV)/openapi-spec-validator Sources/AccordServer/Resources/openapi.yaml
+	$(VENV)/python Tests/Support/contract-lint Sources/AccordServer/Resources/openapi.yaml
 	$(VENV)/kubernetes-validate --strict --quiet -k 1.33.0 Deploy/k8s/*.yaml
 	$(VENV)/kubernetes-validate --strict --quiet -k 1.37.0 Deploy/k8s/*.yaml
 	for script in Deploy/docker/entrypoint.sh Deploy/docker/postgres-init.sh Deploy/backup/dump Deploy/backup/restore; do bash -n "$$script"; done

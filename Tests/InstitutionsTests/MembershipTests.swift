@@ -99,7 +99,7 @@ struct MembershipTests {
                 .post, "/v1/institutions/\(a)/invitations", token: tokenA, json: ["email": "colleague@uva.nl", "role": "staff"])
             #expect(invitation.status == .created)
             let token = try #require(invitation.string("token"))
-            #expect(invitation.string("acceptUrl") == "https://accord.test/invitations/\(token)")
+            #expect(invitation.string("acceptUrl") == "https://accord.test/#/invitations/\(token)")
             #expect(try await h.count("SELECT count(*) FROM mail_outbox WHERE recipient = 'colleague@uva.nl'") == 1)
             #expect(try await h.count("SELECT count(*) FROM invitations WHERE length(token_hash) = 32") == 1)
             #expect(try await h.request(.get, "/v1/institutions/\(a)/invitations", token: tokenB).status == .notFound)
