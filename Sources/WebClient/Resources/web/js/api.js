@@ -22,15 +22,16 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the API; `query` values that are arrays repeat the parameter. */
-export async function api(method, path, { body, query, headers = {} } = {}) {
+/** Calls the API; `query` values that are arrays repeat the parameter. `anonymous` leaves the
+ *  session out (the public operations of mailed links and registration). */
+export async function api(method, path, { body, query, headers = {}, anonymous = false } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query ?? {})) {
     if (value === undefined || value === null || value === "") continue;
     for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(key, String(item));
   }
   const request = { method, headers: { Accept: "application/json", ...headers } };
-  const token = session.token;
+  const token = anonymous ? null : session.token;
   if (token) request.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     request.headers["Content-Type"] = "application/json";

@@ -50,6 +50,8 @@ async function render() {
   const visitorPage = publicRoutes.find(([pattern]) => pattern.test(path));
   if (visitorPage) {
     // A mailed link is for whoever opens it: no session needed (the chrome shows one if there is).
+    if (session.token && !state.me) state.me = await api("GET", "/v1/me").catch(() => null);
+    renderChrome();
     return show(visitorPage[1], visitorPage[0].exec(path), query);
   }
   if (!session.token) {
@@ -61,8 +63,10 @@ async function render() {
     try {
       state.me = await api("GET", "/v1/me");
     } catch (error) {
-      if (!session.token) return render();
-      mount(main, h("p", { class: "error", role: "alert" }, error.message));
+      if (!session.token) return; // the signed-out event renders the sign-in page
+      mount(main, h("h1", {}, "Accord cannot be reached"), h("p", { class: "error", role: "alert" }, error.message),
+        h("p", { class: "actions" }, h("button", { type: "button", onclick: render }, "Try again"),
+          h("button", { type: "button", class: "secondary", onclick: signOut }, "Sign out")));
       return;
     }
   }
@@ -118,7 +122,12 @@ async function signOut() {
   session.clear();
   state.me = null;
   announce("Signed out.");
-  go("/");
+  home();
+}
+
+/** Shows the start page, without a second render from the address change. */
+export function home() {
+  history.replaceState(null, "", "#/");
   render();
 }
 
@@ -162,5 +171,5 @@ document.querySelector(".skip").addEventListener("click", (event) => {
   main.focus();
 });
 window.addEventListener("accord:signed-out", () => { state.me = null; render(); });
-window.addEventListener("accord:signed-in", () => { state.me = null; go("/"); render(); });
+window.addEventListener("accord:signed-in", () => { state.me = null; home(); });
 render();

@@ -3,7 +3,7 @@
 // members and invitations; for everyone, invitations to rooms.
 import { api, session } from "../api.js";
 import { h, mount, field, formError, onSubmit, announce, humanize, formatDateTime } from "../dom.js";
-import { go } from "../app.js";
+import { go, home } from "../app.js";
 
 const types = ["university", "university_of_applied_sciences", "college", "research_institute", "other"];
 const roles = ["faculty", "staff", "admin"];
@@ -12,7 +12,17 @@ function page(title, ...children) {
   return h("section", { class: "card narrow", "aria-labelledby": "page-title" }, h("h1", { id: "page-title" }, title), children);
 }
 
-const done = (place, title, ...text) => mount(place, page(title, h("p", { role: "status" }, text), h("p", {}, h("a", { href: "#/" }, "Sign in"))));
+/** The end of a visitor's flow: what happened, with the heading focused so that it is read out.
+ *  A mailed token leaves the address (and the history) once it is used. */
+function done(place, title, ...text) {
+  if (/^#\/(reset-password|verify-email|invitations)\//.test(location.hash)) history.replaceState(null, "", "#/");
+  // The address may be `#/` already, where a plain link would change nothing.
+  const signIn = h("a", { href: "#/", onclick: (event) => { event.preventDefault(); home(); } }, "Sign in");
+  mount(place, page(title, h("p", {}, text), h("p", {}, signIn)));
+  const heading = place.querySelector("h1");
+  heading.tabIndex = -1;
+  heading.focus();
+}
 
 export function registerView(place) {
   const input = (name, props = {}) => h("input", { name, required: true, ...props });
@@ -34,6 +44,7 @@ export function registerView(place) {
   onSubmit(form, async (data) => {
     const city = String(data.get("city")).trim();
     await api("POST", "/v1/registrations", {
+      anonymous: true,
       body: {
         institution: {
           names: [{ lang: String(data.get("lang")).trim().toLowerCase(), value: data.get("name") }],
@@ -53,7 +64,7 @@ export function forgotView(place) {
     field("E-mail", h("input", { name: "email", type: "email", required: true, autocomplete: "username" }), { pointer: "/email" }),
     h("button", { type: "submit" }, "Send me a link"));
   onSubmit(form, async (data) => {
-    await api("POST", "/v1/password-resets", { body: { email: data.get("email") } });
+    await api("POST", "/v1/password-resets", { body: { email: data.get("email") }, anonymous: true });
     done(place, "Check your mail", `If ${data.get("email")} has an account, a link to choose a new password is on its way. It works for an hour.`);
   });
   mount(place, page("Forgotten password", form));
@@ -65,8 +76,7 @@ export function resetView(place, { params: [token] }) {
       { pointer: "/password", hint: "At least 10 characters; not a common password." }),
     h("button", { type: "submit" }, "Set the password"));
   onSubmit(form, async (data) => {
-    await api("POST", `/v1/password-resets/${encodeURIComponent(token)}`, { body: { password: data.get("password") } });
-    session.clear();
+    await api("POST", `/v1/password-resets/${encodeURIComponent(token)}`, { body: { password: data.get("password") }, anonymous: true });
     done(place, "Password changed", "Your new password is set, and every session of your account has ended. Sign in with it.");
   });
   mount(place, page("Choose a new password", form));
@@ -74,7 +84,7 @@ export function resetView(place, { params: [token] }) {
 
 export async function verifyView(place, { params: [token] }) {
   try {
-    const result = await api("POST", `/v1/email-verifications/${encodeURIComponent(token)}`);
+    const result = await api("POST", `/v1/email-verifications/${encodeURIComponent(token)}`, { anonymous: true });
     done(place, "Address confirmed", `${result.email} is confirmed. A network administrator reviews your institution's registration; you hear from us by mail.`);
   } catch (error) {
     mount(place, page("This link does not work", h("p", { class: "error", role: "alert" }, error.message)));
@@ -88,7 +98,11 @@ export function acceptInvitationView(place, { params: [token] }) {
       { pointer: "/password", hint: "At least 10 characters; not a common password." }),
     h("button", { type: "submit" }, "Join"));
   onSubmit(form, async (data) => {
-    const grant = await api("POST", `/v1/invitations/${encodeURIComponent(token)}/accept`, { body: { name: data.get("name"), password: data.get("password") } });
+    const grant = await api("POST", `/v1/invitations/${encodeURIComponent(token)}/accept`, {
+      body: { name: data.get("name"), password: data.get("password") }, anonymous: true,
+    });
+    // The tab's earlier session (someone else's, perhaps) is signed out, not just forgotten.
+    if (session.token) await api("DELETE", "/v1/sessions/current").catch(() => {});
     session.set(grant.token);
     announce("Welcome to Accord.");
     window.dispatchEvent(new CustomEvent("accord:signed-in"));
@@ -114,6 +128,10 @@ export async function roomInvitationsView(place) {
 }
 
 export async function membersView(place, { me }) {
+  if (me.user.role !== "admin" || !me.institution) {
+    mount(place, h("h1", {}, "Not found"), h("p", {}, "Only your institution's administrators manage its members."));
+    return;
+  }
   const id = me.institution.id;
   const [members, invitations] = await Promise.all([
     api("GET", `/v1/institutions/${id}/members`),
@@ -130,6 +148,7 @@ export async function membersView(place, { me }) {
     await api("POST", `/v1/institutions/${id}/invitations`, { body: { email: data.get("email"), role: data.get("role") } });
     announce(`Invitation sent to ${data.get("email")}.`);
     await refresh();
+    place.querySelector("input[name=email]")?.focus();
   });
   const open = invitations.items.filter((i) => i.status === "open");
   mount(place,
