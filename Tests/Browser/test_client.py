@@ -72,10 +72,14 @@ def display_name(names):
     return next((n["value"] for n in names if n["lang"] == "en"), names[0]["value"])
 
 
+def session_token(page):
+    """The bearer token the page's client keeps."""
+    return page.evaluate("() => sessionStorage.getItem('accord.session')")
+
+
 def me_id(page):
     """The signed-in user's id, as the page's session sees it."""
-    token = page.evaluate("() => sessionStorage.getItem('accord.session')")
-    me, _ = call("GET", "/v1/me", token)
+    me, _ = call("GET", "/v1/me", session_token(page))
     return me["user"]["id"]
 
 
@@ -212,7 +216,7 @@ def scenario(run, uva, unibo, uva_context):
             expect(results.locator("li")).to_have_count(count)
         expect(uva.get_by_role("button", name="Show more")).to_be_hidden()
         names = results.locator(".result-name").all_inner_texts()
-        token = uva.evaluate("() => sessionStorage.getItem('accord.session')")
+        token = session_token(uva)
         whole, _ = call("GET", "/v1/directory?sort=name&limit=100", token)
         assert names == [display_name(item["names"]) for item in whole["items"]], names
         uva.goto(BASE + "/#/directory")
@@ -320,7 +324,7 @@ def scenario(run, uva, unibo, uva_context):
         wait_for_messages(unibo, expected)
         # Bologna edits a message Amsterdam already has while Amsterdam is away: the replay
         # carries only new messages, so the client reads the edit itself.
-        token = unibo.evaluate("() => sessionStorage.getItem('accord.session')")
+        token = session_token(unibo)
         room_id = unibo.url.rsplit("/", 1)[1]
         history, _ = call("GET", f"/v1/rooms/{room_id}/messages", token)
         seq = next(m["seq"] for m in history["items"] if m["body"] == "Ciao from Bologna")

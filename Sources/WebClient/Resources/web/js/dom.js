@@ -147,8 +147,12 @@ export const regionName = (code) => { if (m49[code]) return m49[code]; try { ret
 export const fieldName = (code) => (broadFields[code] ? `${broadFields[code]} (${code})` : code);
 export const languageName = (code) => { try { return languages.of(code) ?? code; } catch { return code; } };
 
-/** `student_exchange` → `Student exchange`. */
-export const humanize = (word) => (word ? word.charAt(0).toUpperCase() + word.slice(1).replaceAll("_", " ") : "");
+/** `student_exchange` or `studentExchange` → `Student exchange`. */
+export function humanize(word) {
+  if (!word) return "";
+  const spaced = word.replace(/([a-z])([A-Z])/g, "$1 $2").replaceAll("_", " ").toLowerCase();
+  return spaced.charAt(0).toUpperCase() + spaced.slice(1);
+}
 
 /** The name to show for a list of localized names: English first, else the first. */
 export const displayName = (names) => (names?.find((n) => n.lang === "en") ?? names?.[0])?.value ?? "";

@@ -113,11 +113,11 @@ function termsTable(terms, names) {
   const rows = [
     ["Start", terms.startDate], ["End", terms.endDate],
     ...(terms.cooperationConditions ?? []).map((c, i) => [`Mobility ${i + 1}`,
-      `${humanize(c.kind.replace(/([A-Z])/g, "_$1").toLowerCase())}: ${names[c.sending] ?? c.sending} → ${names[c.receiving] ?? c.receiving}, `
+      `${humanize(c.kind)}: ${names[c.sending] ?? c.sending} → ${names[c.receiving] ?? c.receiving}, `
       + `${c.mobilitiesPerYear} a year, ${c.academicYears.first}–${c.academicYears.last}`
       + (c.totalMonthsPerYear ? `, ${c.totalMonthsPerYear} months a year` : "") + (c.totalDaysPerYear ? `, ${c.totalDaysPerYear} days a year` : "")]),
     ...(terms.kpis ?? []).map((k) => [`KPI ${k.key}`, `${k.label}: ${k.target} per ${k.period === "academicYear" ? "academic year" : "calendar year"}`]),
-    ...(terms.financial ? [["Financial model", humanize(terms.financial.model.replace(/([A-Z])/g, "_$1").toLowerCase())]] : []),
+    ...(terms.financial ? [["Financial model", humanize(terms.financial.model)]] : []),
   ];
   return h("table", { class: "table terms", "data-testid": "terms" },
     h("caption", { class: "visually-hidden" }, "Terms"),
@@ -241,7 +241,7 @@ function timelineSection(events, names) {
     events.length
       ? h("ol", { class: "timeline", "data-testid": "timeline" }, events.map((e) => h("li", {},
           h("time", { datetime: e.at }, formatDateTime(e.at)), " ",
-          h("strong", {}, humanize(e.kind.replace(".", ": ").replaceAll("_", " "))), " — ",
+          h("strong", {}, humanize(e.kind.replace(".", ": "))), " — ",
           `${e.actor.name} (${names[e.actor.institution] ?? "network"})`,
           Object.keys(e.detail ?? {}).length ? h("span", { class: "muted" }, ` ${Object.entries(e.detail).map(([k, v]) => `${k}: ${v}`).join(", ")}`) : null)))
       : h("p", { class: "muted" }, "Nothing yet."));

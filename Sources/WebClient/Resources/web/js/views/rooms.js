@@ -80,6 +80,11 @@ export async function roomView(main, { params: [id], me }) {
     if (live && !later && (atBottom || message.author.id === me.user.id)) scroller.scrollTop = scroller.scrollHeight;
   }
 
+  /** Up to a page of the messages before sequence `seq`, in sequence order. */
+  const historyPage = 50;
+  const messagesBefore = async (seq) =>
+    (await api("GET", `/v1/rooms/${id}/messages`, { query: { before: seq, limit: historyPage } })).items;
+
   /** A shown message as it is now (edited or deleted). */
   function update(message) {
     const element = shown.get(message.seq);
@@ -99,9 +104,9 @@ export async function roomView(main, { params: [id], me }) {
     log.setAttribute("aria-busy", "true");
     const before = scroller.scrollHeight;
     try {
-      const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: firstSeq, limit: 50 } });
-      if (page.items.length < 50) reachedStart = true;
-      for (const message of page.items) show(message);
+      const earlier = await messagesBefore(firstSeq);
+      if (earlier.length < historyPage) reachedStart = true;
+      for (const message of earlier) show(message);
       scroller.scrollTop += scroller.scrollHeight - before;
     } finally {
       loadingEarlier = false;
@@ -111,9 +116,9 @@ export async function roomView(main, { params: [id], me }) {
 
   // The latest messages first, then live ones after the last of them.
   log.setAttribute("aria-busy", "true");
-  const latest = room.lastSeq > 0 ? (await api("GET", `/v1/rooms/${id}/messages`, { query: { before: room.lastSeq + 1, limit: 50 } })).items : [];
+  const latest = room.lastSeq > 0 ? await messagesBefore(room.lastSeq + 1) : [];
   for (const message of latest) show(message);
-  if (latest.length < 50) reachedStart = true;
+  if (latest.length < historyPage) reachedStart = true;
   log.removeAttribute("aria-busy");
   scroller.scrollTop = scroller.scrollHeight;
   scroller.addEventListener("scroll", () => { if (scroller.scrollTop < 60) loadEarlier(); });
@@ -135,8 +140,7 @@ export async function roomView(main, { params: [id], me }) {
       renderPresence();
       if (frame.archived) this.archived();
       if (resumed && shown.size) {
-        const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: connection.lastSeq + 1, limit: 50 } });
-        for (const message of page.items) update(message);
+        for (const message of await messagesBefore(connection.lastSeq + 1)) update(message);
       }
     },
     message(frame) { show(frame, true); markRead(); },
@@ -153,12 +157,12 @@ export async function roomView(main, { params: [id], me }) {
     },
     async resync(frame) {
       // The history does not continue ours: show the latest messages afresh.
-      const page = await api("GET", `/v1/rooms/${id}/messages`, { query: { before: frame.lastSeq + 1, limit: 50 } });
+      const latestNow = await messagesBefore(frame.lastSeq + 1);
       log.querySelectorAll("li.message:not(.pending)").forEach((element) => element.remove());
       shown.clear();
       firstSeq = null;
-      reachedStart = page.items.length < 50;
-      for (const message of page.items) show(message);
+      reachedStart = latestNow.length < historyPage;
+      for (const message of latestNow) show(message);
       scroller.scrollTop = scroller.scrollHeight;
     },
     archived() {
