@@ -17,9 +17,11 @@ struct ServerTests {
         database: TestDatabase?, url: String? = nil,
         _ body: @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
-        let pool = PGPool(configuration: try PGConfiguration(url: url ?? database!.appURL, maxConnections: 2, connectTimeoutSeconds: 2))
+        // Generous limits: on a loaded CI machine a first connection may take seconds, and a
+        // readiness check that ran out of time would answer "unreachable" instead of what is tested.
+        let pool = PGPool(configuration: try PGConfiguration(url: url ?? database!.appURL, maxConnections: 2, connectTimeoutSeconds: 15))
         let migrations = try Migration.load(from: TestDatabase.schemaDirectory)
-        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: migrations, pool: pool))
+        let router = buildRouter(pool: pool, schemaCheck: SchemaCheck(migrations: migrations, pool: pool, timeout: .seconds(20)))
         let app = Application(router: router)
         try await app.test(.router) { client in try await body(client) }
         await pool.close()
