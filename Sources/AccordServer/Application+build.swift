@@ -130,12 +130,13 @@ public func buildRoomSockets(
 }
 
 /// The upgrade router of room sockets, with the WebSocket limits of the protocol (a frame over the
-/// limit closes with 1009; a client that does not answer pings within 20 s is closed).
+/// limit closes with 1009; a client that has not answered a ping by the next is closed).
 public func webSocketServer(_ sockets: RoomSocketRoutes, hub: RoomHub) -> HTTPServerBuilder {
-    RoomSocketChannel.server(
+    let limits = hub.configuration.limits
+    return RoomSocketChannel.server(
         sockets,
         configuration: WebSocketServerConfiguration(
-            maxFrameSize: hub.configuration.limits.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(10)), validateUTF8: true))
+            maxFrameSize: limits.maxFrameBytes, autoPing: .enabled(timePeriod: limits.pingInterval), validateUTF8: true))
 }
 
 /// Builds the Accord application: the HTTP server with its router, and the database pool as a

@@ -47,17 +47,24 @@ public struct TestDatabase: Sendable {
         )
         if migrated {
             let migrations = try Migration.load(from: schemaDirectory)
-            let owner = PGPool(configuration: try PGConfiguration(url: database.ownerURL, maxConnections: 1))
+            let owner = PGPool(configuration: try PGConfiguration(url: database.ownerURL, maxConnections: 1, connectTimeoutSeconds: 30))
             try await owner.withConnection { try await Migrator(migrations: migrations, logger: logger).migrate(on: $0) }
             await owner.close()
         }
         return database
     }
 
+    /// `url` with a connect timeout of 30 s unless it names one, for what a test starts with a URL
+    /// (an `accord` process): a whole test run on two cores starves PostgreSQL's new backends for
+    /// seconds, past libpq's default of 5 s.
+    public static func patient(_ url: String) -> String {
+        url.contains("connect_timeout") ? url : url + " connect_timeout='30'"
+    }
+
     /// For CREATE and DROP DATABASE, which wait for a checkpoint: a statement timeout of 300 s
     /// instead of the usual 30 s.
     static func adminConfiguration(_ url: String) throws -> PGConfiguration {
-        var configuration = try PGConfiguration(url: url, maxConnections: 1)
+        var configuration = try PGConfiguration(url: url, maxConnections: 1, connectTimeoutSeconds: 30)
         configuration.statementTimeout = .seconds(300)
         return configuration
     }

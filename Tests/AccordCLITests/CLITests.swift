@@ -88,7 +88,7 @@ func freePort() throws -> Int {
 struct CLITests {
     @Test func migrateAppliesReportsAndIsIdempotent() async throws {
         try await TestDatabase.with(migrated: false) { database in
-            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": TestDatabase.patient(database.ownerURL)]
             let pending = try await AccordProcess.run(["migrate", "status"], environment: env)
             #expect(pending.status == 1)
             #expect(pending.stdout.contains("pending  0001_institutions_and_users.sql"))
@@ -116,7 +116,7 @@ struct CLITests {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("accord-schema-\(UUID().uuidString.lowercased())")
             try FileManager.default.copyItem(at: TestDatabase.schemaDirectory, to: folder)
             defer { try? FileManager.default.removeItem(at: folder) }
-            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": TestDatabase.patient(database.ownerURL)]
             let first = try await AccordProcess.run(["migrate", "--schema-dir", folder.path], environment: env)
             #expect(first.status == 0, "\(first.stderr)")
             let file = folder.appendingPathComponent("0003_institution_country.sql")
@@ -158,7 +158,7 @@ struct CLITests {
 
     @Test func wrongPasswordEndsMigrateAndServeWithOneLine() async throws {
         let owner = try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL")
-        let wrong = try PGConfiguration.url(owner, replacingDatabase: "accord") + " password='wrong'"
+        let wrong = TestDatabase.patient(try PGConfiguration.url(owner, replacingDatabase: "accord") + " password='wrong'")
         for command in [["migrate"], ["serve", "--port", "0"]] {
             let outcome = try await AccordProcess.run(command + ["--database-url", wrong], timeout: 20)
             #expect(outcome.status != 0)
@@ -171,7 +171,7 @@ struct CLITests {
 
     @Test func operatorCommands() async throws {
         try await TestDatabase.with { database in
-            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": TestDatabase.patient(database.ownerURL)]
             let generated = try await AccordProcess.run(["admin", "create-network-admin", "--email", "ops@network.test"], environment: env)
             #expect(generated.status == 0, "\(generated.stderr)")
             #expect(generated.stdout.contains("Password (shown once): "))
@@ -212,7 +212,7 @@ struct CLITests {
 
     @Test func benchSeedAndDirectorySQL() async throws {
         try await TestDatabase.with { database in
-            let env = ["ACCORD_MIGRATION_DATABASE_URL": database.ownerURL]
+            let env = ["ACCORD_MIGRATION_DATABASE_URL": TestDatabase.patient(database.ownerURL)]
             let demo = try await AccordProcess.run(["seed", "demo"], environment: env)
             #expect(demo.status == 0, "\(demo.stderr)")
             let bench = try await AccordProcess.run(["seed", "bench", "--institutions", "1200"], environment: env, timeout: 120)
@@ -277,7 +277,8 @@ struct CLITests {
 
     @Test func serveRefusesASchemaThatIsBehind() async throws {
         try await TestDatabase.with(migrated: false) { database in
-            let outcome = try await AccordProcess.run(["serve", "--port", "0", "--database-url", database.appURL], timeout: 20)
+            // A connection that timed out would read as unreachable, and serve would start.
+            let outcome = try await AccordProcess.run(["serve", "--port", "0", "--database-url", TestDatabase.patient(database.appURL)], timeout: 60)
             #expect(outcome.status != 0)
             let errors = outcome.stderrLines.filter { $0.hasPrefix("Error: ") }
             #expect(errors.count == 1)
@@ -291,7 +292,7 @@ struct CLITests {
             let (process, _, err) = try AccordProcess.start(
                 ["serve", "--port", String(port)],
                 environment: [
-                    "ACCORD_DATABASE_URL": database.appURL, "ACCORD_ADMIN_EMAIL": "root@network.test",
+                    "ACCORD_DATABASE_URL": TestDatabase.patient(database.appURL), "ACCORD_ADMIN_EMAIL": "root@network.test",
                     "ACCORD_ADMIN_PASSWORD": "Bootstrap-Passphrase-9", "ACCORD_SCRYPT_LOG_N": "10",
                 ])
             defer { if process.isRunning { process.terminate() } }

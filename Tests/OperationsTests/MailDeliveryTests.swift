@@ -8,7 +8,10 @@ import Testing
 struct MailDeliveryTests {
     static func delivery(_ h: Harness, port: Int, url: String? = nil) throws -> MailDelivery {
         var smtp = try SMTPConfiguration(url: url ?? "smtp://127.0.0.1:\(port)", from: "Accord <noreply@accord.test>")
-        smtp.timeout = .seconds(10)
+        // Patient: on a loaded machine the sink (a Python process) can be slow to answer, and a
+        // timed-out conversation is tried again (at least once, by design): a test would see a mail
+        // twice.
+        smtp.timeout = .seconds(60)
         return MailDelivery(pool: h.pool, client: SMTPClient(configuration: smtp))
     }
 

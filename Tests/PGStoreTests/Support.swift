@@ -12,7 +12,7 @@ func ownerPool(
     PGPool(
         configuration: try PGConfiguration(
             url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"),
-            maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, statementTimeout: statementTimeout,
+            maxConnections: maxConnections, connectionWaitTimeout: waitTimeout, connectTimeoutSeconds: 30, statementTimeout: statementTimeout,
             ioThreads: ioThreads))
 }
 

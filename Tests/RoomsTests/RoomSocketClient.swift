@@ -110,6 +110,15 @@ final class RoomSocketClient: Sendable {
         return nil
     }
 
+    /// Takes every frame of `type` received so far, in order.
+    func drain(_ type: String) -> [Frame] {
+        buffer.frames.withLock { frames in
+            let taken = frames.filter { $0.type == type }
+            frames.removeAll { $0.type == type }
+            return taken
+        }
+    }
+
     /// Why the connection failed (waits for it to end): nil when it opened and closed normally.
     func failed() async throws -> String? {
         _ = try? await task.value

@@ -8,7 +8,8 @@ import Rooms
 import Testing
 
 /// The room socket over real TCP, against a real server and database.
-@Suite("Room sockets", .serialized)
+/// (Each suite of sockets has a time limit: a socket that hangs fails its test, not the whole run.)
+@Suite("Room sockets", .serialized, .timeLimit(.minutes(5)))
 struct RoomSocketTests {
     static func live(_ body: @Sendable (Harness) async throws -> Void) async throws {
         try await Harness.run(transport: .sockets, body)
@@ -204,7 +205,7 @@ struct RoomSocketTests {
     }
 }
 
-@Suite("Room sockets under stress", .serialized)
+@Suite("Room sockets under stress", .serialized, .timeLimit(.minutes(5)))
 struct RoomSocketStressTests {
     @Test func twoInstancesAreOneRoomAndAClientResumesOnTheOtherWhenOneDies() async throws {
         try await Harness.run(transport: .sockets) { h in
@@ -238,39 +239,84 @@ struct RoomSocketStressTests {
         }
     }
 
-    @Test func aClientThatCannotKeepUpIsClosedWithoutHoldingUpTheOthers() async throws {
+    /// Limits under which only the queue closes a socket: no ping timeout, no cut.
+    static func queueLimits(closeTimeout: Duration = .seconds(120)) -> RoomSocketLimits {
         var limits = RoomSocketLimits()
         // The fast reader shares the test process (and, in CI, the machine) with the server: room
         // enough that a busy scheduler does not make it a slow consumer too.
         limits.softQueueBytes = 16 * 1024
         limits.hardQueueBytes = 512 * 1024
-        try await Harness.run(transport: .sockets, roomLimits: limits) { h in
+        limits.pingInterval = .seconds(300)
+        limits.closeTimeout = closeTimeout
+        return limits
+    }
+
+    /// Posts 12 KiB messages until the server has closed a slow consumer (however large the
+    /// kernel's socket buffers are), then `extra` more; returns how many were posted.
+    static func postUntilASlowConsumerIsClosed(_ h: Harness, _ f: RoomFixture, extra: Int) async throws -> Int {
+        let body = String(repeating: "x", count: 12 * 1024)
+        var posted = 0
+        func post() async throws {
+            posted += 1
+            let sent = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.ana, json: ["clientId": "s\(posted)", "body": body])
+            try #require(sent.status == .created)
+        }
+        while h.roomHub.counters.slowConsumerCloses.load(ordering: .relaxed) == 0 {
+            try #require(posted < 4000, "48 MB posted and no socket was closed as a slow consumer")
+            try await post()
+        }
+        for _ in 0..<extra { try await post() }
+        return posted
+    }
+
+    @Test func aClientThatCannotKeepUpIsClosedWithoutHoldingUpTheOthers() async throws {
+        try await Harness.run(transport: .sockets, roomLimits: Self.queueLimits()) { h in
             let f = try await RoomFixture.make(h)
             let slow = f.socket(h, f.bram, reading: false)
             let fast = f.socket(h, f.ana)
             defer { fast.close() }
             _ = try await fast.next("hello")
-            let body = String(repeating: "x", count: 12 * 1024)
-            let count = 800  // 9.6 MB: more than the kernel's socket buffers (about 4 MB here) and the queue
-            for index in 1...count {
-                let sent = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.ana, json: ["clientId": "s\(index)", "body": body])
-                try #require(sent.status == .created)
-            }
-            var received = 0
-            while received < count {
-                _ = try await fast.next("message")
-                received += 1
-            }
-            #expect(received == count)
+            let count = try await Self.postUntilASlowConsumerIsClosed(h, f, extra: 50)
+            var received: [Int64] = []
+            while received.count < count { received.append(try #require(try await fast.next("message").seq)) }
+            #expect(received == Array(1...Int64(count)), "the fast reader got every message, in order")
+            // The slow one gets what was written before its close, in order, then the close with
+            // the last sequence it was sent: where it resumes.
             slow.startReading()
             let closed = try await slow.closed()
             #expect(closed?.closeCode == .policyViolation)
-            #expect(closed?.reason?.hasPrefix("slow consumer; lastSeq=") == true)
+            let reason = closed?.reason ?? ""
+            #expect(reason.hasPrefix("slow consumer; lastSeq="), "\(reason)")
+            let lastSeq = try #require(Int64(reason.dropFirst("slow consumer; lastSeq=".count)))
+            let got = slow.drain("message").compactMap(\.seq)
+            #expect(lastSeq > 0 && lastSeq < Int64(count))
+            #expect(got == Array(1...lastSeq), "messages 1...\(lastSeq) exactly, got \(got.count) ending \(got.last ?? 0)")
+        }
+    }
+
+    @Test func aClientThatReadsNothingIsCutOffOnceItsCloseIsDue() async throws {
+        try await Harness.run(transport: .sockets, roomLimits: Self.queueLimits(closeTimeout: .seconds(1))) { h in
+            let f = try await RoomFixture.make(h)
+            let slow = f.socket(h, f.bram, reading: false)
+            defer { slow.close() }
+            let fast = f.socket(h, f.ana)
+            defer { fast.close() }
+            _ = try await fast.next("hello")
+            #expect(h.roomHub.socketCount == 2)
+            _ = try await Self.postUntilASlowConsumerIsClosed(h, f, extra: 0)
+            // Its close cannot be written (it reads nothing): a second later the server lets go.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while h.roomHub.socketCount > 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(h.roomHub.socketCount == 1, "the socket that reads nothing is released")
+            // The other is served as before.
+            let sent = try await h.request(.post, "/v1/rooms/\(f.room)/messages", token: f.ana, json: ["clientId": "after", "body": "still here"])
+            #expect(sent.status == .created)
+            while try await fast.next("message")["body"] as? String != "still here" {}
         }
     }
 }
 
-@Suite("Room sockets when a server stops")
+@Suite("Room sockets when a server stops", .timeLimit(.minutes(5)))
 struct RoomSocketShutdownTests {
     @Test func aStoppingServerAcknowledgesThenClosesWith1001() async throws {
         try await Harness.run(transport: .sockets) { h in

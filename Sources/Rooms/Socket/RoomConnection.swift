@@ -14,7 +14,8 @@ import Synchronization
 /// sequence order without gap or duplicate: a gap is filled from the table), `write` (drains the
 /// outbound queue into the socket; the only place that waits on the client), and the handler's
 /// read loop (the client's frames, one at a time). Nothing the hub or another socket does waits
-/// on this socket: handing over is an `AsyncStream` yield and a bounded enqueue.
+/// on this socket: handing over is an `AsyncStream` yield and a bounded enqueue. A close is done
+/// within `closeTimeout` of being decided, whether or not the client reads.
 final class RoomConnection: Sendable {
     let id: Int
     let room: UUID
@@ -36,6 +37,9 @@ final class RoomConnection: Sendable {
     private let eventSink: AsyncStream<Event>.Continuation
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
+    /// Signalled when a close is decided (and finished with the socket).
+    private let closeDecided: AsyncStream<Void>.Continuation
+    private let closeDecisions: AsyncStream<Void>
 
     struct State {
         var queue = Deque<(frame: ByteBuffer, seq: Int64?)>()
@@ -45,6 +49,10 @@ final class RoomConnection: Sendable {
         /// The highest sequence written to the socket.
         var lastWritten: Int64 = 0
         var closing: RoomCloseCode?
+        /// Whether the close waits for the queue to be written (else what is queued is dropped).
+        var flushing = false
+        /// When the close was decided: it is done `closeTimeout` later at the latest.
+        var closingSince = ContinuousClock.now
         var sends = TokenBucket(rate: 20, burst: 20)
         var typing = TokenBucket(rate: 1, burst: 2)
         var droppedEphemeral = 0
@@ -61,6 +69,7 @@ final class RoomConnection: Sendable {
         self.limits = limits
         (events, eventSink) = AsyncStream.makeStream(of: Event.self)
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (closeDecisions, closeDecided) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     // MARK: Handing over (never waits)
@@ -81,7 +90,10 @@ final class RoomConnection: Sendable {
             }
             if state.queuedBytes + size > limits.hardQueueBytes {
                 counters.slowConsumerCloses.add(1, ordering: .relaxed)
-                state.closing = .policyViolation("slow consumer; lastSeq=\(state.lastWritten)")
+                // The reason's lastSeq is read when the close is written: a frame being written
+                // now may still complete.
+                state.closing = .policyViolation("slow consumer")
+                state.closingSince = .now
                 state.queue.removeAll()
                 state.queuedBytes = 0
                 return true
@@ -91,7 +103,9 @@ final class RoomConnection: Sendable {
             if let seq { state.lastQueued = max(state.lastQueued, seq) }
             return true
         }
-        if accepted { wake.yield() }
+        guard accepted else { return }
+        wake.yield()
+        if isClosing { closeDecided.yield() }
     }
 
     /// Closes the socket once what is queued is written (a close for access or pressure drops the
@@ -100,12 +114,15 @@ final class RoomConnection: Sendable {
         state.withLock { state in
             guard state.closing == nil else { return }
             state.closing = code
+            state.flushing = flush
+            state.closingSince = .now
             if !flush {
                 state.queue.removeAll()
                 state.queuedBytes = 0
             }
         }
         wake.yield()
+        closeDecided.yield()
     }
 
     var isClosing: Bool { state.withLock { $0.closing != nil } }
@@ -153,9 +170,35 @@ final class RoomConnection: Sendable {
         }
     }
 
-    /// Writes queued frames to the socket until the connection closes; then closes the socket
-    /// with the protocol's code.
-    func write(to outbound: WebSocketOutboundWriter) async throws {
+    /// Writes queued frames to the socket until the connection closes, then closes the socket with
+    /// the protocol's code; returns when the close is written, or when the socket is gone. A close
+    /// that drops the queue (access ended, a slow consumer) abandons the frame being written, so
+    /// the close goes out next; one that flushes gets `closeTimeout` for the queue and the close
+    /// together. When the client does not take the close in time, `cut` ends the connection.
+    func write(to outbound: WebSocketOutboundWriter, cut: @Sendable () -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await self.drain(to: outbound) }
+            group.addTask { await self.queueAbandoned() }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        guard let deadline = state.withLock({ $0.closing == nil ? nil : $0.closingSince + limits.closeTimeout }) else { return }
+        let (code, reason) = (closeCode, closeReason)
+        let closed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await outbound.close(code, reason: reason)) != nil }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !closed { cut() }
+    }
+
+    /// Writes queued frames until closing with nothing left (or the socket is gone).
+    private func drain(to outbound: WebSocketOutboundWriter) async throws {
         for await _ in wakes {
             while true {
                 let next = state.withLock { state -> (frame: ByteBuffer, seq: Int64?)?? in
@@ -166,14 +209,20 @@ final class RoomConnection: Sendable {
                     return state.closing == nil ? .none : .some(nil)
                 }
                 guard let item = next else { break }  // nothing queued: wait for a wake
-                guard let (frame, seq) = item else {
-                    // Closing, and nothing left to write.
-                    try await outbound.close(closeCode, reason: closeReason)
-                    return
-                }
+                guard let (frame, seq) = item else { return }  // closing, and nothing left to write
                 try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame)))
                 if let seq { state.withLock { $0.lastWritten = max($0.lastWritten, seq) } }
             }
+        }
+    }
+
+    /// Returns when the queue is to be abandoned: at once for a close that drops it, at the close's
+    /// deadline for one that flushes it; never while the socket stays open.
+    private func queueAbandoned() async {
+        for await _ in closeDecisions {
+            guard let (flushing, since) = state.withLock({ $0.closing == nil ? nil : ($0.flushing, $0.closingSince) }) else { continue }
+            if flushing { try? await Task.sleep(until: since + limits.closeTimeout) }
+            return
         }
     }
 
@@ -189,6 +238,7 @@ final class RoomConnection: Sendable {
     private var closeReason: String? {
         switch state.withLock({ $0.closing }) {
         case .goingAway: "server shutting down; resume elsewhere"
+        case .policyViolation("slow consumer"): "slow consumer; lastSeq=\(state.withLock { $0.lastWritten })"
         case .policyViolation(let reason), .tryAgainLater(let reason): String(reason.prefix(120))
         case nil: nil
         }
@@ -198,6 +248,7 @@ final class RoomConnection: Sendable {
     func finish() {
         eventSink.finish()
         wake.finish()
+        closeDecided.finish()
     }
 }
 
@@ -211,6 +262,11 @@ public struct RoomSocketLimits: Sendable {
     public var replayPage = 500
     /// The largest frame a client may send (a frame over it closes the socket with 1009).
     public var maxFrameBytes = 64 * 1024
+    /// How often the server pings; a client that has not answered one by the next is closed (1001).
+    public var pingInterval: Duration = .seconds(10)
+    /// How long a decided close may take: what a closing socket is owed and its close frame must
+    /// be written by then, or the connection is cut.
+    public var closeTimeout: Duration = .seconds(5)
 
     public init() {}
 }

@@ -136,7 +136,9 @@ public struct RoomSocketChannel: ServerChildChannel, HTTPChannelHandler {
                             validateUTF8: configuration.validateUTF8, maxFrameSize: configuration.maxFrameSize),
                         asyncChannel: asyncChannel, context: SocketContext(logger: logger)
                     ) { inbound, outbound, context in
-                        try await sockets.serve(admission, inbound: inbound, outbound: outbound, logger: context.logger)
+                        let channel = asyncChannel.channel
+                        try await sockets.serve(
+                            admission, inbound: inbound, outbound: outbound, cut: { channel.close(promise: nil) }, logger: context.logger)
                     }
                 } catch {
                     logger.debug("room socket ended with an error", metadata: ["error": "\(error)"])

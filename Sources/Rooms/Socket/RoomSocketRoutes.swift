@@ -110,7 +110,12 @@ public struct RoomSocketRoutes: Sendable {
 
     // MARK: The open socket
 
-    func serve(_ admission: Admission, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
+    /// Serves an open socket until it closes: the client's frames, and what the room sends it.
+    /// `cut` ends the connection without a close handshake (a client that does not read its close).
+    func serve(
+        _ admission: Admission, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, cut: @escaping @Sendable () -> Void,
+        logger: Logger
+    ) async throws {
         let identity = admission.identity
         let connection = hub.attach(room: admission.room, identity: identity, name: admission.name)
         defer { Task { await hub.detach(connection) } }
@@ -132,28 +137,33 @@ public struct RoomSocketRoutes: Sendable {
             start = lastSeq
         }
         let replayFrom = start
-        try await withThrowingTaskGroup(of: Bool.self) { group in
+        enum Loop { case writer, delivery, reader }
+        try await withThrowingTaskGroup(of: Loop.self) { group in
+            defer {
+                connection.finish()
+                group.cancelAll()
+            }
             group.addTask {
-                try await connection.write(to: outbound)
-                return true
+                await connection.write(to: outbound, cut: cut)
+                return .writer
             }
             group.addTask {
                 await connection.deliver(after: replayFrom, pool: rooms.pool)
-                return false
+                return .delivery
             }
-            do {
+            group.addTask {
                 try await read(inbound, connection: connection, admission: admission, logger: logger)
-            } catch {
-                connection.finish()
-                group.cancelAll()
-                throw error
+                return .reader
             }
-            if connection.isClosing {
-                // The server closes: the writer sends the close once the queue is written.
-                while let writerDone = try await group.next(), !writerDone {}
+            // The socket is done when the writer is: it has written the server's close (or cut the
+            // connection), or the client's side ended and nothing more is to be written.
+            while let done = try await group.next() {
+                switch done {
+                case .writer: return
+                case .delivery: continue
+                case .reader: if !connection.isClosing { connection.finish() }
+                }
             }
-            connection.finish()
-            group.cancelAll()
         }
     }
 
