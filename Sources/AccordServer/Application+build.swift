@@ -152,6 +152,9 @@ public func buildApplication(
     let migrations = try Migration.load(from: configuration.schemaDirectory)
     let pool = PGPool(configuration: configuration.database, logger: logger)
     let schemaCheck = SchemaCheck(migrations: migrations, pool: pool)
+    // At start-up the database gets longer to answer than a probe does: a slow answer taken for an
+    // unreachable database would start a server on a schema it never checked.
+    let startupCheck = SchemaCheck(migrations: migrations, pool: pool, timeout: .seconds(30))
     var services: [any Service] = [pool]
     var identityCache: IdentityCache?
     var directoryIndex: DirectoryIndex?
@@ -209,7 +212,7 @@ public func buildApplication(
         logger: logger
     )
     application.beforeServerStarts {
-        switch await schemaCheck.check() {
+        switch await startupCheck.check() {
         case .current(let count):
             logger.info("database schema is current", metadata: ["migrations": "\(count)"])
             if let admin = configuration.bootstrapAdmin {

@@ -47,7 +47,9 @@ public struct TestDatabase: Sendable {
         )
         if migrated {
             let migrations = try Migration.load(from: schemaDirectory)
-            let owner = PGPool(configuration: try PGConfiguration(url: database.ownerURL, maxConnections: 1, connectTimeoutSeconds: 30))
+            // No statement timeout, as `accord migrate` runs.
+            let owner = PGPool(
+                configuration: try PGConfiguration(url: database.ownerURL, maxConnections: 1, connectTimeoutSeconds: 30, statementTimeout: nil))
             try await owner.withConnection { try await Migrator(migrations: migrations, logger: logger).migrate(on: $0) }
             await owner.close()
         }

@@ -11,15 +11,9 @@ import FoundationNetworking
 @Suite("Backup and restore")
 struct BackupTests {
     static func script(_ name: String, _ arguments: [String]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = TestDatabase.schemaDirectory.deletingLastPathComponent().appending(path: "Deploy/backup/\(name)")
-        process.arguments = arguments
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-        return (process.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        let script = TestDatabase.schemaDirectory.deletingLastPathComponent().appending(path: "Deploy/backup/\(name)")
+        let outcome = try await ChildProcess.run(script, arguments, timeout: .seconds(300))
+        return (outcome.status, outcome.stderr)
     }
 
     @Test func aDumpRestoresIntoAFreshDatabaseThatServes() async throws {

@@ -22,24 +22,24 @@ struct AccordProcess {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/accord")
     }
 
-    struct Outcome {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
-    }
+    typealias Outcome = ChildProcess.Outcome
 
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+    /// The environment it runs in: only the database URLs the test gives.
+    static func environment(_ environment: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         // Only what the test gives: no database URL from the surrounding environment.
         env["ACCORD_DATABASE_URL"] = nil
         env["ACCORD_MIGRATION_DATABASE_URL"] = nil
         env["ACCORD_SCHEMA_DIR"] = TestDatabase.schemaDirectory.path
         for (key, value) in environment { env[key] = value }
-        process.environment = env
+        return env
+    }
+
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = Self.environment(environment)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -49,19 +49,7 @@ struct AccordProcess {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) async throws -> Outcome {
-        let (process, out, err) = try start(arguments, environment: environment)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline {
-                process.terminate()
-                throw TestFailure("accord \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return Outcome(
-            status: process.terminationStatus,
-            stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        try await ChildProcess.run(executable, arguments, environment: Self.environment(environment), timeout: .seconds(timeout))
     }
 }
 
@@ -160,7 +148,7 @@ struct CLITests {
         let owner = try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL")
         let wrong = TestDatabase.patient(try PGConfiguration.url(owner, replacingDatabase: "accord") + " password='wrong'")
         for command in [["migrate"], ["serve", "--port", "0"]] {
-            let outcome = try await AccordProcess.run(command + ["--database-url", wrong], timeout: 20)
+            let outcome = try await AccordProcess.run(command + ["--database-url", wrong], timeout: 60)
             #expect(outcome.status != 0)
             let errors = outcome.stderrLines.filter { $0.hasPrefix("Error: ") }
             #expect(errors.count == 1)

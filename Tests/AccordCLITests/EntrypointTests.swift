@@ -12,10 +12,8 @@ import FoundationNetworking
 struct EntrypointTests {
     static var script: URL { TestDatabase.schemaDirectory.deletingLastPathComponent().appending(path: "Deploy/docker/entrypoint.sh") }
 
-    static func start(_ arguments: [String], environment: [String: String]) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = script
-        process.arguments = arguments
+    /// The environment the script runs in: no database URL but those the test gives.
+    static func environment(_ environment: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         for name in ["ACCORD_DATABASE_URL", "ACCORD_MIGRATION_DATABASE_URL", "ACCORD_DATABASE_URL_FILE", "ACCORD_MIGRATION_DATABASE_URL_FILE"] {
             env[name] = nil
@@ -23,7 +21,14 @@ struct EntrypointTests {
         env["ACCORD_BIN"] = AccordProcess.executable.path
         env["ACCORD_SCHEMA_DIR"] = TestDatabase.schemaDirectory.path
         for (key, value) in environment { env[key] = value }
-        process.environment = env
+        return env
+    }
+
+    static func start(_ arguments: [String], environment: [String: String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = script
+        process.arguments = arguments
+        process.environment = Self.environment(environment)
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -32,13 +37,8 @@ struct EntrypointTests {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
-        let (process, err) = try start(arguments, environment: environment)
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning {
-            if Date() > deadline { process.terminate() }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return (process.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        let outcome = try await ChildProcess.run(script, arguments, environment: Self.environment(environment), timeout: .seconds(60))
+        return (outcome.status, outcome.stderr)
     }
 
     static func secretFile(_ text: String) throws -> String {

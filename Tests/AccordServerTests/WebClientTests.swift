@@ -64,7 +64,7 @@ struct WebClientTests {
         var names: [String: String] = [:]
         for match in block.matches(of: /"([0-9]{3})": "([^"]+)"/) { names[String(match.1)] = String(match.2) }
         try await TestDatabase.with { database in
-            let pool = PGPool(configuration: try PGConfiguration(url: database.appURL, maxConnections: 1))
+            let pool = PGPool(configuration: try PGConfiguration(url: database.appURL, maxConnections: 1, connectTimeoutSeconds: 30))
             let lists = try await ReferenceData(pool: pool).lists()
             await pool.close()
             #expect(names == lists.regions)

@@ -53,6 +53,12 @@ public struct Harness: Sendable {
         return configuration
     }
 
+    /// The readiness check of a test server: patient (a loaded machine can keep the database from
+    /// answering within the 3 s a probe gets); the readiness tests make their own.
+    static func schemaCheck(_ pool: PGPool) throws -> SchemaCheck {
+        SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool, timeout: .seconds(30))
+    }
+
     /// How requests reach the router.
     public enum Transport: Sendable {
         /// Straight to the router, without a socket.
@@ -101,7 +107,7 @@ public struct Harness: Sendable {
                 allowedOrigins: ["https://accord.test", "ws://127.0.0.1"],
                 logger: logger)
             let router = buildRouter(
-                pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
+                pool: pool, schemaCheck: try Self.schemaCheck(pool),
                 identity: identity, identityCache: identityCache, directoryIndex: directoryIndex,
                 trustedProxies: try TrustedProxies(parsing: trustedProxies), rooms: Self.rooms, roomSockets: sockets,
                 metrics: ServerMetrics(sources: .init(pool: pool, listener: listener, directoryIndex: directoryIndex, roomHub: hub)),
@@ -252,7 +258,7 @@ public struct Harness: Sendable {
         let sockets = buildRoomSockets(
             pool: pool, hub: hub, identity: Self.identity, identityCache: cache, rooms: Self.rooms, allowedOrigins: [], logger: logger)
         let router = buildRouter(
-            pool: pool, schemaCheck: SchemaCheck(migrations: try Migration.load(from: TestDatabase.schemaDirectory), pool: pool),
+            pool: pool, schemaCheck: try Self.schemaCheck(pool),
             identity: Self.identity, identityCache: cache, roomSockets: sockets, logger: logger)
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let application = Application(

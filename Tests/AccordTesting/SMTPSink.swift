@@ -49,7 +49,10 @@ public final class SMTPSink: @unchecked Sendable {
         process.standardInput = input
         process.standardOutput = output
         try process.run()
-        let ready = try await Task.detached { output.fileHandleForReading.availableData }.value
+        // Read on a thread of its own: Python can take seconds to start on a loaded machine.
+        let ready = await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: output.fileHandleForReading.availableData) }.start()
+        }
         try #require(String(decoding: ready, as: UTF8.self).hasPrefix("ready"), "the SMTP sink did not start")
         return SMTPSink(port: port, process: process, input: input, file: file)
     }

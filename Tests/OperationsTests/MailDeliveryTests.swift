@@ -2,6 +2,7 @@ import AccordTesting
 import Delivery
 import Foundation
 import PGStore
+import PGStoreTesting
 import Testing
 
 @Suite("Mail from the outbox")
@@ -110,16 +111,13 @@ struct MailDeliveryTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let (cert, key) = (directory.appending(path: "cert.pem").path, directory.appending(path: "key.pem").path)
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost",
-        ]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0)
+        let openssl = try await ChildProcess.run(
+            URL(fileURLWithPath: "/usr/bin/openssl"),
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost",
+            ])
+        try #require(openssl.status == 0, "\(openssl.stderr)")
         try await Harness.run { h in
             let sink = try await SMTPSink.start(tls: (cert, key), auth: "accord:s3cret pass")
             defer { sink.stop() }

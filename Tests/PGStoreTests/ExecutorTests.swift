@@ -20,7 +20,8 @@ struct ExecutorTests {
     /// Two loops, whatever the machine's cores.
     func pool(maxConnections: Int, backend: PGPoller.Backend = .platformDefault) throws -> PGPool {
         var configuration = try PGConfiguration(
-            url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"), maxConnections: maxConnections, ioThreads: 2)
+            url: try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL"), maxConnections: maxConnections, connectTimeoutSeconds: 30,
+            ioThreads: 2)
         configuration.ioBackend = backend
         return PGPool(configuration: configuration)
     }

@@ -8,7 +8,7 @@ import Testing
 struct ListenerTests {
     @Test func receivesNotificationsAndSurvivesATerminatedConnection() async throws {
         let url = try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL")
-        let listener = PGListener(configuration: try PGConfiguration(url: url))
+        let listener = PGListener(configuration: try PGConfiguration(url: url, connectTimeoutSeconds: 30))
         let pool = try ownerPool(maxConnections: 2)
         defer {
             listener.shutdown()
@@ -44,7 +44,7 @@ struct ListenerTests {
 
     @Test func subscriptionEndsAndUnlistens() async throws {
         let url = try TestDatabase.environmentURL("ACCORD_MIGRATION_DATABASE_URL")
-        let listener = PGListener(configuration: try PGConfiguration(url: url))
+        let listener = PGListener(configuration: try PGConfiguration(url: url, connectTimeoutSeconds: 30))
         defer { listener.shutdown() }
         let stream = try await listener.notifications(channel: "accord_unlisten_test")
         let consumer = Task { for await _ in stream {} }

@@ -81,7 +81,11 @@ struct MigrationTests {
             let results = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<3 {
                     group.addTask {
-                        let pool = try database.pool(asOwner: true, maxConnections: 1)
+                        // No statement timeout, as `accord migrate` runs: the others wait on the
+                        // lock for as long as the first migrates.
+                        let pool = PGPool(
+                            configuration: try PGConfiguration(
+                                url: database.ownerURL, maxConnections: 1, connectTimeoutSeconds: 30, statementTimeout: nil))
                         defer { Task { await pool.close() } }
                         return try await pool.withConnection { try await Migrator(migrations: migrations).migrate(on: $0).count }
                     }

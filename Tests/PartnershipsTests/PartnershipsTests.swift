@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import PGStore
+import PGStoreTesting
 import Testing
 
 @testable import Partnerships
@@ -298,20 +299,12 @@ struct EWPExportTests {
         .standardizedFileURL
 
     /// Runs the validator on `xml`; its output, and whether it passed.
-    static func validate(_ xml: String) throws -> (passed: Bool, output: String) {
+    static func validate(_ xml: String) async throws -> (passed: Bool, output: String) {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("iia-\(UUID().uuidString.lowercased()).xml")
         try xml.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [validator.path, file.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus == 0, output)
+        let outcome = try await ChildProcess.run(URL(fileURLWithPath: "/bin/bash"), [validator.path, file.path], timeout: .seconds(300))
+        return (outcome.status == 0, outcome.stdout + outcome.stderr)
     }
 
     static func export(_ h: Harness, _ id: UUID, token: String) async throws -> (HTTPResponse.Status, String?, String) {
@@ -351,7 +344,7 @@ struct EWPExportTests {
             #expect(draftXML.contains("<in-effect>false</in-effect>"))
             #expect(draftXML.contains("<hei-id>ulb.be</hei-id>") && draftXML.contains("<hei-id>uva.nl</hei-id>"))
             #expect(!draftXML.contains("doubleDegree") && !draftXML.contains("studentsExchanged"))  // mobility only
-            let checked = try Self.validate(draftXML)
+            let checked = try await Self.validate(draftXML)
             #expect(checked.passed, "\(checked.output)\n\(draftXML)")
 
             // Approved by both: in effect, and the other party's export lists it first.
@@ -363,7 +356,7 @@ struct EWPExportTests {
             let uva = try #require(activeXML.range(of: "<hei-id>uva.nl</hei-id>"))
             let ulb = try #require(activeXML.range(of: "<hei-id>ulb.be</hei-id>"))
             #expect(uva.lowerBound < ulb.lowerBound)
-            let again = try Self.validate(activeXML)
+            let again = try await Self.validate(activeXML)
             #expect(again.passed, "\(again.output)\n\(activeXML)")
             // The same conditions give the same iia-hash from either side.
             func iiaHash(_ xml: String) -> Substring? {
@@ -398,7 +391,7 @@ struct EWPExportTests {
             let drafted = try await h.request(.put, "/v1/partnerships/\(id)/agreement", token: f.bram, json: terms)
             try #require(drafted.status == .created, "\(drafted.body)")
             let (_, _, xml) = try await Self.export(h, id, token: f.bram)
-            let checked = try Self.validate(xml)
+            let checked = try await Self.validate(xml)
             #expect(checked.passed, "\(checked.output)\n\(xml)")
         }
     }
