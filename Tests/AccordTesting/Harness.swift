@@ -117,7 +117,14 @@ public struct Harness: Sendable {
                     send: client.send, database: database, pool: pool, identityCache: identityCache, directoryIndex: directoryIndex,
                     port: (client as? SocketClient)?.port, roomHub: hub, listener: listener, listenerProxy: proxy)
                 try await harness.waitUntilDirectoryIndexIsCurrent()
-                try await body(harness)
+                do {
+                    try await body(harness)
+                } catch let error as PGError {
+                    // A test's own failure names the error's kind only (PGError hides its message
+                    // from descriptions): say which connection and why.
+                    Issue.record("\(String(reflecting: error))")
+                    throw error
+                }
             }
             switch transport {
             case .router: try await Application(router: router, logger: logger).test(.router) { try await test(RouterClient(client: $0)) }
