@@ -80,32 +80,30 @@ final class RoomConnection: Sendable {
     /// limit; past the hard limit the client cannot keep up and is closed with 1008 and the last
     /// sequence it was sent, from which it can resume.
     func enqueue(_ frame: ByteBuffer, seq: Int64? = nil, droppable: Bool = false) {
-        let accepted = state.withLock { state -> Bool in
-            guard state.closing == nil else { return false }
+        let (accepted, closed) = state.withLock { state -> (Bool, Bool) in
+            guard state.closing == nil else { return (false, false) }
             let size = frame.readableBytes
             if droppable, state.queuedBytes + size > limits.softQueueBytes {
                 state.droppedEphemeral += 1
                 counters.ephemeralDropped.add(1, ordering: .relaxed)
-                return false
+                return (false, false)
             }
             if state.queuedBytes + size > limits.hardQueueBytes {
                 counters.slowConsumerCloses.add(1, ordering: .relaxed)
-                // The reason's lastSeq is read when the close is written: a frame being written
-                // now may still complete.
-                state.closing = .policyViolation("slow consumer")
+                state.closing = .slowConsumer
                 state.closingSince = .now
                 state.queue.removeAll()
                 state.queuedBytes = 0
-                return true
+                return (true, true)
             }
             state.queue.append((frame, seq))
             state.queuedBytes += size
             if let seq { state.lastQueued = max(state.lastQueued, seq) }
-            return true
+            return (true, false)
         }
         guard accepted else { return }
         wake.yield()
-        if isClosing { closeDecided.yield() }
+        if closed { closeDecided.yield() }
     }
 
     /// Closes the socket once what is queued is written (a close for access or pressure drops the
@@ -229,7 +227,7 @@ final class RoomConnection: Sendable {
     private var closeCode: WebSocketErrorCode {
         switch state.withLock({ $0.closing }) {
         case .goingAway: .goingAway
-        case .policyViolation: .policyViolation
+        case .policyViolation, .slowConsumer: .policyViolation
         case .tryAgainLater: WebSocketErrorCode(codeNumber: 1013)
         case nil: .normalClosure
         }
@@ -238,7 +236,8 @@ final class RoomConnection: Sendable {
     private var closeReason: String? {
         switch state.withLock({ $0.closing }) {
         case .goingAway: "server shutting down; resume elsewhere"
-        case .policyViolation("slow consumer"): "slow consumer; lastSeq=\(state.withLock { $0.lastWritten })"
+        // Read when the close is written: a frame that was being written may have completed.
+        case .slowConsumer: "slow consumer; lastSeq=\(state.withLock { $0.lastWritten })"
         case .policyViolation(let reason), .tryAgainLater(let reason): String(reason.prefix(120))
         case nil: nil
         }

@@ -102,9 +102,11 @@ enum RoomFrames {
 enum RoomCloseCode {
     /// The server is stopping (1001, going away): resume on another instance.
     case goingAway
-    /// Access ended (session revoked, member removed, institution suspended), or the client could
-    /// not keep up with what was sent (1008, policy violation).
+    /// Access ended (session revoked, member removed, institution suspended) (1008, policy
+    /// violation).
     case policyViolation(String)
+    /// The client could not keep up with what was sent (1008, with the last sequence written).
+    case slowConsumer
     /// Try again later (1013).
     case tryAgainLater(String)
 }
